@@ -1,0 +1,69 @@
+"""The `rsr` command-line interface: a click group whose subcommands live one per
+module in this package. Commands parse options, call the rsr library and echo;
+library errors (RsrError) become clean messages here, in one place."""
+
+import contextlib
+import importlib
+import logging
+import pkgutil
+import sys
+
+import click
+
+from rsr import __version__
+from rsr.errors import RsrError
+
+
+class RsrGroup(click.Group):
+    "Shows RsrError as a one-line message instead of a traceback."
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RsrError as ex:
+            raise click.ClickException(str(ex)) from ex
+
+
+@click.group(cls=RsrGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="rsr")
+@click.option("-v", "--verbose", count=True, help="Log more detail to stderr (-vv for debug)")
+def cli(verbose):
+    """rsr: rejection sampling and best-of-N data generation, with every prompt,
+    rollout and score in one SQLite ledger.
+
+    \b
+        rsr load run.db prompts.jsonl
+        rsr sample run.db --target sft
+        rsr export run.db --format sft -o train.jsonl
+    """
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+db_argument = click.argument("db_path", metavar="RUN.db", type=click.Path(dir_okay=False))
+existing_db_argument = click.argument(
+    "db_path", metavar="RUN.db", type=click.Path(dir_okay=False, exists=True)
+)
+silent_option = click.option("--silent", is_flag=True, help="Show no progress, only errors")
+
+
+@contextlib.contextmanager
+def progress(iterable=None, length=None, label="", silent=False):
+    "A progress bar on stderr (stdout is for data), hidden with --silent."
+    with click.progressbar(
+        iterable, length=length, label=label, file=sys.stderr, hidden=silent
+    ) as bar:
+        yield bar
+
+
+def echo_err(message):
+    "A line for the user on stderr."
+    click.echo(message, err=True)
+
+
+def _load_commands():
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_load_commands()

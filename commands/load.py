@@ -1,0 +1,46 @@
+import click
+
+from rsr import open_db
+from rsr.loading import load_prompts
+
+from . import cli, db_argument, echo_err
+
+
+@cli.command()
+@db_argument
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--transform", metavar="PATH.py:FUNC", help="Map each raw record to {id, messages, metadata}, or None to skip it")
+@click.option(
+    "--on-duplicate",
+    type=click.Choice(["skip", "replace", "error"]),
+    default="skip",
+    show_default=True,
+    help="What to do with a prompt id that is already loaded",
+)
+@click.option("--skip-invalid", is_flag=True, help="Skip bad records and count them instead of failing")
+def load(db_path, files, transform, on_duplicate, skip_invalid):
+    """Load prompts from JSONL, JSON or Parquet files into a ledger
+
+    Records may be chat-shaped ({"id", "messages", "metadata"}) or flat
+    ({"question" or "prompt" or "problem", "answer", ...}). Loading the same
+    file twice adds nothing. A bad record fails the whole load and leaves the
+    ledger unchanged.
+
+    \b
+        rsr load run.db gsm8k.jsonl
+        rsr load run.db data.jsonl.gz --transform my.py:to_prompt --skip-invalid
+    """
+    db = open_db(db_path)
+    config = {"files": list(files), "transform": transform, "on_duplicate": on_duplicate,
+              "skip_invalid": skip_invalid}
+    result = load_prompts(db, files, transform, on_duplicate, skip_invalid, config)
+    for error in result.errors:
+        echo_err(f"skipped: {error}")
+    parts = [f"Loaded {result.added:,} new prompts", f"{result.unchanged:,} already present"]
+    if result.replaced:
+        parts.append(f"{result.replaced:,} replaced")
+    if result.skipped_by_transform:
+        parts.append(f"{result.skipped_by_transform:,} skipped by the transform")
+    if result.invalid:
+        parts.append(f"{result.invalid:,} invalid skipped")
+    echo_err(", ".join(parts))

@@ -1,0 +1,4 @@
+from rsr.commands import cli
+
+if __name__ == "__main__":
+    cli(prog_name="rsr")

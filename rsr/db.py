@@ -1,0 +1,127 @@
+"""Opening the ledger: the one way in to an rsr database.
+
+`open_db()` creates a database from schema.sql, or brings an older one up to the
+same shape (schema.sql is idempotent: every statement is `if not exists`; the
+migrations below change what already exists and backfill data). It also sets the
+connection up for safe concurrent use: WAL journal, foreign keys, a busy timeout.
+"""
+
+import sqlite3
+from importlib import resources
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from .errors import LedgerError
+
+SCHEMA_SQL = resources.files("rsr").joinpath("schema.sql").read_text()
+
+migrations = Migrations("rsr")
+
+# How long a writer waits for another writer's transaction before giving up.
+BUSY_TIMEOUT_MS = 60_000
+
+
+@migrations()
+def m001_backfill_progress_counters(db):
+    # Ledgers from before the counter tables had rollouts and scores but no
+    # progress/verdicts rows: schema.sql has just created the (empty) counters
+    # and their triggers, so fill them once from the from-scratch views.
+    if db.execute("select count(*) from progress").fetchone()[0]:
+        return
+    db.execute(
+        """
+        insert into progress (prompt_id, rollouts, valid, truncated, errored,
+                              completion_tokens, steps, requested)
+        select prompt_id, rollouts, valid, truncated, errored, completion_tokens, steps,
+               requested
+        from prompt_progress_slow where rollouts > 0 or steps > 0
+        """
+    )
+    db.execute(
+        """
+        insert into verdicts (prompt_id, verifier, passed, failed, unparsed)
+        select prompt_id, verifier, passed, failed, unparsed
+        from verifier_progress_slow
+        """
+    )
+
+
+def _connect(path, readonly):
+    if readonly:
+        uri = Path(path).absolute().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+    conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def open_db(path, readonly=False) -> Database:
+    """Open an rsr ledger, creating it from schema.sql or upgrading it.
+
+    With readonly=True the file must exist and is never written (for stats,
+    export and browsing while a sampler writes).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise LedgerError(f"{path} is a directory, not a database file")
+    if readonly and not path.exists():
+        raise LedgerError(f"No such database: {path}")
+    try:
+        conn = _connect(path, readonly)
+        db = Database(conn)
+        conn.execute("pragma foreign_keys = on")
+        if readonly:
+            if "prompts" not in db.table_names():
+                raise LedgerError(f"{path} is not an rsr database (no prompts table)")
+            return db
+        if conn.execute("pragma journal_mode").fetchone()[0] != "wal":
+            conn.execute("pragma journal_mode = wal")
+        # FULL: a committed rollout survives power loss, not only a killed process.
+        conn.execute("pragma synchronous = full")
+        tables = set(db.table_names())
+        if tables and "prompts" not in tables:
+            raise LedgerError(
+                f"{path} is a SQLite database but not an rsr ledger (no prompts table)"
+            )
+        with db.atomic():
+            _run_script(db, SCHEMA_SQL)
+        migrations.apply(db)
+    except sqlite3.DatabaseError as ex:
+        message = str(ex)
+        if "file is not a database" in message:
+            raise LedgerError(f"{path} is not a SQLite database") from ex
+        if "readonly" in message or "read-only" in message:
+            raise LedgerError(
+                f"{path} is read-only; rsr needs to write to it for this command"
+            ) from ex
+        if "unable to open" in message:
+            raise LedgerError(f"Cannot open {path}: {message}") from ex
+        if "disk is full" in message or "disk I/O" in message:
+            raise LedgerError(f"Cannot write to {path}: {message}") from ex
+        raise
+    return db
+
+
+def _run_script(db, script):
+    # executescript() would COMMIT the surrounding transaction; run the
+    # statements one by one inside it instead.
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            if statement.strip():
+                db.execute(statement)
+            statement = ""
+
+
+def schema_version(db) -> str:
+    "The name of the newest migration applied to this ledger."
+    if "_sqlite_migrations" not in db.table_names():
+        return "none"
+    row = db.execute(
+        "select name from _sqlite_migrations order by applied_at desc, name desc limit 1"
+    ).fetchone()
+    return row[0] if row else "none"

@@ -1,0 +1,81 @@
+"""Samplers: given a prompt's messages, n and sampling params, return completions.
+
+A sampler is a small class registered through the `register_samplers` hook. It
+implements either
+
+- `async complete(request) -> list[Completion]` (API samplers: many requests in
+  flight), or
+- `complete_batch(requests) -> list[list[Completion]]` with `batch = True`
+  (in-process engines that batch internally, such as vLLM),
+
+and may return fewer completions than asked (a server that ignores `n`); the
+sampling loop asks again for the rest. Retries, concurrency, early stop, writes
+and progress live once, in rsr/sampling.py.
+"""
+
+from dataclasses import dataclass, field
+
+from ..reasoning import split_reasoning
+
+
+@dataclass
+class SampleRequest:
+    "Ask for n completions of one prompt."
+
+    prompt_id: str
+    messages: list
+    n: int
+    seed: int | None = None
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Completion:
+    "One completion as the engine returned it."
+
+    response: str | None
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: int | None = None
+    seed: int | None = None
+    error: str | None = None
+
+    @property
+    def truncated(self):
+        "True when the engine stopped at the token limit."
+        return self.finish_reason == "length"
+
+
+def make_completion(text, reasoning=None, **fields):
+    "A Completion with any <think> block in text moved to reasoning."
+    thought, final = split_reasoning(text)
+    if thought is not None:
+        reasoning = "\n\n".join(part for part in (reasoning, thought) if part)
+    return Completion(response=final, reasoning=reasoning or None, **fields)
+
+
+class Sampler:
+    "Base class for samplers; see the module docstring."
+
+    name = ""
+    description = ""
+    batch = False
+
+    def __init__(self, model=None, **options):
+        self.model = model
+        self.options = options
+
+    async def complete(self, request: SampleRequest) -> list:
+        raise NotImplementedError
+
+    def complete_batch(self, requests) -> list:
+        raise NotImplementedError
+
+    def close(self):
+        "Release connections, engines and memory."
+
+    def describe(self) -> dict:
+        "Settings worth recording in each rollout's provenance (no secrets)."
+        return {"sampler": self.name, "model": self.model}

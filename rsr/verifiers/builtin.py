@@ -1,0 +1,29 @@
+"""The built-in verifiers, registered as a plugin."""
+
+import re
+
+from ..hookspecs import hookimpl
+from . import Verdict, Verifier
+
+
+def _normalize(text):
+    return re.sub(r"\s+", " ", str(text)).strip().rstrip(".").lower()
+
+
+class ExactMatch(Verifier):
+    "Passes when the final answer, whitespace and case folded, equals metadata.answer."
+
+    name = "exact"
+    description = "Final answer equals the gold answer after whitespace/case folding"
+
+    def check(self, answer, metadata, *, prompt=None):
+        gold = metadata.get("answer")
+        if gold is None:
+            return Verdict(None, None, answer, {"reason": "no gold answer"}, "no gold answer")
+        passed = _normalize(answer) == _normalize(gold)
+        return Verdict(passed, float(passed), answer, {"gold": str(gold)})
+
+
+@hookimpl
+def register_verifiers(register):
+    register(ExactMatch())

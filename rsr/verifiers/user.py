@@ -1,0 +1,33 @@
+"""A user's own verifier: `path.py:function` returning a Verdict, a bool, a number
+or a dict with passed/score/extracted/details."""
+
+from ..errors import ConfigError
+from ..loading import load_transform
+from . import Verdict, Verifier
+
+
+class UserFunctionVerifier(Verifier):
+    inline = False
+
+    def __init__(self, spec):
+        self.name = spec
+        self.description = f"User function {spec}"
+        try:
+            self.func = load_transform(spec)
+        except ConfigError as ex:
+            raise ConfigError(str(ex).replace("--transform", "--verifier")) from ex
+
+    def check(self, answer, metadata, *, prompt=None):
+        result = self.func(answer, metadata)
+        if isinstance(result, Verdict):
+            return result
+        if isinstance(result, bool):
+            return Verdict(result, float(result), answer)
+        if isinstance(result, (int, float)):
+            return Verdict(result > 0, float(result), answer)
+        if isinstance(result, dict):
+            return Verdict(
+                result.get("passed"), result.get("score"), result.get("extracted", answer),
+                result.get("details") or {}, result.get("error"),
+            )
+        raise ConfigError(f"Verifier {self.name} returned {type(result).__name__}; expected a bool, number, dict or Verdict")

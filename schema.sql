@@ -1,0 +1,294 @@
+-- rsr ledger: one SQLite database per experiment.
+--
+-- Everything rsr knows about a run lives here: the prompts, every completion
+-- (rollout) the model returned, every score a verifier gave, every sampling step
+-- and every command that touched the ledger. Resume, early stop, statistics and
+-- export are queries over these tables. Read this file top to bottom to learn the
+-- data model; `datasette RUN.db` shows the same tables and views.
+--
+-- Conventions: timestamps are ISO-8601 UTC text; JSON columns hold JSON text;
+-- booleans are 0/1 integers; token counts come from the engine, never estimated.
+-- New databases are built from this file; older ones are upgraded by the
+-- migrations in rsr/db.py so that both end up with the same shape.
+
+-- The inputs: one row per prompt, after the loader's (or the user's) transform.
+-- `messages` is the chat turns sent to the model; `metadata` holds everything
+-- else, with `metadata.answer` as the gold answer where there is one.
+create table if not exists prompts (
+    id text primary key,
+    messages text not null check (json_valid(messages)),
+    metadata text not null default '{}' check (json_valid(metadata)),
+    -- where the prompt came from: "file.jsonl:12"
+    source text,
+    created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+-- Provenance: one row per rsr invocation that wrote to the ledger, with its full
+-- configuration (secrets redacted), so a run can be reproduced and resumed.
+create table if not exists runs (
+    id integer primary key,
+    command text not null,
+    config text not null default '{}' check (json_valid(config)),
+    rsr_version text,
+    hostname text,
+    pid integer,
+    status text not null default 'running'
+        check (status in ('running', 'finished', 'interrupted', 'failed')),
+    -- one line on how it ended: counts, or the error
+    summary text,
+    started_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    finished_at text
+);
+
+-- One row per completion, written the moment it arrives. (prompt_id,
+-- sample_index) is unique, so a retried write can never duplicate a rollout.
+-- `response` is the final answer only; `reasoning` is the chain of thought (from
+-- <think> blocks or the API's reasoning_content), kept apart so verifiers never
+-- grade it. `truncated` comes from the engine's finish_reason ("length").
+-- A request that failed for good is a row with `error` set and no response: it
+-- counts against the prompt's budget but never toward its target.
+create table if not exists rollouts (
+    id integer primary key,
+    prompt_id text not null references prompts(id),
+    sample_index integer not null check (sample_index >= 0),
+    step integer not null default 1 check (step >= 1),
+    run_id integer references runs(id),
+    model text,
+    sampler text,
+    params text check (params is null or json_valid(params)),
+    seed integer,
+    response text,
+    reasoning text,
+    finish_reason text,
+    truncated integer not null default 0 check (truncated in (0, 1)),
+    prompt_tokens integer,
+    completion_tokens integer,
+    latency_ms integer,
+    error text,
+    created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    unique (prompt_id, sample_index)
+);
+create index if not exists rollouts_run_id on rollouts(run_id);
+
+-- One row per (rollout, verifier). Several verifiers can score the same rollout;
+-- re-scoring with a new verifier needs no new sampling. `passed` is NULL when the
+-- verifier could not decide (an unparsable judge verdict, a timeout): such a
+-- score is neither a pass nor a fail. `extracted` is the answer the verifier
+-- read, and `details` says why it passed or failed.
+create table if not exists scores (
+    rollout_id integer not null references rollouts(id),
+    verifier text not null,
+    score real,
+    passed integer check (passed in (0, 1)),
+    extracted text,
+    details text check (details is null or json_valid(details)),
+    error text,
+    created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    primary key (rollout_id, verifier)
+);
+create index if not exists scores_verifier on scores(verifier, passed);
+
+-- One row per sampling step of a prompt: when it was sampled and how many came
+-- back. A step cut short by a crash is completed by the next run under the same
+-- step number, so `max_steps` is counted from this table.
+create table if not exists steps (
+    prompt_id text not null references prompts(id),
+    step integer not null check (step >= 1),
+    run_id integer references runs(id),
+    requested integer not null default 0,
+    received integer not null default 0,
+    started_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    finished_at text,
+    primary key (prompt_id, step)
+);
+
+-- Per-prompt counters kept by the triggers below in the same transaction as the
+-- rollouts, scores and steps they count, so the early-stop question ("which
+-- prompts still need samples?") is an indexed lookup even at millions of
+-- rollouts. The views prompt_progress_slow and verifier_progress_slow compute the
+-- same numbers from scratch; a test holds the two equal.
+create table if not exists progress (
+    prompt_id text primary key references prompts(id),
+    -- every rollout row, whatever its fate: the budget
+    rollouts integer not null default 0,
+    -- rollouts with a response that was neither truncated nor errored
+    valid integer not null default 0,
+    truncated integer not null default 0,
+    errored integer not null default 0,
+    completion_tokens integer not null default 0,
+    steps integer not null default 0,
+    -- rollouts asked for by all steps; rollouts < requested means a step was
+    -- cut short (a crash) and the next run completes it
+    requested integer not null default 0
+) without rowid;
+
+-- Per-(prompt, verifier) verdict counts over valid rollouts only: truncated and
+-- errored rollouts never count toward a target.
+create table if not exists verdicts (
+    prompt_id text not null references prompts(id),
+    verifier text not null,
+    passed integer not null default 0,
+    failed integer not null default 0,
+    -- scored but undecided (passed is NULL)
+    unparsed integer not null default 0,
+    primary key (prompt_id, verifier)
+) without rowid;
+
+create trigger if not exists rollouts_count_insert after insert on rollouts
+begin
+    insert into progress (prompt_id) values (new.prompt_id)
+        on conflict (prompt_id) do nothing;
+    update progress set
+        rollouts = rollouts + 1,
+        valid = valid + (new.error is null and new.truncated = 0 and new.response is not null),
+        truncated = truncated + (new.truncated = 1),
+        errored = errored + (new.error is not null),
+        completion_tokens = completion_tokens + coalesce(new.completion_tokens, 0)
+    where prompt_id = new.prompt_id;
+end;
+
+create trigger if not exists rollouts_count_delete after delete on rollouts
+begin
+    update progress set
+        rollouts = rollouts - 1,
+        valid = valid - (old.error is null and old.truncated = 0 and old.response is not null),
+        truncated = truncated - (old.truncated = 1),
+        errored = errored - (old.error is not null),
+        completion_tokens = completion_tokens - coalesce(old.completion_tokens, 0)
+    where prompt_id = old.prompt_id;
+end;
+
+create trigger if not exists scores_count_insert after insert on scores
+when (select error is null and truncated = 0 and response is not null
+      from rollouts where id = new.rollout_id)
+begin
+    insert into verdicts (prompt_id, verifier)
+        values ((select prompt_id from rollouts where id = new.rollout_id), new.verifier)
+        on conflict (prompt_id, verifier) do nothing;
+    update verdicts set
+        passed = passed + (new.passed is 1),
+        failed = failed + (new.passed is 0),
+        unparsed = unparsed + (new.passed is null)
+    where prompt_id = (select prompt_id from rollouts where id = new.rollout_id)
+      and verifier = new.verifier;
+end;
+
+create trigger if not exists scores_count_delete after delete on scores
+when (select error is null and truncated = 0 and response is not null
+      from rollouts where id = old.rollout_id)
+begin
+    update verdicts set
+        passed = passed - (old.passed is 1),
+        failed = failed - (old.passed is 0),
+        unparsed = unparsed - (old.passed is null)
+    where prompt_id = (select prompt_id from rollouts where id = old.rollout_id)
+      and verifier = old.verifier;
+end;
+
+create trigger if not exists scores_count_update after update of passed on scores
+when (select error is null and truncated = 0 and response is not null
+      from rollouts where id = new.rollout_id)
+begin
+    update verdicts set
+        passed = passed - (old.passed is 1) + (new.passed is 1),
+        failed = failed - (old.passed is 0) + (new.passed is 0),
+        unparsed = unparsed - (old.passed is null) + (new.passed is null)
+    where prompt_id = (select prompt_id from rollouts where id = new.rollout_id)
+      and verifier = new.verifier;
+end;
+
+create trigger if not exists steps_count_insert after insert on steps
+begin
+    insert into progress (prompt_id) values (new.prompt_id)
+        on conflict (prompt_id) do nothing;
+    update progress set steps = steps + 1, requested = requested + new.requested
+    where prompt_id = new.prompt_id;
+end;
+
+create trigger if not exists steps_count_update after update of requested on steps
+begin
+    update progress set requested = requested - old.requested + new.requested
+    where prompt_id = new.prompt_id;
+end;
+
+create trigger if not exists steps_count_delete after delete on steps
+begin
+    update progress set steps = steps - 1, requested = requested - old.requested
+    where prompt_id = old.prompt_id;
+end;
+
+-- Per-prompt progress, for people: one row per prompt with its counters (zeros
+-- for a prompt never sampled). Early stop reads the same counters.
+create view if not exists prompt_progress as
+select
+    prompts.id as prompt_id,
+    coalesce(progress.rollouts, 0) as rollouts,
+    coalesce(progress.valid, 0) as valid,
+    coalesce(progress.truncated, 0) as truncated,
+    coalesce(progress.errored, 0) as errored,
+    coalesce(progress.steps, 0) as steps,
+    coalesce(progress.requested, 0) as requested,
+    coalesce(progress.completion_tokens, 0) as completion_tokens
+from prompts
+left join progress on progress.prompt_id = prompts.id;
+
+-- The definition the progress counters must agree with, computed from scratch.
+create view if not exists prompt_progress_slow as
+select
+    prompts.id as prompt_id,
+    count(rollouts.id) as rollouts,
+    coalesce(sum(rollouts.error is null and rollouts.truncated = 0
+                 and rollouts.response is not null), 0) as valid,
+    coalesce(sum(rollouts.truncated = 1), 0) as truncated,
+    coalesce(sum(rollouts.error is not null), 0) as errored,
+    (select count(*) from steps where steps.prompt_id = prompts.id) as steps,
+    (select coalesce(sum(requested), 0) from steps where steps.prompt_id = prompts.id) as requested,
+    coalesce(sum(rollouts.completion_tokens), 0) as completion_tokens
+from prompts
+left join rollouts on rollouts.prompt_id = prompts.id
+group by prompts.id;
+
+-- The definition the verdict counters must agree with, computed from scratch.
+create view if not exists verifier_progress_slow as
+select
+    rollouts.prompt_id as prompt_id,
+    scores.verifier as verifier,
+    sum(scores.passed is 1) as passed,
+    sum(scores.passed is 0) as failed,
+    sum(scores.passed is null) as unparsed
+from scores
+join rollouts on rollouts.id = scores.rollout_id
+where rollouts.error is null and rollouts.truncated = 0 and rollouts.response is not null
+group by rollouts.prompt_id, scores.verifier;
+
+-- Pass rate per prompt and verifier: the numbers behind curricula (easy / hard).
+create view if not exists prompt_pass_rates as
+select
+    verdicts.prompt_id,
+    verdicts.verifier,
+    verdicts.passed,
+    verdicts.failed,
+    verdicts.unparsed,
+    case when verdicts.passed + verdicts.failed > 0
+        then round(1.0 * verdicts.passed / (verdicts.passed + verdicts.failed), 4)
+    end as pass_rate
+from verdicts;
+
+-- Rollouts beside their prompt and every score, for reading in Datasette.
+create view if not exists rollouts_scored as
+select
+    rollouts.id as rollout_id,
+    rollouts.prompt_id,
+    rollouts.sample_index,
+    rollouts.step,
+    rollouts.response,
+    rollouts.finish_reason,
+    rollouts.truncated,
+    rollouts.error,
+    rollouts.completion_tokens,
+    scores.verifier,
+    scores.score,
+    scores.passed,
+    scores.extracted
+from rollouts
+left join scores on scores.rollout_id = rollouts.id;

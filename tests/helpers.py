@@ -1,0 +1,56 @@
+"""Helpers shared by the tests: data files and small ledgers built by hand."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+REPO_DATA = ROOT / "data"
+
+
+def data_file(name):
+    "A dataset file: the repository's own copy if it ships one, else ../shared/data."
+    for folder in (REPO_DATA, SHARED_DATA):
+        if (folder / name).exists():
+            return folder / name
+    pytest.skip(f"dataset {name} not available")
+
+
+def write_jsonl(path, records):
+    "Write records as JSONL and return the path."
+    path = Path(path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def add_rollout(db, prompt_id, sample_index, response="x", *, step=1, truncated=0,
+                error=None, completion_tokens=10, finish_reason="stop", reasoning=None):
+    "Insert one rollout row directly; returns its id."
+    return db.execute(
+        """insert into rollouts (prompt_id, sample_index, step, response, reasoning,
+               finish_reason, truncated, completion_tokens, error, model, sampler)
+           values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'test-model', 'test')""",
+        [prompt_id, sample_index, step, response, reasoning, finish_reason, truncated,
+         completion_tokens, error],
+    ).lastrowid
+
+
+def add_score(db, rollout_id, verifier, passed, score=None, extracted=None):
+    "Insert one score row directly."
+    if score is None and passed is not None:
+        score = float(passed)
+    db.execute(
+        "insert into scores (rollout_id, verifier, score, passed, extracted) values (?, ?, ?, ?, ?)",
+        [rollout_id, verifier, score, passed, extracted],
+    )
+
+
+def add_prompt(db, prompt_id, content="What is 2+2?", answer="4", **metadata):
+    "Insert one prompt row directly."
+    db.execute(
+        "insert into prompts (id, messages, metadata) values (?, ?, ?)",
+        [prompt_id, json.dumps([{"role": "user", "content": content}]),
+         json.dumps({"answer": answer, **metadata})],
+    )

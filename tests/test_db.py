@@ -1,0 +1,200 @@
+import json
+import random
+import sqlite3
+
+import pytest
+from helpers import add_prompt, add_rollout, add_score
+
+from rsr import open_db
+from rsr.db import SCHEMA_SQL, schema_version
+from rsr.errors import LedgerError
+
+
+def shape(db):
+    "Everything about a database's structure, for comparing two ledgers."
+    objects = db.execute(
+        "select type, name, tbl_name from sqlite_master where name not like 'sqlite_%' order by type, name"
+    ).fetchall()
+    columns = {
+        table: [tuple(c) for c in db.execute(f"pragma table_info([{table}])").fetchall()]
+        for table in db.table_names() + db.view_names()
+    }
+    indexes = {
+        table: sorted(tuple(i)[1:3] for i in db.execute(f"pragma index_list([{table}])").fetchall())
+        for table in db.table_names()
+    }
+    return objects, columns, indexes
+
+
+def test_open_db_creates_schema(db_path):
+    db = open_db(db_path)
+    assert {"prompts", "rollouts", "scores", "steps", "runs", "progress", "verdicts"} <= set(
+        db.table_names()
+    )
+    assert {"prompt_progress", "prompt_progress_slow", "verifier_progress_slow"} <= set(
+        db.view_names()
+    )
+    assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert db.execute("pragma foreign_keys").fetchone()[0] == 1
+    assert schema_version(db) == "m001_backfill_progress_counters"
+
+
+def test_open_db_twice_changes_nothing(db_path):
+    first = shape(open_db(db_path))
+    assert shape(open_db(db_path)) == first
+
+
+def test_upgraded_old_ledger_equals_fresh_one(tmp_path, copy_fixture):
+    # ledger_v0.db is a ledger from before the progress counters (made by
+    # tests/fixtures/make_ledger_v0.py); it holds prompts, rollouts and scores.
+    old = open_db(copy_fixture("ledger_v0.db"))
+    fresh = open_db(tmp_path / "fresh.db")
+    assert shape(old) == shape(fresh)
+    # The counters were backfilled and agree with the from-scratch views.
+    assert_counters_match(old)
+    assert old.execute("select count(*) from progress").fetchone()[0] == 3
+    assert old.execute("select sum(passed) from verdicts").fetchone()[0] == 2
+
+
+def counters(db):
+    progress = db.execute(
+        "select prompt_id, rollouts, valid, truncated, errored, steps, requested, completion_tokens"
+        " from prompt_progress order by prompt_id"
+    ).fetchall()
+    verdicts = db.execute(
+        "select prompt_id, verifier, passed, failed, unparsed from verdicts"
+        " where passed + failed + unparsed > 0 order by prompt_id, verifier"
+    ).fetchall()
+    return progress, verdicts
+
+
+def assert_counters_match(db):
+    progress, verdicts = counters(db)
+    slow_progress = db.execute(
+        "select prompt_id, rollouts, valid, truncated, errored, steps, requested, completion_tokens"
+        " from prompt_progress_slow order by prompt_id"
+    ).fetchall()
+    slow_verdicts = db.execute(
+        "select prompt_id, verifier, passed, failed, unparsed from verifier_progress_slow"
+        " order by prompt_id, verifier"
+    ).fetchall()
+    assert progress == slow_progress
+    assert verdicts == slow_verdicts
+
+
+def test_counters_agree_with_views_under_random_writes(db_path):
+    rng = random.Random(7)
+    db = open_db(db_path)
+    for i in range(20):
+        add_prompt(db, f"p{i}")
+    rollout_ids = []
+    for _ in range(400):
+        action = rng.random()
+        if action < 0.6 or not rollout_ids:
+            prompt = f"p{rng.randrange(20)}"
+            index = db.execute(
+                "select coalesce(max(sample_index) + 1, 0) from rollouts where prompt_id = ?",
+                [prompt],
+            ).fetchone()[0]
+            kind = rng.choice(["ok", "ok", "ok", "truncated", "error"])
+            rid = add_rollout(
+                db, prompt, index,
+                response=None if kind == "error" else "text",
+                truncated=int(kind == "truncated"),
+                error="HTTP 500" if kind == "error" else None,
+                completion_tokens=rng.randrange(1, 50),
+            )
+            rollout_ids.append(rid)
+        elif action < 0.85:
+            rid = rng.choice(rollout_ids)
+            verifier = rng.choice(["math", "judge"])
+            db.execute(
+                "insert or ignore into scores (rollout_id, verifier, passed) values (?, ?, ?)",
+                [rid, verifier, rng.choice([0, 1, None])],
+            )
+        elif action < 0.92:
+            db.execute(
+                "update scores set passed = ? where rowid = (select rowid from scores order by random() limit 1)",
+                [rng.choice([0, 1, None])],
+            )
+        elif action < 0.96:
+            db.execute("delete from scores where rowid = (select rowid from scores order by random() limit 1)")
+        else:
+            prompt = f"p{rng.randrange(20)}"
+            step = db.execute(
+                "select coalesce(max(step) + 1, 1) from steps where prompt_id = ?", [prompt]
+            ).fetchone()[0]
+            db.execute("insert into steps (prompt_id, step, requested) values (?, ?, 4)", [prompt, step])
+    assert db.execute("select count(*) from scores").fetchone()[0] > 50
+    assert_counters_match(db)
+
+
+def test_truncated_and_errored_rollouts_never_count_as_passes(db_path):
+    db = open_db(db_path)
+    add_prompt(db, "p")
+    add_score(db, add_rollout(db, "p", 0, truncated=1, finish_reason="length"), "math", 1)
+    add_score(db, add_rollout(db, "p", 1, response=None, error="timeout"), "math", 1)
+    add_score(db, add_rollout(db, "p", 2), "math", 0)
+    row = db.execute("select rollouts, valid, truncated, errored from progress").fetchone()
+    assert row == (3, 1, 1, 1)
+    assert db.execute("select passed, failed from verdicts").fetchone() == (0, 1)
+
+
+def test_duplicate_sample_index_is_refused(db_path):
+    db = open_db(db_path)
+    add_prompt(db, "p")
+    add_rollout(db, "p", 0)
+    with pytest.raises(sqlite3.IntegrityError):
+        add_rollout(db, "p", 0)
+
+
+def test_rollout_for_unknown_prompt_is_refused(db_path):
+    db = open_db(db_path)
+    with pytest.raises(sqlite3.IntegrityError):
+        add_rollout(db, "nope", 0)
+
+
+def test_not_a_database(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 100)
+    before = path.read_bytes()
+    with pytest.raises(LedgerError, match="is not a SQLite database"):
+        open_db(path)
+    assert path.read_bytes() == before
+
+
+def test_sqlite_database_that_is_not_a_ledger(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("create table people (name text)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LedgerError, match="not an rsr ledger"):
+        open_db(path)
+
+
+def test_readonly_open_missing_file(tmp_path):
+    with pytest.raises(LedgerError, match="No such database"):
+        open_db(tmp_path / "missing.db", readonly=True)
+
+
+def test_schema_sql_is_commented_for_readers():
+    # Every table in schema.sql has a comment block right above it.
+    lines = SCHEMA_SQL.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("create table"):
+            assert lines[i - 1].startswith("--"), line
+
+
+def test_info_command(db_path, invoke, tmp_path):
+    from helpers import write_jsonl
+
+    source = write_jsonl(tmp_path / "p.jsonl", [{"question": "1+1?", "answer": "2"}])
+    invoke("load", db_path, source)
+    result = invoke("info", db_path, "--json")
+    data = json.loads(result.stdout)
+    assert data["counts"]["prompts"] == 1
+    assert data["schema_version"] == "m001_backfill_progress_counters"
+    assert data["runs"][0]["command"] == "load"
+    text = invoke("info", db_path).stdout
+    assert "prompts: 1" in text and "#1 load finished" in text
