@@ -68,7 +68,8 @@ class OpenAIStub:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with stub.lock:
-                    stub.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                    stub.requests.append({"path": self.path, "body": body, "headers": dict(self.headers),
+                                         "time": time.monotonic()})
                     step = stub.script.popleft() if stub.script else None
                 stub.handle(self, body, step)
 
