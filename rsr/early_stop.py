@@ -36,6 +36,13 @@ coalesce(pr.rollouts, 0) < :max_rollouts
 and (coalesce(pr.steps, 0) < :max_steps or coalesce(pr.rollouts, 0) < coalesce(pr.requested, 0))
 """
 
+# A step cut short by a crash is completed even when the prompt is already
+# satisfied, so an interrupted run ends with exactly the rollouts of an
+# uninterrupted one.
+INCOMPLETE_STEP_SQL = (
+    "coalesce(pr.rollouts, 0) < coalesce(pr.requested, 0) and coalesce(pr.rollouts, 0) < :max_rollouts"
+)
+
 PROMPT_STATE_SQL = """
 select
     prompts.rowid as rowid, prompts.id as id, prompts.messages as messages,
@@ -43,7 +50,8 @@ select
     coalesce(pr.rollouts, 0) as rollouts, coalesce(pr.steps, 0) as steps,
     coalesce(pr.requested, 0) as requested,
     ({satisfied}) as satisfied,
-    ({within_budget}) as within_budget
+    ({within_budget}) as within_budget,
+    ({incomplete}) as incomplete
 from prompts
 left join progress pr on pr.prompt_id = prompts.id
 left join verdicts v on v.prompt_id = prompts.id and v.verifier = :verifier
@@ -101,7 +109,8 @@ def prompt_state_sql(target, where=None, limit=None):
     restricts the run to the first N prompts (in load order) that match it.
     """
     sql = PROMPT_STATE_SQL.format(
-        satisfied=SATISFIED_SQL[target.kind], within_budget=WITHIN_BUDGET_SQL.strip()
+        satisfied=SATISFIED_SQL[target.kind], within_budget=WITHIN_BUDGET_SQL.strip(),
+        incomplete=INCOMPLETE_STEP_SQL,
     )
     filters = []
     if where:
@@ -119,7 +128,8 @@ def pending_sql(target, where=None, limit=None):
     return (
         "select * from ("
         + prompt_state_sql(target, where, limit)
-        + ") where not satisfied and within_budget and rowid > :after order by rowid limit :page"
+        + ") where (not satisfied and within_budget or incomplete) and rowid > :after"
+        " order by rowid limit :page"
     )
 
 

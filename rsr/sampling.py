@@ -58,9 +58,9 @@ SAMPLE_INDEXES_SQL = "select sample_index from rollouts where prompt_id = :promp
 SUMMARY_SQL = """
 select
     count(*) as prompts,
-    coalesce(sum(satisfied), 0) as satisfied,
-    coalesce(sum(not satisfied and not within_budget), 0) as exhausted,
-    coalesce(sum(not satisfied and within_budget), 0) as pending
+    coalesce(sum(satisfied and not incomplete), 0) as satisfied,
+    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted,
+    coalesce(sum(not satisfied and within_budget or incomplete), 0) as pending
 from ({state})
 """
 
@@ -465,7 +465,7 @@ class SamplingLoop:
         if self.stopping or self.abort_error is not None:
             return
         row = self.prompt_state(work.prompt_id)
-        if row is not None and not row["satisfied"] and row["within_budget"]:
+        if row is not None and (not row["satisfied"] and row["within_budget"] or row["incomplete"]):
             self.enqueue(row, front=True)
         self.wake.set()
 
