@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import signal
+import sqlite3
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from .client import RequestFailed, RetryPolicy, with_retries
 from .errors import RsrError
 from .runs import utcnow
 from .samplers import Completion, SampleRequest
-from .verification import save_scores, score_row
+from .verification import score_row
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ on conflict (prompt_id, step) do update set
     run_id = excluded.run_id,
     finished_at = case when steps.received + excluded.received >= steps.requested
                        then :now end
+"""
+
+# Scores of rollouts written in the same transaction, found by their key.
+INSERT_SCORE_BY_KEY_SQL = """
+insert into scores (rollout_id, verifier, score, passed, extracted, details, error)
+values ((select id from rollouts where prompt_id = ? and sample_index = ?), ?, ?, ?, ?, ?, ?)
 """
 
 SAMPLE_INDEXES_SQL = "select sample_index from rollouts where prompt_id = :prompt_id"
@@ -198,6 +205,7 @@ class SamplingLoop:
         target = settings.target
         self.state_sql = early_stop.prompt_state_sql(target, settings.where, settings.limit)
         self.pending_sql = early_stop.pending_sql(target, settings.where, settings.limit)
+        self.one_state_sql = f"select * from ({self.state_sql}) where id = :prompt_id"
         self.state_params = early_stop.state_params(
             target, self.verifier_name, settings.max_rollouts, settings.max_steps, settings.limit
         )
@@ -221,9 +229,10 @@ class SamplingLoop:
         return list(self.db.query(self.pending_sql, params))
 
     def prompt_state(self, prompt_id):
-        sql = f"select * from ({self.state_sql}) where id = :prompt_id"
-        rows = list(self.db.query(sql, dict(self.state_params, prompt_id=prompt_id)))
-        return rows[0] if rows else None
+        cursor = self.db.conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        cursor.execute(self.one_state_sql, dict(self.state_params, prompt_id=prompt_id))
+        return cursor.fetchone()
 
     def refresh_summary(self):
         sql = SUMMARY_SQL.format(state=self.state_sql)
@@ -234,22 +243,23 @@ class SamplingLoop:
     def write(self, batch):
         "Write [(work, indexes, completions, verdicts)] in one transaction."
         now = utcnow()
+        rollouts, scores, steps = [], [], []
+        for work, indexes, completions, verdicts in batch:
+            for index, completion, verdict in zip(indexes, completions, verdicts):
+                rollouts.append(self.rollout_row(work, index, completion, now))
+                if verdict is not None:
+                    row = score_row(None, self.verifier_name, verdict)
+                    scores.append((work.prompt_id, index) + row[1:])
+            steps.append({
+                "prompt_id": work.prompt_id, "step": work.step, "run_id": self.run_id,
+                "requested": work.requested, "received": len(indexes),
+                "started_at": work.started_at, "now": now,
+            })
+        conn = self.db.conn
         with self.db.atomic():
-            for work, indexes, completions, verdicts in batch:
-                for index, completion, verdict in zip(indexes, completions, verdicts):
-                    rollout_id = self.db.execute(
-                        INSERT_ROLLOUT_SQL, self.rollout_row(work, index, completion, now)
-                    ).lastrowid
-                    if verdict is not None:
-                        save_scores(self.db, [score_row(rollout_id, self.verifier_name, verdict)])
-                self.db.execute(
-                    UPSERT_STEP_SQL,
-                    {
-                        "prompt_id": work.prompt_id, "step": work.step, "run_id": self.run_id,
-                        "requested": work.requested, "received": len(indexes),
-                        "started_at": work.started_at, "now": now,
-                    },
-                )
+            conn.executemany(INSERT_ROLLOUT_SQL, rollouts)
+            conn.executemany(INSERT_SCORE_BY_KEY_SQL, scores)
+            conn.executemany(UPSERT_STEP_SQL, steps)
 
     def rollout_row(self, work, index, completion, now):
         return {
