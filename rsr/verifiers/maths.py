@@ -94,6 +94,14 @@ def extract_answer(text, gold=None):
     lines = list(_ANSWER_LINE_RE.finditer(text))
     if lines:
         answer = lines[-1].group("answer").strip()
+        # "Final Answer: The final answer is $12$. I hope it is correct."
+        inner = list(_ANSWER_LINE_RE.finditer(answer))
+        while inner:
+            answer = inner[-1].group("answer").strip()
+            inner = list(_ANSWER_LINE_RE.finditer(answer))
+        math_span = re.match(r"\$+([^$]+)\$+", answer)
+        if math_span:
+            answer = math_span.group(1)
         answer = re.sub(r"^\**\s*|\s*\**$", "", answer)
         answer = re.sub(r"^\$+|\$+\.?$|\.$", "", answer.strip()).strip()
         answer = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", answer).strip()
@@ -137,11 +145,11 @@ def normalize(text):
     s = re.sub(r"^\$+|\$+$", "", s).strip()
     s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
     s = re.sub(r"\\(?:displaystyle|textstyle|left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", s)
-    s = s.replace(r"\!", "").replace("{,}", ",")
+    s = re.sub(r",\s*\\!\s*", ",", s).replace(r"\!", "").replace("{,}", ",")
     s = re.sub(r"\\[dt]frac", r"\\frac", s)
     # Thin spaces between digit groups are thousands separators: 1\,000.
-    s = re.sub(r"(?<=\d)(?:\\[,;: ]|~|\s)(?=\d{3}(?!\d))", "", s)
-    s = re.sub(r"\\[,;: ]|~|\\quad|\\qquad", " ", s)
+    s = re.sub(r"(?<=\d)(?:(?<!\\)\\[,;: ]|~|\s)(?=\d{3}(?!\d))", "", s)
+    s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ", "", s)
     s = re.sub(r"\\?\$", "", s)
     s = re.sub(r"\\text\{\s*\}", "", s)
@@ -241,12 +249,22 @@ def structure(s):
     pm = split_top(s, "\\pm")
     if len(pm) == 2 and pm[1]:
         left = pm[0] or "0"
-        return ("set", _unordered([f"{left}+{pm[1]}", f"{left}-({pm[1]})"]))
+        return ("set", _unordered([f"{left}+{pm[1]}", f"{left}-({pm[1]})"]), "pm")
     return ("scalar", s)
 
 
 def _unordered(parts):
-    return tuple(sorted((structure(p) for p in parts if p), key=repr))
+    "Structures of parts, sorted; a ± element counts as its two values."
+    found = []
+    for part in parts:
+        if not part:
+            continue
+        item = structure(part)
+        if item[0] == "set" and item[2:] == ("pm",):
+            found.extend(item[1])
+        else:
+            found.append(item)
+    return tuple(sorted(found, key=repr))
 
 
 def _is_symbol(s):
@@ -403,6 +421,10 @@ def scalar_equal(gold, answer, percent_gold=False):
         if g == a or (percent_gold and g == a * 100):
             return True, "equal rationals"
         return False, "different rationals"
+    if re.search(r"\d_\{?\w", gold + answer):
+        # Numbers in other bases (52_8) are compared as written.
+        equal = _plain_text(gold) == _plain_text(answer)
+        return equal, "same base-n number" if equal else "different base-n number"
     if re.fullmatch(r"[A-Za-z][A-Za-z ]*", gold) and len(gold) > 1:
         equal = _plain_text(gold) == _plain_text(answer)
         return equal, "same words" if equal else "different words"

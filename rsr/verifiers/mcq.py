@@ -38,11 +38,14 @@ _SUFFIX_RE = re.compile(
     r"""(?ix)\b(?:options?\s+|choices?\s+)?(?P<letters>\(?[A-Za-z]\)?(?:\s*(?:,|and|&)\s*\(?[A-Za-z]\)?)*)
     \s+(?:is|are)\s+(?:the\s+)?(?:correct|right)\b(?!\s+(?:because|if|only|when))""",
 )
+# A line that holds only an answer: "B", "(B)", "B.", "**B**", "A, C". Only lines
+# of at most _LINE_MAX characters are tried, so the pattern stays cheap.
 _LINE_RE = re.compile(
-    r"^[ \t>#*]*(?:\\textbf\{|\\text\{)?[\(\[]?[ \t]*(?P<letters>[A-Za-z](?:[ \t]*(?:,|and|&)?[ \t]*[A-Za-z])*)"
-    r"[ \t]*[\)\]]?\}?[.:]?[ \t*]*$",
-    re.M,
+    r"[ \t>#*]*(?:\\textbf\{|\\text\{)?[\(\[]?[ \t]*"
+    r"(?P<letters>[A-Za-z]{1,10}(?:(?:[ \t]*[,&][ \t]*|[ \t]+and[ \t]+|[ \t]+)[A-Za-z]{1,10})*)"
+    r"[ \t]*[\)\]]?\}?[.:]?[ \t*]*"
 )
+_LINE_MAX = 40
 _BOLD_RE = re.compile(r"\*\*\s*\(?(?P<letters>[A-Za-z](?:\s*,?\s*[A-Za-z])*)\)?[.:]?\s*\*\*(?!\w)")
 _OPTION_LINE_RE = re.compile(r"^[ \t]*\(?([A-Z])[\).:][ \t]+\S", re.M)
 
@@ -200,10 +203,18 @@ def extract_letters(text, valid, multi=False):
         letters = re.findall(r"[A-Za-z]", re.sub(r"\band\b", " ", match.group("letters")))
         if all(letter.isupper() for letter in letters) or "(" in match.group("letters"):
             consider((letters, match.end()), "is correct", match.end())
-    for match in _LINE_RE.finditer(text):
-        letters = re.findall(r"[A-Za-z]", re.sub(r"\band\b", " ", match.group("letters")))
-        if len(letters) == 1 or multi:
-            consider((letters, match.end()), "answer line", match.end())
+    offset = 0
+    for line in text.split("\n"):
+        end = offset + len(line)
+        if len(line) <= _LINE_MAX:
+            match = _LINE_RE.fullmatch(line)
+            if match:
+                words = re.sub(r"\band\b", " ", match.group("letters")).replace(",", " ").replace("&", " ").split()
+                if all(len(w) == 1 or (multi and w.isupper()) for w in words):
+                    letters = [c for w in words for c in w]
+                    if len(letters) == 1 or multi:
+                        consider((letters, end), "answer line", end)
+        offset = end + 1
     last_line_start = text.rstrip().rfind("\n") + 1
     for match in _BOLD_RE.finditer(text, last_line_start):
         letters = re.findall(r"[A-Za-z]", match.group("letters"))
