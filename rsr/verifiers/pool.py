@@ -33,8 +33,9 @@ GRACE_SECONDS = 0.5
 FLUSH_SECONDS = 0.05
 
 
-class CheckTimeout(Exception):
-    "Raised inside a worker when one check runs past the timeout."
+class CheckTimeout(BaseException):
+    """Raised inside a worker when one check runs past the timeout (not an
+    Exception, so that a verifier's own except clauses cannot swallow it)."""
 
 
 def _on_alarm(signum, frame):

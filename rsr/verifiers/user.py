@@ -21,7 +21,9 @@ class UserFunctionVerifier(Verifier):
         try:
             self.func = load_transform(spec)
         except ConfigError as ex:
-            raise ConfigError(str(ex).replace("--transform", "--verifier")) from ex
+            raise ConfigError(
+                str(ex).replace("--transform", "--verifier").replace("Transform file", "Verifier file")
+            ) from ex
 
     def __reduce__(self):
         # Worker processes import the user's file again rather than pickling
