@@ -131,7 +131,9 @@ def compare_math():
         print("math-verify not installed: comparing rsr only", file=sys.stderr)
     for label, fn in checkers.items():
         started = time.perf_counter()
-        agree = sum(fn(c["response"], c["gold"]) is (c["expected"] is True) for c in corpus)
+        # Agreement: a pass exactly where a pass is expected (an expected
+        # undecided verdict must simply not be a pass).
+        agree = sum((fn(c["response"], c["gold"]) is True) == (c["expected"] is True) for c in corpus)
         corpus_seconds = time.perf_counter() - started
         started = time.perf_counter()
         self_ok = sum(fn(r["metadata"]["solution"], r["metadata"]["answer"]) is True for r in math500)
@@ -149,7 +151,7 @@ def compare_math():
         if label == "math-verify":
             report[label]["corpus_disagreements"] = [
                 {"trap": c["trap"], "gold": c["gold"], "expected": c["expected"]}
-                for c in corpus if fn(c["response"], c["gold"]) is not (c["expected"] is True)
+                for c in corpus if (fn(c["response"], c["gold"]) is True) != (c["expected"] is True)
             ]
     return report
 
