@@ -121,6 +121,8 @@ class Scorer:
         if not items:
             return []
         if self.mode == "pool":
+            if not self.verifier.needs_prompt:
+                items = [(response, metadata, None) for response, metadata, _ in items]
             return self.pool.map(items)
         if self.mode == "async":
             return _run_coroutine(self.verifier.acheck_many(items))
@@ -228,7 +230,8 @@ def verify_rollouts(db, scorer, *, rescore=False, batch_size=1000, on_batch=None
             rows = db.execute(PENDING_SQL, {**params, "after": after}).fetchall()
             if not rows:
                 break
-            items = [(response, json.loads(metadata), json.loads(messages))
+            needs_prompt = scorer.verifier.needs_prompt
+            items = [(response, json.loads(metadata), json.loads(messages) if needs_prompt else None)
                      for _, response, metadata, messages in rows]
             verdicts = scorer.score(items)
             with db.atomic():

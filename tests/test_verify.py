@@ -154,3 +154,12 @@ def test_verifiers_lists_names_and_descriptions(invoke):
     assert "sympy" in math_line
     listed = json.loads(invoke("verifiers", "--json").stdout)
     assert {"name": "mcq", "description": next(l for l in lines if l.startswith("mcq "))[len("mcq"):].strip()} in listed
+
+
+def test_verify_several_verifiers_in_one_run(ledger, invoke):
+    db_path, ids = ledger
+    result = invoke("verify", db_path, "--verifier", "math", "--verifier", "exact", "--silent")
+    lines = result.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["math", "exact"]
+    assert lines[1].startswith("exact: 4 scored: 0 passed, 4 failed")  # no response is literally "4"
+    assert len(scores(db_path, "math")) == len(scores(db_path, "exact")) == 4

@@ -68,6 +68,9 @@ class Verifier:
     # True when check_many() batches on a backend that lives in this process
     # (a model on a GPU): it never runs in worker processes either.
     batched = False
+    # False when check() never reads the prompt: worker processes are then
+    # not sent the prompt's messages.
+    needs_prompt = True
 
     def __call__(self, response, metadata=None, *, prompt=None) -> Verdict:
         answer = final_answer(response or "")

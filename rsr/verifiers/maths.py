@@ -515,6 +515,7 @@ class MathVerifier(Verifier):
     description = "Maths answers (\\boxed{}, 'final answer is', last number) compared exactly with sympy"
     # sympy can run for a long time: checks run in worker processes with a hard timeout.
     inline = False
+    needs_prompt = False
 
     def check(self, answer, metadata, *, prompt=None):
         gold = metadata.get("answer")

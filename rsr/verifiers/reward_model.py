@@ -10,13 +10,22 @@ Each (prompt messages, final answer) pair is rendered with the tokenizer's chat
 template (the plain texts joined when it has none), tokenized, sorted by length
 so that each batch pads little, scored in batches, and every score is put back
 on its own rollout. The score is the model's first logit, a real number.
+
+With base_url, the model is instead one served by `vllm serve MODEL` (a reward
+or classification model): each conversation is posted to the server's
+`/pooling` endpoint as chat messages (the server applies the chat template) and
+the score is the last value of the returned pooling data, i.e. the reward at
+the final token. Requests go through rsr.client (shared retries), up to
+`concurrency` at a time; a request that fails for good is stored undecided.
 """
 
+import asyncio
 import threading
 
+from ..client import RetryPolicy, classify, make_async_client, RequestFailed, with_retries
 from ..errors import ConfigError
 from ..reasoning import final_answer
-from . import Verdict, Verifier, variant_name
+from . import Verdict, Verifier, undecided, variant_name
 
 _LOADED = {}
 _LOAD_LOCK = threading.Lock()
@@ -65,26 +74,86 @@ class RewardModelVerifier(Verifier):
     inline = False
     batched = True
 
-    def __init__(self, model=None, threshold=None, batch_size=8, max_length=4096, device=None):
+    def __init__(self, model=None, threshold=None, batch_size=8, max_length=4096, device=None,
+                 base_url=None, api_key=None, concurrency=8, timeout=600.0, retry=None):
         self.model = model
         self.threshold = None if threshold is None else float(threshold)
         self.batch_size = max(1, int(batch_size))
         self.max_length = int(max_length)
         self.device = device
+        self.base_url = base_url
+        self.api_key = api_key
+        self.concurrency = max(1, int(concurrency))
+        self.timeout = float(timeout)
+        self.retry = retry or RetryPolicy()
+        if base_url:
+            # A served model: scored over HTTP on the event loop, not in-process.
+            self.is_async, self.batched = True, False
 
     def configure(self, **options):
-        known = {"model", "threshold", "batch_size", "max_length", "device"}
+        known = {"model", "threshold", "batch_size", "max_length", "device", "base_url", "api_key",
+                 "concurrency", "timeout", "retry"}
         unknown = set(options) - known
         if unknown:
-            raise ConfigError(f"Unknown reward-model option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+            raise ConfigError(f"Unknown reward-model option(s) {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(sorted(known - {'retry'}))}")
         copy = RewardModelVerifier(**options)
         copy.name = variant_name("reward-model", {"model": options.get("model"), "threshold": copy.threshold})
         return copy
 
+    def _verdict(self, score, details):
+        if self.threshold is None:
+            details["reason"] = "no threshold: score only"
+            return Verdict(None, score, None, details)
+        passed = score >= self.threshold
+        details["reason"] = f"score {'>=' if passed else '<'} threshold {self.threshold:g}"
+        return Verdict(passed, score, None, details)
+
+    async def acheck_many(self, items):
+        "Scores from a served model's /pooling endpoint (base_url), or the local model in a thread."
+        if not self.base_url:
+            return await asyncio.to_thread(self.check_many, items)
+        if not self.model:
+            raise ConfigError("The reward-model verifier needs the served model's name: --option model=NAME")
+        root = self.base_url.rstrip("/").removesuffix("/v1")
+        client = make_async_client(root, self.api_key, self.timeout, "httpx")
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def one(item):
+            response, _, prompt = item
+            messages = [m for m in (prompt or []) if isinstance(m, dict)]
+            body = {"model": self.model,
+                    "messages": messages + [{"role": "assistant", "content": final_answer(response or "")}]}
+
+            async def post():
+                try:
+                    return await client.post("/pooling", cast_to=object, body=body)
+                except Exception as ex:  # classify() re-raises anything it does not know
+                    raise classify(ex) from ex
+
+            async with semaphore:
+                try:
+                    reply = await with_retries(post, self.retry)
+                except RequestFailed as ex:
+                    return undecided(f"reward request failed: {ex}", reason="request failed")
+            score = last_value(reply)
+            if score is None:
+                return undecided("reward server reply has no pooling data", reason="malformed reply")
+            return self._verdict(score, {"endpoint": "pooling"})
+
+        try:
+            return list(await asyncio.gather(*(one(item) for item in items)))
+        finally:
+            await client.close()
+
     def check(self, answer, metadata, *, prompt=None):
-        return self.score_texts([(answer, prompt)])[0]
+        return self.check_many([(answer, metadata, prompt)])[0]
 
     def check_many(self, items):
+        if self.base_url:
+            from ..verification import _run_coroutine
+
+            return _run_coroutine(self.acheck_many(items))
         return self.score_texts([(final_answer(response or ""), prompt) for response, _, prompt in items])
 
     def score_texts(self, pairs):
@@ -108,14 +177,15 @@ class RewardModelVerifier(Verifier):
                                  attention_mask=padded["attention_mask"].to(device)).logits
             for i, value in zip(batch, logits[:, 0].float().cpu().tolist()):
                 scores[i] = value
-        verdicts = []
-        for score, tokens in zip(scores, encoded):
-            details = {"tokens": len(tokens)}
-            if self.threshold is None:
-                details["reason"] = "no threshold: score only"
-                verdicts.append(Verdict(None, score, None, details))
-            else:
-                passed = score >= self.threshold
-                details["reason"] = f"score {'>=' if passed else '<'} threshold {self.threshold:g}"
-                verdicts.append(Verdict(passed, score, None, details))
-        return verdicts
+        return [self._verdict(score, {"tokens": len(tokens)}) for score, tokens in zip(scores, encoded)]
+
+
+def last_value(reply):
+    "The reward in a /pooling reply: the last number of data[0].data (per-token rewards end at the answer's last token)."
+    try:
+        value = reply["data"][0]["data"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    while isinstance(value, list) and value:
+        value = value[-1]
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
