@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from .errors import ConfigError
 
 PICK_ORDER = {
-    "shortest": "length(response), sample_index, rollout_id",
+    "shortest": "length, sample_index, rollout_id",
     "first": "sample_index, rollout_id",
     "random": "rsr_random(:seed, rollout_id), rollout_id",
 }
@@ -49,8 +49,7 @@ scored as (
         rollouts.prompt_id,
         chosen_prompts.prompt_order,
         rollouts.sample_index,
-        rollouts.response,
-        rollouts.reasoning,
+        length(rollouts.response) as length,
         scores.score,
         {passed} as passed,
         coalesce(scores.score, scores.passed) as value,
@@ -98,55 +97,68 @@ PER_PROMPT_SQL = """
     ) as rank
     from candidates where {filter}
 )
-select ranked.*, prompts.messages, prompts.metadata
-from ranked join prompts on prompts.id = ranked.prompt_id
+select ranked.*, rollouts.response, rollouts.reasoning, prompts.messages, prompts.metadata
+from ranked
+join rollouts on rollouts.id = ranked.rollout_id
+join prompts on prompts.id = ranked.prompt_id
 where rank <= :per_prompt
 order by prompt_order, rank
 """
 
 # The K best (prompt, rollout) pairs over the whole ledger.
 TOP_K_SQL = """
-select candidates.*, prompts.messages, prompts.metadata
-from candidates join prompts on prompts.id = candidates.prompt_id
+select candidates.*, rollouts.response, rollouts.reasoning, prompts.messages, prompts.metadata
+from candidates
+join rollouts on rollouts.id = candidates.rollout_id
+join prompts on prompts.id = candidates.prompt_id
 where value is not null
 order by value desc, {pick}, prompt_order
 limit :k
 """
 
-# Pairs within a prompt: the chosen pool ranked best first, the rejected pool in
-# the strategy's order, and the pairs taken in the strategy's pair order.
+# Pairs within a prompt. The candidates and the two pools go into indexed
+# temporary tables first (the join on prompt_id needs an index SQLite will not
+# reliably build for a CTE): the chosen pool ranked best first, the rejected
+# pool in the strategy's order, and the pairs taken in the strategy's order.
+CANDIDATES_TABLE_SQL = "create temp table rsr_candidates as {candidates} select * from candidates"
+POOL_TABLE_SQL = """
+create temp table {table} as
+select prompt_id, prompt_order, rollout_id, score, passed, value, norm,
+       row_number() over (partition by prompt_id order by {order}) as pool_rank
+from temp.rsr_candidates where {filter}
+"""
+POOL_INDEX_SQL = "create index temp.{table}_by_prompt on {table}(prompt_id)"
+DROP_TEMP_SQL = "drop table if exists temp.{table}"
+TEMP_TABLES = ("rsr_candidates", "rsr_chosen", "rsr_rejected")
+
 PAIRS_SQL = """
-, chosen as (
-    select candidates.*, row_number() over (
-        partition by prompt_id order by value desc, {pick}) as pool_rank
-    from candidates where {chosen_filter}
-),
-rejected as (
-    select candidates.*, row_number() over (
-        partition by prompt_id order by {rejected_order}) as pool_rank
-    from candidates where {rejected_filter}
-),
-pairs as (
+with pairs as (
     select
         chosen.prompt_id, chosen.prompt_order,
-        chosen.rollout_id as chosen_id, chosen.response as chosen_response,
-        chosen.reasoning as chosen_reasoning, chosen.score as chosen_score,
+        chosen.rollout_id as chosen_id, chosen.score as chosen_score,
         chosen.passed as chosen_passed,
-        rejected.rollout_id as rejected_id, rejected.response as rejected_response,
-        rejected.reasoning as rejected_reasoning, rejected.score as rejected_score,
+        rejected.rollout_id as rejected_id, rejected.score as rejected_score,
         rejected.passed as rejected_passed,
         row_number() over (
             partition by chosen.prompt_id
             order by {pair_order}
         ) as pair_rank
-    from chosen join rejected on rejected.prompt_id = chosen.prompt_id
+    from temp.rsr_chosen as chosen
+    join temp.rsr_rejected as rejected on rejected.prompt_id = chosen.prompt_id
     where chosen.rollout_id != rejected.rollout_id
       and chosen.norm != rejected.norm
       and {preference}
       and (:min_margin is null or chosen.value - rejected.value >= :min_margin)
 )
-select pairs.*, prompts.messages, prompts.metadata
-from pairs join prompts on prompts.id = pairs.prompt_id
+select pairs.*,
+    chosen_rollout.response as chosen_response, chosen_rollout.reasoning as chosen_reasoning,
+    rejected_rollout.response as rejected_response,
+    rejected_rollout.reasoning as rejected_reasoning,
+    prompts.messages, prompts.metadata
+from pairs
+join rollouts as chosen_rollout on chosen_rollout.id = pairs.chosen_id
+join rollouts as rejected_rollout on rejected_rollout.id = pairs.rejected_id
+join prompts on prompts.id = pairs.prompt_id
 where pair_rank <= :max_pairs
 order by prompt_order, pair_rank
 """
@@ -213,6 +225,15 @@ def normalize_whitespace(text):
     return " ".join(text.split()) if text is not None else None
 
 
+def normalized_key(text):
+    """A 64-bit key of the whitespace-normalised text, small to sort and compare.
+
+    Python's string hash: the fastest key to compute per row, and stable
+    within the one process that runs a selection, which is all it needs.
+    """
+    return None if text is None else hash(normalize_whitespace(text))
+
+
 def seeded_random(seed, rollout_id):
     "A stable pseudo-random sort key for a rollout under a seed."
     digest = hashlib.blake2b(f"{seed}:{rollout_id}".encode(), digest_size=7).digest()
@@ -221,7 +242,7 @@ def seeded_random(seed, rollout_id):
 
 def prepare(db):
     "Register the SQL functions the selection queries call."
-    db.register_function(normalize_whitespace, deterministic=True, name="rsr_norm", replace=True)
+    db.register_function(normalized_key, deterministic=True, name="rsr_norm", replace=True)
     db.register_function(seeded_random, deterministic=True, name="rsr_random", replace=True)
 
 
@@ -267,6 +288,8 @@ def _query(db, sql, params, where):
         if where:
             raise ConfigError(f"--where {where!r} is not valid SQL on prompts: {ex}") from None
         raise
+    if cursor.description is None:
+        return
     columns = [c[0] for c in cursor.description]
     for row in cursor:
         yield dict(zip(columns, row))
@@ -296,13 +319,24 @@ def select_pairs(db, selection, strategy, max_pairs=1, min_margin=None):
     chosen_filter, rejected_filter, rejected_order, preference, pair_order = PAIR_STRATEGIES[
         strategy
     ]
-    sql = candidates_sql(selection, need_norm=True) + PAIRS_SQL.format(
-        pick=pick,
-        chosen_filter=chosen_filter,
-        rejected_filter=rejected_filter,
-        rejected_order=rejected_order.format(pick=pick),
-        preference=preference,
-        pair_order=pair_order,
-    )
     params = selection.params(max_pairs=max_pairs, min_margin=min_margin)
-    return _query(db, sql, params, selection.where)
+    _drop_temp_tables(db)
+    try:
+        candidates = candidates_sql(selection, need_norm=True)
+        list(_query(db, CANDIDATES_TABLE_SQL.format(candidates=candidates), params,
+                    selection.where))
+        for table, order, where in (
+            ("rsr_chosen", f"value desc, {pick}", chosen_filter),
+            ("rsr_rejected", rejected_order.format(pick=pick), rejected_filter),
+        ):
+            db.execute(POOL_TABLE_SQL.format(table=table, order=order, filter=where), params)
+            db.execute(POOL_INDEX_SQL.format(table=table))
+        sql = PAIRS_SQL.format(pair_order=pair_order, preference=preference)
+        yield from _query(db, sql, params, None)
+    finally:
+        _drop_temp_tables(db)
+
+
+def _drop_temp_tables(db):
+    for table in TEMP_TABLES:
+        db.execute(DROP_TEMP_SQL.format(table=table))

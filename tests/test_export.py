@@ -15,7 +15,7 @@ def build(db_path, prompts):
             for index, (response, passed, score, extra) in enumerate(rollouts):
                 rollout_id = add_rollout(db, prompt_id, index, response, **extra)
                 add_score(db, rollout_id, "v", passed, score)
-    return db
+    db.close()  # checkpoints the WAL: later byte comparisons see a settled file
 
 
 OK = {}
