@@ -3,9 +3,9 @@ import json
 import click
 
 from rsr import open_db, plugins
-from rsr.export import dataset_info, export as export_rows, get_formatter
-from rsr.formatters import REASONING_MODES, ExportOptions
-from rsr.selection import PAIR_STRATEGIES, PICK_ORDER, Selection, resolve_verifier
+from rsr.export import dataset_info, export as export_rows, get_formatter, make_options
+from rsr.formatters import REASONING_MODES
+from rsr.selection import PAIR_STRATEGIES, PICK_ORDER
 
 from . import cli, echo_err, existing_db_argument
 
@@ -64,11 +64,14 @@ def export(db_path, format_, output, verifier, pass_threshold, per_prompt, pick,
     db = open_db(db_path, readonly=True)
     formatter = get_formatter(format_)
     info = dataset_info(formatter, output) if print_dataset_info else None
-    selection = Selection(resolve_verifier(db, verifier), pass_threshold, dedupe, pass_rate_min,
-                          pass_rate_max, where, pick, seed)
-    options = ExportOptions(selection, per_prompt, pairs, max_pairs_per_prompt, min_margin, k,
-                            reasoning, include_metadata)
+    options = make_options(db, {
+        "verifier": verifier, "pass_threshold": pass_threshold, "dedupe": dedupe,
+        "pass_rate_min": pass_rate_min, "pass_rate_max": pass_rate_max, "where": where,
+        "pick": pick, "seed": seed, "per_prompt": per_prompt, "pairs": pairs,
+        "max_pairs_per_prompt": max_pairs_per_prompt, "min_margin": min_margin, "k": k,
+        "reasoning": reasoning, "include_metadata": include_metadata,
+    })
     count = export_rows(db, formatter, options, output)
     if info:
         click.echo(json.dumps(info, indent=2))
-    echo_err(f"Exported {count:,} rows ({format_}, verifier {selection.verifier})")
+    echo_err(f"Exported {count:,} rows ({format_}, verifier {options.selection.verifier})")

@@ -59,3 +59,32 @@ def dataset_info(formatter, output) -> dict:
             "use --format dpo-sharegpt for its preference format"
         )
     return {Path(output).stem: entry}
+
+
+# Export options by their command-line names (underscored), with their defaults.
+SELECTION_OPTIONS = ("verifier", "pass_threshold", "dedupe", "pass_rate_min", "pass_rate_max",
+                     "where", "pick", "seed")
+FORMAT_OPTIONS = ("per_prompt", "pairs", "max_pairs_per_prompt", "min_margin", "k", "reasoning",
+                  "include_metadata")
+
+
+def make_options(db, options) -> "ExportOptions":
+    "ExportOptions from a dict keyed like the command-line options (e.g. a recipe's)."
+    from .formatters import ExportOptions
+    from .selection import Selection, resolve_verifier
+
+    unknown = set(options) - set(SELECTION_OPTIONS) - set(FORMAT_OPTIONS)
+    if unknown:
+        raise ConfigError(f"Unknown export option(s): {', '.join(sorted(unknown))}")
+    chosen = {k: v for k, v in options.items() if v is not None}
+    selection = Selection(
+        resolve_verifier(db, chosen.pop("verifier", None)),
+        **{k: chosen.pop(k) for k in SELECTION_OPTIONS[1:] if k in chosen},
+    )
+    return ExportOptions(selection, **chosen)
+
+
+def export_with_options(db, format_name, output, options) -> int:
+    "Export one format to output (a path, or None for stdout) with options as a dict."
+    formatter = get_formatter(format_name)
+    return export(db, formatter, make_options(db, options), output)

@@ -27,35 +27,29 @@ import math
 from pathlib import Path
 
 from .errors import ConfigError
+from . import early_stop
 from .selection import VERIFIERS_SQL
 
 DEFAULTS = {"target": "sft", "max_rollouts": 16, "max_steps": 8}
 
-SAMPLE_CONFIGS_SQL = "select config from runs where command = 'sample' order by id desc"
+# The latest sampling configuration: from `rsr sample` or `rsr run`.
+SAMPLE_CONFIGS_SQL = "select config from runs where command in ('sample', 'run') order by id desc"
 
-# Target predicates over prompt_progress (pp) and verdicts (v): a fixed list.
-TARGETS = {
-    "sft": "coalesce(v.passed, 0) >= 1",
-    "dpo": "coalesce(v.passed, 0) >= 1 and coalesce(v.failed, 0) >= 1",
-    "multi-sft": "coalesce(v.passed, 0) >= :target_k",
-    "best-of-n": "pp.valid >= :target_k",
-}
-
+# Satisfied / exhausted / pending use early_stop's own predicates: the rules
+# that decide sampling are the rules the numbers report.
 PROMPTS_SQL = """
 select
     count(*) as total,
-    coalesce(sum(satisfied), 0) as satisfied,
-    coalesce(sum(not satisfied and (rollouts >= :max_rollouts or steps >= :max_steps)), 0)
-        as exhausted,
-    coalesce(sum(rollouts), 0) as draws_spent,
-    coalesce(sum(truncated), 0) as truncated,
-    coalesce(sum(errored), 0) as errored,
-    coalesce(sum(valid), 0) as valid
-from (
-    select pp.rollouts, pp.steps, pp.truncated, pp.errored, pp.valid, {target} as satisfied
-    from prompt_progress pp
-    left join verdicts v on v.prompt_id = pp.prompt_id and v.verifier = :verifier
-)
+    coalesce(sum(satisfied and not incomplete), 0) as satisfied,
+    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted,
+    coalesce(sum(rollouts), 0) as draws_spent
+from ({state})
+"""
+
+ROLLOUT_COUNTS_SQL = """
+select coalesce(sum(truncated), 0) as truncated, coalesce(sum(errored), 0) as errored,
+       coalesce(sum(valid), 0) as valid
+from progress
 """
 
 PASS_RATE_SQL = """
@@ -120,29 +114,15 @@ order by runs.id
 
 
 def sample_settings(db, target=None, max_rollouts=None, max_steps=None) -> dict:
-    "The target and budget: the options given, else the last sample run's, else defaults."
+    "The target and budget: the options given, else the last sampling run's, else defaults."
     given = {"target": target, "max_rollouts": max_rollouts, "max_steps": max_steps}
     settings = dict(DEFAULTS)
-    for (config,) in db.execute(SAMPLE_CONFIGS_SQL):
-        config = json.loads(config)
-        if any(key in config for key in DEFAULTS):
-            settings.update({k: config[k] for k in DEFAULTS if config.get(k) is not None})
-            break
+    row = db.execute(SAMPLE_CONFIGS_SQL).fetchone()
+    if row is not None:
+        sampling = json.loads(row[0]).get("sampling") or {}
+        settings.update({k: sampling[k] for k in DEFAULTS if sampling.get(k) is not None})
     settings.update({k: v for k, v in given.items() if v is not None})
     return settings
-
-
-def parse_target(target, max_rollouts):
-    "('sft'|'dpo'|'multi-sft'|'best-of-n', k) from 'multi-sft:3', 'best-of-n:8', ..."
-    name, _, k = str(target).partition(":")
-    if name not in TARGETS:
-        raise ConfigError(
-            f"Unknown target {target!r}; use sft, dpo, multi-sft:K or best-of-n[:N]"
-        )
-    if k and not k.isdigit():
-        raise ConfigError(f"Target {target!r}: the number after ':' must be a whole number")
-    default_k = {"multi-sft": 1, "best-of-n": max_rollouts}.get(name, 1)
-    return name, int(k) if k else default_k
 
 
 def pick_verifier(db, verifier):
@@ -199,11 +179,13 @@ def ledger_stats(db, verifier=None, by=None, target=None, max_rollouts=None, max
     for plotting.
     """
     settings = sample_settings(db, target, max_rollouts, max_steps)
-    name, k = parse_target(settings["target"], settings["max_rollouts"])
+    parsed = early_stop.parse_target(settings["target"], settings["max_rollouts"])
     verifier = pick_verifier(db, verifier)
-    params = {"verifier": verifier, "target_k": k, "max_rollouts": settings["max_rollouts"],
-              "max_steps": settings["max_steps"]}
-    counts = dict(next(db.query(PROMPTS_SQL.format(target=TARGETS[name]), params)))
+    params = early_stop.state_params(parsed, verifier, settings["max_rollouts"],
+                                     settings["max_steps"])
+    state = early_stop.prompt_state_sql(parsed)
+    counts = dict(next(db.query(PROMPTS_SQL.format(state=state), params)))
+    counts.update(next(db.query(ROLLOUT_COUNTS_SQL)))
     total, spent = counts["total"], counts["draws_spent"]
     out = {"verifier": verifier, **settings}
     out["prompts"] = {

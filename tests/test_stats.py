@@ -67,14 +67,15 @@ def test_stats_counts(ledger, invoke):
 def test_stats_target_and_budget_from_the_last_sample_run(ledger, invoke):
     db = open_db(ledger)
     db.execute("insert into runs (command, config) values ('sample', ?)",
-               [json.dumps({"target": "dpo", "max_rollouts": 4, "max_steps": 8})])
+               [json.dumps({"sampling": {"target": "dpo", "max_rollouts": 4, "max_steps": 8}})])
     data = stats_json(invoke, ledger)
     assert (data["target"], data["max_rollouts"]) == ("dpo", 4)
     # dpo needs a pass and a fail: only a; b is out of budget (4 rollouts)
     assert data["prompts"] == {"total": 4, "satisfied": 1, "exhausted": 1, "pending": 2}
     assert data["draws"]["budget_without_early_stop"] == 16
-    data = stats_json(invoke, ledger, "--target", "multi-sft:3", "--max-rollouts", "2")
-    assert data["prompts"] == {"total": 4, "satisfied": 1, "exhausted": 2, "pending": 1}
+    data = stats_json(invoke, ledger, "--target", "multi-sft:3", "--max-rollouts", "3")
+    # a has its 3 passes; b spent 4 >= 3; d (2 rollouts) and c (none) may go on
+    assert data["prompts"] == {"total": 4, "satisfied": 1, "exhausted": 1, "pending": 2}
     data = stats_json(invoke, ledger, "--target", "best-of-n:2")
     assert data["prompts"]["satisfied"] == 3
 
@@ -114,7 +115,7 @@ def test_stats_errors(ledger, invoke):
     assert result.exit_code == 1
     assert "several verifiers (judge, v); choose one with --verifier" in result.stderr
     result = invoke("stats", ledger, "--verifier", "v", "--target", "ppo")
-    assert "Unknown target 'ppo'; use sft, dpo, multi-sft:K or best-of-n[:N]" in result.stderr
+    assert "Unknown target 'ppo': use sft, dpo, multi-sft:K, best-of-n[:N] or none" in result.stderr
 
 
 def test_stats_empty_ledger(db_path, invoke):
