@@ -127,7 +127,13 @@ def load_recipe(path=None, overrides=(), base=None) -> dict:
     except (OSError, ValueError) as ex:
         raise ConfigError(f"{where}: {ex}") from None
     if path is not None:
-        resolved["_recipe_dir"] = str(Path(path).resolve().parent)
+        # Data paths are relative to the recipe file; store them absolute so a
+        # resumed run (which has no recipe file) finds the same files.
+        folder = Path(path).resolve().parent
+        data = resolved["data"]
+        data["files"] = [str(folder / f) for f in data["files"]]
+        if data["transform"]:
+            data["transform"] = str(folder / data["transform"])
     return resolved
 
 
@@ -154,7 +160,7 @@ def incompatible_changes(stored, new):
     old_flat, new_flat = flatten(stored), flatten(new)
     changed = []
     for key in sorted(set(old_flat) | set(new_flat)):
-        if key.startswith("_") or any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS):
+        if any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS):
             continue
         if old_flat.get(key) != new_flat.get(key):
             changed.append((key, old_flat.get(key), new_flat.get(key)))
@@ -164,14 +170,6 @@ def incompatible_changes(stored, new):
 def sampling_config(recipe):
     "The recipe's sampler, sampling and verifier sections, as rsr.pipeline takes them."
     return {key: recipe[key] for key in ("sampler", "sampling", "verifier")}
-
-
-def resolve_path(recipe, relative):
-    "A data path from the recipe: relative to the recipe file's folder, if it has one."
-    path = Path(relative)
-    if path.is_absolute() or "_recipe_dir" not in recipe:
-        return path
-    return Path(recipe["_recipe_dir"]) / path
 
 
 STORED_CONFIG_SQL = """
@@ -219,8 +217,7 @@ def prepare(recipe_path, db_path, overrides, allow_config_change):
     if stored is None and Path(db_path).exists():
         stored = stored_recipe(open_db(db_path, readonly=True))
     if stored is not None and not allow_config_change:
-        comparable = {k: v for k, v in recipe.items() if not k.startswith("_")}
-        changes = incompatible_changes(load_recipe(None, (), base=stored), comparable)
+        changes = incompatible_changes(load_recipe(None, (), base=stored), recipe)
         if changes:
             listed = "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes)
             raise ConfigError(

@@ -11,12 +11,12 @@ from pathlib import Path
 from .db import open_db
 from .loading import load_prompts
 from .pipeline import run_sampling
-from .recipes import resolve_path, sampling_config
+from .recipes import sampling_config
 
 
 def stored_form(recipe):
-    "The recipe as the runs table keeps it (no private keys)."
-    return {key: value for key, value in recipe.items() if not key.startswith("_")}
+    "The recipe as the runs table keeps it."
+    return recipe
 
 
 def run_recipe(recipe, db_path, on_progress=None, on_step=None):
@@ -29,11 +29,14 @@ def run_recipe(recipe, db_path, on_progress=None, on_step=None):
     db = open_db(db_path)
     result = {}
     data = recipe["data"]
-    if data["files"]:
-        files = [resolve_path(recipe, f) for f in data["files"]]
-        transform = str(resolve_path(recipe, data["transform"])) if data["transform"] else None
-        result["load"] = load_prompts(db, files, transform, data["on_duplicate"],
-                                      data["skip_invalid"], {"files": [str(f) for f in files]})
+    missing = [f for f in data["files"] if not Path(f).exists()]
+    if missing and db.execute("select count(*) from prompts").fetchone()[0]:
+        # Resuming a ledger whose input files have moved: its prompts are in it.
+        if on_step:
+            on_step(f"Input files not found ({', '.join(missing)}); using the prompts in the ledger")
+    elif data["files"]:
+        result["load"] = load_prompts(db, data["files"], data["transform"], data["on_duplicate"],
+                                      data["skip_invalid"], {"files": data["files"]})
         if on_step:
             loaded = result["load"]
             on_step(f"Loaded {loaded.added:,} new prompts ({loaded.unchanged:,} already present)")
@@ -42,6 +45,9 @@ def run_recipe(recipe, db_path, on_progress=None, on_step=None):
     result["sample"] = report
     result["outputs"] = write_outputs(db_path, recipe, on_step)
     return result
+
+
+SCORED_SQL = "select count(*) from scores where verifier = ?"
 
 
 def write_outputs(db_path, recipe, on_step=None):
@@ -55,7 +61,11 @@ def write_outputs(db_path, recipe, on_step=None):
     db = open_db(db_path, readonly=True)
     verifier = recipe["verifier"]["name"]
     written = []
-    for spec in outputs["exports"]:
+    scored = db.execute(SCORED_SQL, [verifier]).fetchone()[0] if verifier else 0
+    exports = outputs["exports"] if scored else []
+    if outputs["exports"] and not scored and on_step:
+        on_step(f"No rollouts scored by {verifier or 'a verifier'} yet: no training files written")
+    for spec in exports:
         path = folder / spec["file"]
         options = dict(spec.get("options") or {})
         if verifier and "verifier" not in options:
@@ -66,7 +76,7 @@ def write_outputs(db_path, recipe, on_step=None):
             on_step(f"Exported {count:,} {spec['format']} rows to {path}")
     if outputs.get("stats"):
         sampling = recipe["sampling"]
-        stats = ledger_stats(db, verifier=verifier, target=sampling["target"],
+        stats = ledger_stats(db, verifier=verifier if scored else None, target=sampling["target"],
                              max_rollouts=sampling["max_rollouts"], max_steps=sampling["max_steps"])
         path = folder / outputs["stats"]
         path.write_text(json.dumps(stats, indent=2) + "\n")
