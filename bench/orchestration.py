@@ -34,11 +34,11 @@ async def bare_loop(url, prompts, concurrency, steps, n):
                     model="stub", messages=prompt["messages"], n=n, temperature=0.7, max_tokens=256)
             done += len(response.choices)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one_prompt(p) for p in prompts))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     await client.close()
-    return elapsed, done
+    return elapsed, done, cpu
 
 
 def rsr_loop(url, prompts, concurrency, max_rollouts, step_size, verifier):
@@ -52,12 +52,12 @@ def rsr_loop(url, prompts, concurrency, max_rollouts, step_size, verifier):
                      "max_steps": max_rollouts, "early_stop": False, "max_tokens": 256, "seed": 1},
         "verifier": {"name": verifier},
     }
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     _, report = run_sampling(db, path, config)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     written = db.execute("select count(*) from rollouts").fetchone()[0]
     assert written == report.rollouts == len(prompts) * max_rollouts, (written, report.rollouts)
-    return elapsed, written
+    return elapsed, written, cpu
 
 
 def main():
@@ -76,13 +76,18 @@ def main():
     steps = args.max_rollouts // args.step_size
     server, url = start_stub(args.latency)
     try:
-        bare_s, bare_n = asyncio.run(bare_loop(url, prompts, args.concurrency, steps, args.step_size))
-        rsr_s, rsr_n = rsr_loop(url, prompts, args.concurrency, args.max_rollouts, args.step_size, verifier)
+        bare_s, bare_n, bare_cpu = asyncio.run(
+            bare_loop(url, prompts, args.concurrency, steps, args.step_size))
+        rsr_s, rsr_n, rsr_cpu = rsr_loop(url, prompts, args.concurrency, args.max_rollouts,
+                                         args.step_size, verifier)
     finally:
         server.kill()
     print(f"# {machine()}; {args.prompts} prompts x {args.max_rollouts} rollouts, n={args.step_size}, "
           f"C={args.concurrency}, latency {args.latency}s, verifier {verifier}")
     bare_rate, rsr_rate = bare_n / bare_s, rsr_n / rsr_s
+    requests = len(prompts) * steps
+    figure("bare loop client CPU per request", 1000 * bare_cpu / requests, "ms")
+    figure("rsr client CPU per request", 1000 * rsr_cpu / requests, "ms")
     figure("bare openai SDK (aiohttp) rollouts/s", bare_rate, "/s")
     if args.latency:
         ceiling = args.concurrency / args.latency
