@@ -147,20 +147,23 @@ def main(argv=None):
     parser.add_argument("--per-prompt", type=int, default=10)
     parser.add_argument("--response-chars", type=int, default=600)
     parser.add_argument("--db", help="ledger path (default: a temporary file, removed after)")
+    parser.add_argument("--reuse", action="store_true", help="time the existing ledger at --db")
     args = parser.parse_args(argv)
     folder = tempfile.mkdtemp(prefix="rsr-bench-")
     path = Path(args.db or os.path.join(folder, "bench.db"))
-    if path.exists():
-        raise SystemExit(f"{path} exists; give a new path")
-    start = time.perf_counter()
-    rollouts = build(path, args.prompts, args.per_prompt, args.response_chars)
+    if args.reuse:
+        with open_db(path, readonly=True) as db:
+            rollouts = db.execute("select count(*) from rollouts").fetchone()[0]
+        print(f"reusing {path}: {rollouts:,} rollouts")
+    elif path.exists():
+        raise SystemExit(f"{path} exists; give a new path, or --reuse it")
+    else:
+        start = time.perf_counter()
+        rollouts = build(path, args.prompts, args.per_prompt, args.response_chars)
+        print(f"built {rollouts:,} rollouts ({args.prompts:,} prompts x {args.per_prompt}) "
+              f"in {time.perf_counter() - start:.1f} s")
     size = path.stat().st_size
-    lines = [
-        f"built {rollouts:,} rollouts ({args.prompts:,} prompts x {args.per_prompt}) "
-        f"in {time.perf_counter() - start:.1f} s",
-        f"database: {size / 1e6:,.1f} MB, {size / rollouts:,.0f} bytes per rollout",
-    ]
-    print(lines[0], lines[1], sep="\n", flush=True)
+    print(f"database: {size / 1e6:,.1f} MB, {size / rollouts:,.0f} bytes per rollout", flush=True)
     for label, command in [
         ("rsr stats --json", ["stats", str(path), "--json"]),
         ("rsr export --format sft", ["export", str(path), "--format", "sft",
