@@ -117,8 +117,15 @@ def build(path, prompts=100_000, per_prompt=10, response_chars=600):
             db.execute(f"drop trigger {name}")  # names read from sqlite_master
         db.execute(RUN_SQL, {"config": '{"target": "sft", "max_rollouts": 16, "max_steps": 8}'})
         db.execute(PROMPTS_SQL, {"prompts": prompts})
-        db.execute(ROLLOUTS_SQL, {"prompts": prompts, "per_prompt": per_prompt,
-                                  "filler_long": filler, "response_chars": response_chars})
+        db.execute(
+            ROLLOUTS_SQL,
+            {
+                "prompts": prompts,
+                "per_prompt": per_prompt,
+                "filler_long": filler,
+                "response_chars": response_chars,
+            },
+        )
         db.execute(SCORES_SQL)
         db.execute(STEPS_SQL)
         m001_backfill_progress_counters(db)
@@ -160,19 +167,36 @@ def main(argv=None):
     else:
         start = time.perf_counter()
         rollouts = build(path, args.prompts, args.per_prompt, args.response_chars)
-        print(f"built {rollouts:,} rollouts ({args.prompts:,} prompts x {args.per_prompt}) "
-              f"in {time.perf_counter() - start:.1f} s")
+        print(
+            f"built {rollouts:,} rollouts ({args.prompts:,} prompts x {args.per_prompt}) "
+            f"in {time.perf_counter() - start:.1f} s"
+        )
     size = path.stat().st_size
     print(f"database: {size / 1e6:,.1f} MB, {size / rollouts:,.0f} bytes per rollout", flush=True)
     for label, command in [
         ("rsr stats --json", ["stats", str(path), "--json"]),
-        ("rsr export --format sft", ["export", str(path), "--format", "sft",
-                                     "-o", os.path.join(folder, "sft.jsonl")]),
-        ("rsr export --format dpo", ["export", str(path), "--format", "dpo",
-                                     "-o", os.path.join(folder, "dpo.jsonl")]),
-        ("rsr export --format dpo --dedupe --max-pairs-per-prompt 4",
-         ["export", str(path), "--format", "dpo", "--dedupe", "--max-pairs-per-prompt", "4",
-          "-o", os.path.join(folder, "dpo4.jsonl")]),
+        (
+            "rsr export --format sft",
+            ["export", str(path), "--format", "sft", "-o", os.path.join(folder, "sft.jsonl")],
+        ),
+        (
+            "rsr export --format dpo",
+            ["export", str(path), "--format", "dpo", "-o", os.path.join(folder, "dpo.jsonl")],
+        ),
+        (
+            "rsr export --format dpo --dedupe --max-pairs-per-prompt 4",
+            [
+                "export",
+                str(path),
+                "--format",
+                "dpo",
+                "--dedupe",
+                "--max-pairs-per-prompt",
+                "4",
+                "-o",
+                os.path.join(folder, "dpo4.jsonl"),
+            ],
+        ),
     ]:
         seconds, last = timed(command)
         print(f"{label}: {seconds:.2f} s" + (f"  ({last})" if last else ""), flush=True)

@@ -9,13 +9,27 @@ import json
 import sys
 from pathlib import Path
 
+from dataclasses import fields
+
 from . import plugins
 from .errors import ConfigError
+from .formatters import ExportOptions
+from .selection import Selection
 
 
 def get_formatter(name):
     "The registered formatter called name."
     return plugins.pick(plugins.get_formatters(), name, "export format", "rsr export --help")
+
+
+def build_options(verifier, **options) -> ExportOptions:
+    "ExportOptions from the command line's options (Selection's fields go to it)."
+    selection_fields = {f.name for f in fields(Selection)}
+    selection = Selection(
+        verifier=verifier, **{k: v for k, v in options.items() if k in selection_fields}
+    )
+    rest = {k: v for k, v in options.items() if k not in selection_fields}
+    return ExportOptions(selection=selection, **rest)
 
 
 def write_jsonl(rows, out) -> int:

@@ -286,8 +286,9 @@ def candidates_sql(selection, need_norm, passing_only=False):
         passed=passed,
         norm="rsr_norm(rollouts.response)" if (need_norm or selection.dedupe) else "rollouts.id",
         prompt_filter=PROMPT_FILTER.format(where=where) if where else "",
-        prefilter=f"and ({passed}) is 1" if passing_only and not (banded or selection.dedupe)
-        else "",
+        prefilter=(
+            f"and ({passed}) is 1" if passing_only and not (banded or selection.dedupe) else ""
+        ),
     )
     source = "scored"
     if selection.dedupe:
@@ -343,8 +344,9 @@ def select_pairs(db, selection, strategy, max_pairs=1, min_margin=None):
     _drop_temp_tables(db)
     try:
         candidates = candidates_sql(selection, need_norm=True)
-        list(_query(db, CANDIDATES_TABLE_SQL.format(candidates=candidates), params,
-                    selection.where))
+        list(
+            _query(db, CANDIDATES_TABLE_SQL.format(candidates=candidates), params, selection.where)
+        )
         for table, order, where in (
             ("rsr_chosen", f"value desc, {pick}", chosen_filter),
             ("rsr_rejected", rejected_order.format(pick=pick), rejected_filter),

@@ -136,9 +136,7 @@ def parse_target(target, max_rollouts):
     "('sft'|'dpo'|'multi-sft'|'best-of-n', k) from 'multi-sft:3', 'best-of-n:8', ..."
     name, _, k = str(target).partition(":")
     if name not in TARGETS:
-        raise ConfigError(
-            f"Unknown target {target!r}; use sft, dpo, multi-sft:K or best-of-n[:N]"
-        )
+        raise ConfigError(f"Unknown target {target!r}; use sft, dpo, multi-sft:K or best-of-n[:N]")
     if k and not k.isdigit():
         raise ConfigError(f"Target {target!r}: the number after ':' must be a whole number")
     default_k = {"multi-sft": 1, "best-of-n": max_rollouts}.get(name, 1)
@@ -191,8 +189,9 @@ def _rate(part, whole):
     return round(part / whole, 4) if whole else None
 
 
-def ledger_stats(db, verifier=None, by=None, target=None, max_rollouts=None, max_steps=None,
-                 histograms=None):
+def ledger_stats(
+    db, verifier=None, by=None, target=None, max_rollouts=None, max_steps=None, histograms=None
+):
     """Every statistic as one JSON-ready dict.
 
     histograms, if given a dict, receives {"passed"|"failed": {tokens: rollouts}}
@@ -201,38 +200,60 @@ def ledger_stats(db, verifier=None, by=None, target=None, max_rollouts=None, max
     settings = sample_settings(db, target, max_rollouts, max_steps)
     name, k = parse_target(settings["target"], settings["max_rollouts"])
     verifier = pick_verifier(db, verifier)
-    params = {"verifier": verifier, "target_k": k, "max_rollouts": settings["max_rollouts"],
-              "max_steps": settings["max_steps"]}
+    params = {
+        "verifier": verifier,
+        "target_k": k,
+        "max_rollouts": settings["max_rollouts"],
+        "max_steps": settings["max_steps"],
+    }
     counts = dict(next(db.query(PROMPTS_SQL.format(target=TARGETS[name]), params)))
     total, spent = counts["total"], counts["draws_spent"]
     out = {"verifier": verifier, **settings}
     out["prompts"] = {
-        "total": total, "satisfied": counts["satisfied"], "exhausted": counts["exhausted"],
+        "total": total,
+        "satisfied": counts["satisfied"],
+        "exhausted": counts["exhausted"],
         "pending": total - counts["satisfied"] - counts["exhausted"],
     }
     verdicts = dict(next(db.query(PASS_RATE_SQL, params)))
-    out["pass_rate"] = {**verdicts, "rate": _rate(verdicts["passed"],
-                                                  verdicts["passed"] + verdicts["failed"])}
+    out["pass_rate"] = {
+        **verdicts,
+        "rate": _rate(verdicts["passed"], verdicts["passed"] + verdicts["failed"]),
+    }
     if by:
-        out["pass_rate_by"] = {"field": by, "values": [
-            {**row, "rate": _rate(row["passed"], row["passed"] + row["failed"])}
-            for row in db.query(BY_FIELD_SQL, {**params, "path": "$." + json.dumps(by)})
-        ]}
+        out["pass_rate_by"] = {
+            "field": by,
+            "values": [
+                {**row, "rate": _rate(row["passed"], row["passed"] + row["failed"])}
+                for row in db.query(BY_FIELD_SQL, {**params, "path": "$." + json.dumps(by)})
+            ],
+        }
     buckets = {row["bucket"]: row["prompts"] for row in db.query(BUCKETS_SQL, params)}
     out["pass_rate_buckets"] = {b: buckets.get(b, 0) for b in BUCKETS + ("no verdicts",)}
     out["pass_at_k"] = _pass_at_k(list(db.query(DRAWS_SQL, params)))
     out["completion_tokens"] = _tokens(db, params, histograms if histograms is not None else {})
     out["rollouts"] = {
-        "total": spent, "valid": counts["valid"], "truncated": counts["truncated"],
-        "errored": counts["errored"], "truncation_rate": _rate(counts["truncated"], spent),
+        "total": spent,
+        "valid": counts["valid"],
+        "truncated": counts["truncated"],
+        "errored": counts["errored"],
+        "truncation_rate": _rate(counts["truncated"], spent),
         "error_rate": _rate(counts["errored"], spent),
     }
     budget = total * settings["max_rollouts"]
-    out["draws"] = {"spent": spent, "budget_without_early_stop": budget,
-                    "saved": budget - spent, "saved_fraction": _rate(budget - spent, budget)}
+    out["draws"] = {
+        "spent": spent,
+        "budget_without_early_stop": budget,
+        "saved": budget - spent,
+        "saved_fraction": _rate(budget - spent, budget),
+    }
     out["runs"] = [
-        {**run, "tokens_per_second": round(run["completion_tokens"] / run["seconds"], 2)
-         if run["seconds"] else None}
+        {
+            **run,
+            "tokens_per_second": (
+                round(run["completion_tokens"] / run["seconds"], 2) if run["seconds"] else None
+            ),
+        }
         for run in db.query(RUNS_SQL)
     ]
     return out
@@ -269,24 +290,34 @@ def format_text(stats) -> str:
         f"exhausted, {p['pending']:,} pending",
         f"Pass rate: {_pct(pr['rate'])} ({pr['passed']:,} passed, {pr['failed']:,} failed, "
         f"{pr['undecided']:,} undecided)",
-        "Per-prompt pass rates: " + ", ".join(
-            f"{b}: {n:,}" for b, n in stats["pass_rate_buckets"].items()),
-        "pass@k: " + (", ".join(f"@{x['k']} {x['pass_at_k']:.3f}" for x in stats["pass_at_k"])
-                      or "no draws"),
+        "Per-prompt pass rates: "
+        + ", ".join(f"{b}: {n:,}" for b, n in stats["pass_rate_buckets"].items()),
+        "pass@k: "
+        + (", ".join(f"@{x['k']} {x['pass_at_k']:.3f}" for x in stats["pass_at_k"]) or "no draws"),
     ]
     for row in stats.get("pass_rate_by", {}).get("values", []):
-        lines.append(f"  {stats['pass_rate_by']['field']}={row['value']}: {_pct(row['rate'])} "
-                     f"({row['prompts']:,} prompts)")
+        lines.append(
+            f"  {stats['pass_rate_by']['field']}={row['value']}: {_pct(row['rate'])} "
+            f"({row['prompts']:,} prompts)"
+        )
     for key, t in stats["completion_tokens"].items():
-        lines.append(f"Tokens ({key}): p50 {t['p50']}, p90 {t['p90']}, p99 {t['p99']}, "
-                     f"max {t['max']} over {t['count']:,} rollouts")
-    lines.append(f"Rollouts: {r['total']:,}, truncated {_pct(r['truncation_rate'])}, "
-                 f"errored {_pct(r['error_rate'])}")
-    lines.append(f"Draws: {d['spent']:,} of {d['budget_without_early_stop']:,} without early "
-                 f"stop (saved {_pct(d['saved_fraction'])})")
+        lines.append(
+            f"Tokens ({key}): p50 {t['p50']}, p90 {t['p90']}, p99 {t['p99']}, "
+            f"max {t['max']} over {t['count']:,} rollouts"
+        )
+    lines.append(
+        f"Rollouts: {r['total']:,}, truncated {_pct(r['truncation_rate'])}, "
+        f"errored {_pct(r['error_rate'])}"
+    )
+    lines.append(
+        f"Draws: {d['spent']:,} of {d['budget_without_early_stop']:,} without early "
+        f"stop (saved {_pct(d['saved_fraction'])})"
+    )
     for run in stats["runs"]:
-        lines.append(f"Run #{run['id']} {run['command']}: {run['rollouts']:,} rollouts in "
-                     f"{run['seconds']} s, {run['tokens_per_second']} tokens/s")
+        lines.append(
+            f"Run #{run['id']} {run['command']}: {run['rollouts']:,} rollouts in "
+            f"{run['seconds']} s, {run['tokens_per_second']} tokens/s"
+        )
     return "\n".join(lines)
 
 
@@ -327,8 +358,13 @@ def write_plots(stats, histograms, folder):
     fig, ax = plt.subplots(figsize=(7, 4))
     points = stats["pass_at_k"]
     ax.plot([p["k"] for p in points], [p["pass_at_k"] for p in points], marker="o")
-    ax.set(title="Passes vs draws (pass@k)", xlabel="draws per prompt (k)", ylabel="pass@k",
-           xscale="log", ylim=(0, 1))
+    ax.set(
+        title="Passes vs draws (pass@k)",
+        xlabel="draws per prompt (k)",
+        ylabel="pass@k",
+        xscale="log",
+        ylim=(0, 1),
+    )
     written.append(_save(fig, folder / "passes_vs_draws.png"))
     return written
 
