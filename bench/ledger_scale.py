@@ -19,6 +19,7 @@ rollouts are truncated and 0.5% errored; responses average about
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -138,14 +139,21 @@ def build(path, prompts=100_000, per_prompt=10, response_chars=600):
 
 
 def timed(args):
-    "Run an rsr command; (seconds, stderr's last line)."
+    """Run an rsr command; (wall seconds, CPU seconds, stderr's last line).
+
+    CPU time (user + system) is reported beside wall time because on a shared
+    machine the wall time also measures everyone else's load.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "rsr", *args], capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if result.returncode != 0:
         raise SystemExit(f"rsr {' '.join(args)} failed:\n{result.stderr}")
     lines = result.stderr.strip().splitlines()
-    return elapsed, lines[-1] if lines else ""
+    return elapsed, cpu, lines[-1] if lines else ""
 
 
 def main(argv=None):
@@ -173,6 +181,7 @@ def main(argv=None):
         )
     size = path.stat().st_size
     print(f"database: {size / 1e6:,.1f} MB, {size / rollouts:,.0f} bytes per rollout", flush=True)
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     for label, command in [
         ("rsr stats --json", ["stats", str(path), "--json"]),
         (
@@ -198,8 +207,9 @@ def main(argv=None):
             ],
         ),
     ]:
-        seconds, last = timed(command)
-        print(f"{label}: {seconds:.2f} s" + (f"  ({last})" if last else ""), flush=True)
+        seconds, cpu, last = timed(command)
+        note = f"  ({last})" if last else ""
+        print(f"{label}: {seconds:.2f} s wall, {cpu:.2f} s CPU{note}", flush=True)
     for name in ("sft.jsonl", "dpo.jsonl", "dpo4.jsonl"):
         Path(folder, name).unlink(missing_ok=True)
     if not args.db:

@@ -3,7 +3,8 @@ import json
 import pytest
 from helpers import add_prompt, add_rollout, add_score
 
-from rsr import open_db
+from rsr import hookimpl, open_db
+from rsr.plugins import pm
 
 
 def build(db_path, prompts):
@@ -324,3 +325,36 @@ def test_export_leaves_ledger_unchanged(ledger, invoke):
     before = open(ledger, "rb").read()
     export(invoke, ledger, "--format", "dpo", "--dedupe")
     assert open(ledger, "rb").read() == before
+
+
+class Answers:
+    "A throwaway export format: the bare answers of the sft selection."
+
+    name = "answers"
+    description = "just the answer text"
+
+    def rows(self, db, options):
+        from rsr.selection import select_per_prompt
+
+        for row in select_per_prompt(db, options.selection, 1):
+            yield {"answer": row["response"]}
+
+    def dataset_info(self, file_name):
+        return None
+
+
+class AnswersPlugin:
+    @hookimpl
+    def register_formatters(register):
+        register(Answers())
+
+
+def test_export_format_from_a_plugin(ledger, invoke):
+    pm.register(AnswersPlugin, name="test-answers")
+    try:
+        assert "answers|best-of-n|dpo" in invoke("export", "--help").stdout
+        result = invoke("export", ledger, "--format", "answers")
+        assert result.stdout == '{"answer": "b"}\n{"answer": "right"}\n'
+    finally:
+        pm.unregister(name="test-answers")
+    assert invoke("export", ledger, "--format", "answers").exit_code == 2
