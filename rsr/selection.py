@@ -197,7 +197,6 @@ PAIR_STRATEGIES = {
 }
 
 VERIFIERS_SQL = "select distinct verifier from scores order by verifier"
-VERIFIER_EXISTS_SQL = "select 1 from scores where verifier = :verifier limit 1"
 
 
 @dataclass
