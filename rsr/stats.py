@@ -5,7 +5,8 @@ single grouped pass over rollouts, so a ledger of a million rollouts answers
 in seconds. The sections:
 
 - prompts: total, satisfied (the sampling target is met), exhausted (not
-  met, budget spent: max_rollouts rollouts or max_steps steps) and pending
+  met, budget spent: max_rollouts rollouts or max_steps steps) and pending,
+  judged by the rules `rsr sample` stops by (rsr/early_stop.py)
 - pass rate overall and by a metadata field; the per-prompt pass-rate
   distribution in buckets 0, (0, .25], (.25, .5], (.5, .75], (.75, 1), 1
 - pass@k for k = 1, 2, 4, ... with the unbiased estimator of Chen et al.
@@ -19,43 +20,38 @@ in seconds. The sections:
 - time, rollouts and completion tokens per second for each run that sampled
 
 The target and budget are the options given, else those of the latest
-`rsr sample` run in `runs`, else sample's defaults (sft, 16, 8).
+`rsr sample` or `rsr run` in `runs`, else sample's defaults (sft, 16, 8).
 """
 
 import json
 import math
 from pathlib import Path
 
+from . import early_stop
 from .errors import ConfigError
 from .selection import VERIFIERS_SQL
 
 DEFAULTS = {"target": "sft", "max_rollouts": 16, "max_steps": 8}
 
-SAMPLE_CONFIGS_SQL = "select config from runs where command = 'sample' order by id desc"
+# Runs that sampled, newest first: their configuration has the target and budget
+# (under "sampling" for rsr sample and rsr run).
+SAMPLE_CONFIGS_SQL = "select config from runs where command in ('sample', 'run') order by id desc"
 
-# Target predicates over prompt_progress (pp) and verdicts (v): a fixed list.
-TARGETS = {
-    "sft": "coalesce(v.passed, 0) >= 1",
-    "dpo": "coalesce(v.passed, 0) >= 1 and coalesce(v.failed, 0) >= 1",
-    "multi-sft": "coalesce(v.passed, 0) >= :target_k",
-    "best-of-n": "pp.valid >= :target_k",
-}
-
-PROMPTS_SQL = """
+# Satisfied, within budget and a step to finish come from early_stop, the one
+# place those rules live: exhausted is neither satisfied, nor within budget, nor
+# finishing a step cut short.
+PROMPT_STATES_SQL = """
 select
     count(*) as total,
     coalesce(sum(satisfied), 0) as satisfied,
-    coalesce(sum(not satisfied and (rollouts >= :max_rollouts or steps >= :max_steps)), 0)
-        as exhausted,
-    coalesce(sum(rollouts), 0) as draws_spent,
-    coalesce(sum(truncated), 0) as truncated,
-    coalesce(sum(errored), 0) as errored,
-    coalesce(sum(valid), 0) as valid
-from (
-    select pp.rollouts, pp.steps, pp.truncated, pp.errored, pp.valid, {target} as satisfied
-    from prompt_progress pp
-    left join verdicts v on v.prompt_id = pp.prompt_id and v.verifier = :verifier
-)
+    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted
+from ({states})
+"""
+
+TOTALS_SQL = """
+select coalesce(sum(rollouts), 0) as draws_spent, coalesce(sum(valid), 0) as valid,
+       coalesce(sum(truncated), 0) as truncated, coalesce(sum(errored), 0) as errored
+from progress
 """
 
 PASS_RATE_SQL = """
@@ -119,39 +115,42 @@ order by runs.id
 """
 
 
+def _sampling_section(config):
+    section = config.get("sampling") if isinstance(config.get("sampling"), dict) else config
+    verifier = config.get("verifier")
+    if isinstance(verifier, dict):
+        verifier = verifier.get("name")
+    return section, verifier if isinstance(verifier, str) else None
+
+
 def sample_settings(db, target=None, max_rollouts=None, max_steps=None) -> dict:
-    "The target and budget: the options given, else the last sample run's, else defaults."
-    given = {"target": target, "max_rollouts": max_rollouts, "max_steps": max_steps}
-    settings = dict(DEFAULTS)
+    """The target, budget and verifier: the options given, else the latest
+    sampling run's, else sample's defaults (verifier None)."""
+    settings = {**DEFAULTS, "verifier": None}
     for (config,) in db.execute(SAMPLE_CONFIGS_SQL):
-        config = json.loads(config)
-        if any(key in config for key in DEFAULTS):
-            settings.update({k: config[k] for k in DEFAULTS if config.get(k) is not None})
+        section, verifier = _sampling_section(json.loads(config))
+        if any(section.get(key) is not None for key in DEFAULTS):
+            settings.update({k: section[k] for k in DEFAULTS if section.get(k) is not None})
+            settings["verifier"] = verifier
             break
+    given = {"target": target, "max_rollouts": max_rollouts, "max_steps": max_steps}
     settings.update({k: v for k, v in given.items() if v is not None})
     return settings
 
 
-def parse_target(target, max_rollouts):
-    "('sft'|'dpo'|'multi-sft'|'best-of-n', k) from 'multi-sft:3', 'best-of-n:8', ..."
-    name, _, k = str(target).partition(":")
-    if name not in TARGETS:
-        raise ConfigError(f"Unknown target {target!r}; use sft, dpo, multi-sft:K or best-of-n[:N]")
-    if k and not k.isdigit():
-        raise ConfigError(f"Target {target!r}: the number after ':' must be a whole number")
-    default_k = {"multi-sft": 1, "best-of-n": max_rollouts}.get(name, 1)
-    return name, int(k) if k else default_k
-
-
-def pick_verifier(db, verifier):
-    "The verifier the stats are about: the one given, the only one, or None."
+def pick_verifier(db, verifier, sampled_with=None):
+    """The verifier the stats are about: the one given, the only one, the one the
+    latest sampling run used, or None for a ledger without scores."""
     names = [row[0] for row in db.execute(VERIFIERS_SQL)]
     if verifier is not None:
         if verifier not in names:
             raise ConfigError(
-                f"No scores from verifier {verifier!r} (verifiers: {', '.join(names) or 'none yet'})"
+                f"No scores from verifier {verifier!r} "
+                f"(verifiers: {', '.join(names) or 'none yet'})"
             )
         return verifier
+    if len(names) > 1 and sampled_with in names:
+        return sampled_with
     if len(names) > 1:
         raise ConfigError(
             f"This ledger has scores from several verifiers ({', '.join(names)}); "
@@ -198,17 +197,16 @@ def ledger_stats(
     for plotting.
     """
     settings = sample_settings(db, target, max_rollouts, max_steps)
-    name, k = parse_target(settings["target"], settings["max_rollouts"])
-    verifier = pick_verifier(db, verifier)
-    params = {
-        "verifier": verifier,
-        "target_k": k,
-        "max_rollouts": settings["max_rollouts"],
-        "max_steps": settings["max_steps"],
-    }
-    counts = dict(next(db.query(PROMPTS_SQL.format(target=TARGETS[name]), params)))
+    parsed = early_stop.parse_target(settings["target"], settings["max_rollouts"])
+    verifier = pick_verifier(db, verifier, settings.pop("verifier"))
+    params = early_stop.state_params(
+        parsed, verifier, settings["max_rollouts"], settings["max_steps"]
+    )
+    states = early_stop.prompt_state_sql(parsed)
+    counts = dict(next(db.query(PROMPT_STATES_SQL.format(states=states), params)))
+    counts.update(next(db.query(TOTALS_SQL)))
     total, spent = counts["total"], counts["draws_spent"]
-    out = {"verifier": verifier, **settings}
+    out = {"verifier": verifier, **settings, "target": parsed.label}
     out["prompts"] = {
         "total": total,
         "satisfied": counts["satisfied"],

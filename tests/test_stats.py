@@ -87,21 +87,49 @@ def test_stats_counts(ledger, invoke):
     }
 
 
-def test_stats_target_and_budget_from_the_last_sample_run(ledger, invoke):
+def sample_config(target, max_rollouts, max_steps, verifier):
+    "The configuration rsr sample records in runs (the parts stats reads)."
+    return json.dumps(
+        {
+            "sampler": {"name": "local"},
+            "sampling": {
+                "target": target,
+                "max_rollouts": max_rollouts,
+                "step_size": 4,
+                "max_steps": max_steps,
+            },
+            "verifier": {"name": verifier, "options": {}},
+        }
+    )
+
+
+def test_stats_target_budget_and_verifier_from_the_last_sample_run(ledger, invoke):
     db = open_db(ledger)
     db.execute(
         "insert into runs (command, config) values ('sample', ?)",
-        [json.dumps({"target": "dpo", "max_rollouts": 4, "max_steps": 8})],
+        [sample_config("sft", 16, 8, "judge")],
     )
+    db.execute(
+        "insert into runs (command, config) values ('sample', ?)", [sample_config("dpo", 4, 8, "v")]
+    )
+    # a second verifier: stats follows the one the latest sample run used
+    db.execute("insert into scores (rollout_id, verifier, passed) values (1, 'judge', 0)")
     data = stats_json(invoke, ledger)
-    assert (data["target"], data["max_rollouts"]) == ("dpo", 4)
-    # dpo needs a pass and a fail: only a; b is out of budget (4 rollouts)
+    assert (data["target"], data["max_rollouts"], data["verifier"]) == ("dpo", 4, "v")
+    # dpo needs a pass and a fail: only a; b has spent its 4 rollouts
     assert data["prompts"] == {"total": 4, "satisfied": 1, "exhausted": 1, "pending": 2}
     assert data["draws"]["budget_without_early_stop"] == 16
-    data = stats_json(invoke, ledger, "--target", "multi-sft:3", "--max-rollouts", "2")
+    # d's two steps of one rollout each spend a max_steps of 2
+    db.execute(
+        "insert into steps (prompt_id, step, requested, received) values "
+        "('d', 1, 1, 1), ('d', 2, 1, 1)"
+    )
+    data = stats_json(invoke, ledger, "--max-steps", "2")
     assert data["prompts"] == {"total": 4, "satisfied": 1, "exhausted": 2, "pending": 1}
-    data = stats_json(invoke, ledger, "--target", "best-of-n:2")
-    assert data["prompts"]["satisfied"] == 3
+    data = stats_json(invoke, ledger, "--target", "multi-sft:2", "--max-rollouts", "2")
+    assert data["prompts"] == {"total": 4, "satisfied": 1, "exhausted": 2, "pending": 1}
+    data = stats_json(invoke, ledger, "--target", "best-of-n:2", "--verifier", "judge")
+    assert (data["prompts"]["satisfied"], data["pass_rate"]["failed"]) == (3, 1)
 
 
 def test_stats_runs_time_and_tokens_per_second(db_path, invoke):
@@ -145,7 +173,7 @@ def test_stats_errors(ledger, invoke):
     assert result.exit_code == 1
     assert "several verifiers (judge, v); choose one with --verifier" in result.stderr
     result = invoke("stats", ledger, "--verifier", "v", "--target", "ppo")
-    assert "Unknown target 'ppo'; use sft, dpo, multi-sft:K or best-of-n[:N]" in result.stderr
+    assert "Unknown target 'ppo': use sft, dpo, multi-sft:K, best-of-n[:N] or none" in result.stderr
 
 
 def test_stats_empty_ledger(db_path, invoke):
