@@ -3,10 +3,10 @@ import json
 import click
 
 from rsr import open_db, plugins
-from rsr.export import build_options, dataset_info, get_formatter
+from rsr.export import dataset_info, get_formatter, make_options
 from rsr.export import export as export_rows
 from rsr.formatters import REASONING_MODES
-from rsr.selection import PAIR_STRATEGIES, PICK_ORDER, resolve_verifier
+from rsr.selection import PAIR_STRATEGIES, PICK_ORDER
 
 from . import cli, echo_err, existing_db_argument
 
@@ -94,7 +94,7 @@ rate = click.FloatRange(0, 1)
     is_flag=True,
     help="Print LLaMA-Factory's dataset_info.json entry for -o FILE",
 )
-def export(db_path, format_, output, verifier, print_dataset_info, **options):
+def export(db_path, format_, output, print_dataset_info, **options):
     """Export training data as JSONL: SFT, DPO pairs, best-of-N or top-K
 
     Only valid rollouts are exported: truncated and errored ones never are.
@@ -107,7 +107,7 @@ def export(db_path, format_, output, verifier, print_dataset_info, **options):
     formatter = get_formatter(format_)
     info = dataset_info(formatter, output) if print_dataset_info else None
     with open_db(db_path, readonly=True) as db:
-        export_options = build_options(resolve_verifier(db, verifier), **options)
+        export_options = make_options(db, options)
         count = export_rows(db, formatter, export_options, output)
     if info:
         click.echo(json.dumps(info, indent=2))

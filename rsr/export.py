@@ -9,27 +9,15 @@ import json
 import sys
 from pathlib import Path
 
-from dataclasses import fields
-
 from . import plugins
 from .errors import ConfigError
 from .formatters import ExportOptions
-from .selection import Selection
+from .selection import Selection, resolve_verifier
 
 
 def get_formatter(name):
     "The registered formatter called name."
     return plugins.pick(plugins.get_formatters(), name, "export format", "rsr export --help")
-
-
-def build_options(verifier, **options) -> ExportOptions:
-    "ExportOptions from the command line's options (Selection's fields go to it)."
-    selection_fields = {f.name for f in fields(Selection)}
-    selection = Selection(
-        verifier=verifier, **{k: v for k, v in options.items() if k in selection_fields}
-    )
-    rest = {k: v for k, v in options.items() if k not in selection_fields}
-    return ExportOptions(selection=selection, **rest)
 
 
 def write_jsonl(rows, out) -> int:
@@ -73,3 +61,44 @@ def dataset_info(formatter, output) -> dict:
             "use --format dpo-sharegpt for its preference format"
         )
     return {Path(output).stem: entry}
+
+
+# Export options by their command-line names (underscored), with their defaults.
+SELECTION_OPTIONS = (
+    "verifier",
+    "pass_threshold",
+    "dedupe",
+    "pass_rate_min",
+    "pass_rate_max",
+    "where",
+    "pick",
+    "seed",
+)
+FORMAT_OPTIONS = (
+    "per_prompt",
+    "pairs",
+    "max_pairs_per_prompt",
+    "min_margin",
+    "k",
+    "reasoning",
+    "include_metadata",
+)
+
+
+def make_options(db, options) -> ExportOptions:
+    "ExportOptions from a dict keyed like the command-line options (e.g. a recipe's)."
+    unknown = set(options) - set(SELECTION_OPTIONS) - set(FORMAT_OPTIONS)
+    if unknown:
+        raise ConfigError(f"Unknown export option(s): {', '.join(sorted(unknown))}")
+    chosen = {k: v for k, v in options.items() if v is not None}
+    selection = Selection(
+        resolve_verifier(db, chosen.pop("verifier", None)),
+        **{k: chosen.pop(k) for k in SELECTION_OPTIONS[1:] if k in chosen},
+    )
+    return ExportOptions(selection, **chosen)
+
+
+def export_with_options(db, format_name, output, options) -> int:
+    "Export one format to output (a path, or None for stdout) with options as a dict."
+    formatter = get_formatter(format_name)
+    return export(db, formatter, make_options(db, options), output)

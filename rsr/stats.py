@@ -38,12 +38,12 @@ DEFAULTS = {"target": "sft", "max_rollouts": 16, "max_steps": 8}
 SAMPLE_CONFIGS_SQL = "select config from runs where command in ('sample', 'run') order by id desc"
 
 # Satisfied, within budget and a step to finish come from early_stop, the one
-# place those rules live: exhausted is neither satisfied, nor within budget, nor
-# finishing a step cut short.
+# place those rules live: a prompt still finishing a step cut short is pending;
+# exhausted is neither satisfied, nor within budget, nor finishing a step.
 PROMPT_STATES_SQL = """
 select
     count(*) as total,
-    coalesce(sum(satisfied), 0) as satisfied,
+    coalesce(sum(satisfied and not incomplete), 0) as satisfied,
     coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted
 from ({states})
 """

@@ -217,3 +217,42 @@ def test_bench_script_is_importable():
     finally:
         sys.path.pop(0)
     assert callable(verify_bench.main)
+
+
+def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "from rsr.verifiers import get_verifier\n"
+        "from rsr.verifiers.pool import WorkerPool\n"
+        "pool = WorkerPool(get_verifier('math'), workers=1, timeout=5)\n"
+        "pool.map([('\\\\boxed{1}', {'answer': '1'}, None)])\n"
+        "print(pool.workers[0].process.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    for _ in range(50):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        # A zombie reaped by init counts as gone: look at its state.
+        try:
+            with open(f"/proc/{worker}/stat") as f:
+                if f.read().split()[2] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the worker outlived its killed parent")

@@ -17,6 +17,7 @@ that calls verify_batch() at top level works without an `if __name__` guard.
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -55,7 +56,14 @@ def _worker_main(conn, state, verifier, timeout):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     if timeout:
         signal.signal(signal.SIGALRM, _on_alarm)
+    parent = os.getppid()
     while True:
+        # A forked worker holds a copy of the parent's end of the pipe, so it
+        # never sees EOF when the parent is killed: it watches its parent.
+        if not conn.poll(1.0):
+            if os.getppid() != parent:
+                return
+            continue
         try:
             chunk = conn.recv()
         except EOFError:
