@@ -358,3 +358,45 @@ def test_export_format_from_a_plugin(ledger, invoke):
     finally:
         pm.unregister(name="test-answers")
     assert invoke("export", ledger, "--format", "answers").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        # three rollouts tie at 0.9: same length, so sample_index, then rollout id
+        (["--k", "2"], [("Q p6", "good"), ("Q p7", "same")]),
+        (["--k", "3"], [("Q p6", "good"), ("Q p7", "same"), ("Q p6", "good")]),
+        # counted once, the duplicates make room for the best 0.5 (the shorter x1)
+        (["--k", "3", "--dedupe"], [("Q p6", "good"), ("Q p7", "same"), ("Q p5", "x1")]),
+        (["--k", "1", "--where", "id = 'p5'"], [("Q p5", "x1")]),
+    ],
+)
+def test_export_top_k_ties_and_duplicates(real_ledger, invoke, args, expected):
+    rows, _ = export(invoke, real_ledger, "--format", "top-k", *args)
+    assert answers(rows) == expected
+
+
+def test_export_sft_with_a_pass_threshold_on_real_scores(real_ledger, invoke):
+    rows, _ = export(invoke, real_ledger, "--format", "sft", "--pass-threshold", "0.6")
+    assert answers(rows) == [("Q p6", "good"), ("Q p7", "same")]
+    rows, _ = export(
+        invoke,
+        real_ledger,
+        "--format",
+        "sft",
+        "--pass-threshold",
+        "0.45",
+        "--per-prompt",
+        "3",
+        "--dedupe",
+    )
+    assert answers(rows) == [
+        ("Q p5", "x1"),
+        ("Q p5", "x2"),
+        ("Q p6", "good"),
+        ("Q p6", "meh"),
+        ("Q p7", "same"),
+    ]
+    # without a threshold, real scores with no verdict are never passes
+    rows, _ = export(invoke, real_ledger, "--format", "sft")
+    assert rows == []
