@@ -48,7 +48,9 @@ INT_FIELDS = ("completion_tokens", "prompt_tokens", "seed", "latency_ms")
 TEXT_FIELDS = ("reasoning", "finish_reason", "model", "error")
 
 PROMPT_SQL = "select messages from prompts where id = :id"
-INSERT_PROMPT_SQL = "insert into prompts (id, messages, metadata, source) values (:id, :messages, :metadata, :source)"
+INSERT_PROMPT_SQL = """
+insert into prompts (id, messages, metadata, source) values (:id, :messages, :metadata, :source)
+"""
 NEXT_INDEX_SQL = "select coalesce(max(sample_index), -1) + 1 from rollouts where prompt_id = :id"
 IMPORTED_SQL = """
 select prompt_id, json_extract(params, '$.imported_from') from rollouts
