@@ -19,6 +19,7 @@ rollouts are truncated and 0.5% errored; responses average about
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -117,8 +118,15 @@ def build(path, prompts=100_000, per_prompt=10, response_chars=600):
             db.execute(f"drop trigger {name}")  # names read from sqlite_master
         db.execute(RUN_SQL, {"config": '{"target": "sft", "max_rollouts": 16, "max_steps": 8}'})
         db.execute(PROMPTS_SQL, {"prompts": prompts})
-        db.execute(ROLLOUTS_SQL, {"prompts": prompts, "per_prompt": per_prompt,
-                                  "filler_long": filler, "response_chars": response_chars})
+        db.execute(
+            ROLLOUTS_SQL,
+            {
+                "prompts": prompts,
+                "per_prompt": per_prompt,
+                "filler_long": filler,
+                "response_chars": response_chars,
+            },
+        )
         db.execute(SCORES_SQL)
         db.execute(STEPS_SQL)
         m001_backfill_progress_counters(db)
@@ -131,14 +139,21 @@ def build(path, prompts=100_000, per_prompt=10, response_chars=600):
 
 
 def timed(args):
-    "Run an rsr command; (seconds, stderr's last line)."
+    """Run an rsr command; (wall seconds, CPU seconds, stderr's last line).
+
+    CPU time (user + system) is reported beside wall time because on a shared
+    machine the wall time also measures everyone else's load.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "rsr", *args], capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if result.returncode != 0:
         raise SystemExit(f"rsr {' '.join(args)} failed:\n{result.stderr}")
     lines = result.stderr.strip().splitlines()
-    return elapsed, lines[-1] if lines else ""
+    return elapsed, cpu, lines[-1] if lines else ""
 
 
 def main(argv=None):
@@ -147,32 +162,54 @@ def main(argv=None):
     parser.add_argument("--per-prompt", type=int, default=10)
     parser.add_argument("--response-chars", type=int, default=600)
     parser.add_argument("--db", help="ledger path (default: a temporary file, removed after)")
+    parser.add_argument("--reuse", action="store_true", help="time the existing ledger at --db")
     args = parser.parse_args(argv)
     folder = tempfile.mkdtemp(prefix="rsr-bench-")
     path = Path(args.db or os.path.join(folder, "bench.db"))
-    if path.exists():
-        raise SystemExit(f"{path} exists; give a new path")
-    start = time.perf_counter()
-    rollouts = build(path, args.prompts, args.per_prompt, args.response_chars)
+    if args.reuse:
+        with open_db(path, readonly=True) as db:
+            rollouts = db.execute("select count(*) from rollouts").fetchone()[0]
+        print(f"reusing {path}: {rollouts:,} rollouts")
+    elif path.exists():
+        raise SystemExit(f"{path} exists; give a new path, or --reuse it")
+    else:
+        start = time.perf_counter()
+        rollouts = build(path, args.prompts, args.per_prompt, args.response_chars)
+        print(
+            f"built {rollouts:,} rollouts ({args.prompts:,} prompts x {args.per_prompt}) "
+            f"in {time.perf_counter() - start:.1f} s"
+        )
     size = path.stat().st_size
-    lines = [
-        f"built {rollouts:,} rollouts ({args.prompts:,} prompts x {args.per_prompt}) "
-        f"in {time.perf_counter() - start:.1f} s",
-        f"database: {size / 1e6:,.1f} MB, {size / rollouts:,.0f} bytes per rollout",
-    ]
-    print(lines[0], lines[1], sep="\n", flush=True)
+    print(f"database: {size / 1e6:,.1f} MB, {size / rollouts:,.0f} bytes per rollout", flush=True)
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     for label, command in [
         ("rsr stats --json", ["stats", str(path), "--json"]),
-        ("rsr export --format sft", ["export", str(path), "--format", "sft",
-                                     "-o", os.path.join(folder, "sft.jsonl")]),
-        ("rsr export --format dpo", ["export", str(path), "--format", "dpo",
-                                     "-o", os.path.join(folder, "dpo.jsonl")]),
-        ("rsr export --format dpo --dedupe --max-pairs-per-prompt 4",
-         ["export", str(path), "--format", "dpo", "--dedupe", "--max-pairs-per-prompt", "4",
-          "-o", os.path.join(folder, "dpo4.jsonl")]),
+        (
+            "rsr export --format sft",
+            ["export", str(path), "--format", "sft", "-o", os.path.join(folder, "sft.jsonl")],
+        ),
+        (
+            "rsr export --format dpo",
+            ["export", str(path), "--format", "dpo", "-o", os.path.join(folder, "dpo.jsonl")],
+        ),
+        (
+            "rsr export --format dpo --dedupe --max-pairs-per-prompt 4",
+            [
+                "export",
+                str(path),
+                "--format",
+                "dpo",
+                "--dedupe",
+                "--max-pairs-per-prompt",
+                "4",
+                "-o",
+                os.path.join(folder, "dpo4.jsonl"),
+            ],
+        ),
     ]:
-        seconds, last = timed(command)
-        print(f"{label}: {seconds:.2f} s" + (f"  ({last})" if last else ""), flush=True)
+        seconds, cpu, last = timed(command)
+        note = f"  ({last})" if last else ""
+        print(f"{label}: {seconds:.2f} s wall, {cpu:.2f} s CPU{note}", flush=True)
     for name in ("sft.jsonl", "dpo.jsonl", "dpo4.jsonl"):
         Path(folder, name).unlink(missing_ok=True)
     if not args.db:

@@ -9,8 +9,15 @@ from . import cli, db_argument, echo_err
 @cli.command(name="import")
 @db_argument
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--verifier-name", default="imported", show_default=True, help="Verifier name for scores given in the file")
-@click.option("--skip-invalid", is_flag=True, help="Skip bad records and count them instead of failing")
+@click.option(
+    "--verifier-name",
+    default="imported",
+    show_default=True,
+    help="Verifier name for scores given in the file",
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Skip bad records and count them instead of failing"
+)
 def import_(db_path, file, verifier_name, skip_invalid):
     """Import rollouts generated elsewhere (rsr, open-instruct or flat JSONL)
 
@@ -24,9 +31,9 @@ def import_(db_path, file, verifier_name, skip_invalid):
         rsr import run.db completions.jsonl
         rsr import run.db rm_scored.jsonl --verifier-name reward-model
     """
-    db = open_db(db_path)
     config = {"file": file, "verifier_name": verifier_name, "skip_invalid": skip_invalid}
-    result = import_rollouts(db, file, verifier_name, skip_invalid, config)
+    with open_db(db_path) as db:
+        result = import_rollouts(db, file, verifier_name, skip_invalid, config)
     for error in result.errors:
         echo_err(f"skipped: {error}")
     echo_err(

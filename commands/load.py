@@ -30,10 +30,10 @@ def load(db_path, files, transform, on_duplicate, skip_invalid):
         rsr load run.db gsm8k.jsonl
         rsr load run.db data.jsonl.gz --transform my.py:to_prompt --skip-invalid
     """
-    db = open_db(db_path)
     config = {"files": list(files), "transform": transform, "on_duplicate": on_duplicate,
               "skip_invalid": skip_invalid}
-    result = load_prompts(db, files, transform, on_duplicate, skip_invalid, config)
+    with open_db(db_path) as db:
+        result = load_prompts(db, files, transform, on_duplicate, skip_invalid, config)
     for error in result.errors:
         echo_err(f"skipped: {error}")
     parts = [f"Loaded {result.added:,} new prompts", f"{result.unchanged:,} already present"]

@@ -13,10 +13,26 @@ from . import cli, echo_err, existing_db_argument
 @click.option("--json", "json_", is_flag=True, help="Print JSON instead of text")
 @click.option("--by", metavar="FIELD", help="Pass rate by this prompt metadata field")
 @click.option("--verifier", help="Whose verdicts to count (needed when the ledger has several)")
-@click.option("--target", help="sft, dpo, multi-sft:K or best-of-n[:N] (default: the last sample run's, else sft)")
-@click.option("--max-rollouts", type=click.IntRange(min=1), help="Budget per prompt (default: the last sample run's, else 16)")
-@click.option("--max-steps", type=click.IntRange(min=1), help="Steps per prompt (default: the last sample run's, else 8)")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False), help="Write PNG plots and stats.json to DIR")
+@click.option(
+    "--target",
+    help="sft, dpo, multi-sft:K or best-of-n[:N] (default: the last sample run's, else sft)",
+)
+@click.option(
+    "--max-rollouts",
+    type=click.IntRange(min=1),
+    help="Budget per prompt (default: the last sample run's, else 16)",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    help="Steps per prompt (default: the last sample run's, else 8)",
+)
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False),
+    help="Write PNG plots and stats.json to DIR",
+)
 def stats(db_path, json_, by, verifier, target, max_rollouts, max_steps, plots_dir):
     """Pass rates, pass@k, token lengths, truncation and early-stop savings
 
@@ -26,8 +42,8 @@ def stats(db_path, json_, by, verifier, target, max_rollouts, max_steps, plots_d
         rsr stats run.db --plots report/
     """
     histograms = {}
-    data = ledger_stats(open_db(db_path, readonly=True), verifier, by, target, max_rollouts,
-                        max_steps, histograms)
+    with open_db(db_path, readonly=True) as db:
+        data = ledger_stats(db, verifier, by, target, max_rollouts, max_steps, histograms)
     click.echo(json.dumps(data, indent=2) if json_ else format_text(data))
     if plots_dir:
         written = write_plots(data, histograms, plots_dir)

@@ -35,7 +35,9 @@ def _messages_html(value):
         content = message.get("content")
         if not isinstance(content, str):
             content = json.dumps(content, ensure_ascii=False)
-        turns.append(TURN.format(role=escape(str(message.get("role", "?"))), content=escape(content)))
+        turns.append(
+            TURN.format(role=escape(str(message.get("role", "?"))), content=escape(content))
+        )
     return Markup("".join(turns))
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from . import plugins
 from .errors import ConfigError
+from .formatters import ExportOptions
+from .selection import Selection, resolve_verifier
 
 
 def get_formatter(name):
@@ -62,17 +64,29 @@ def dataset_info(formatter, output) -> dict:
 
 
 # Export options by their command-line names (underscored), with their defaults.
-SELECTION_OPTIONS = ("verifier", "pass_threshold", "dedupe", "pass_rate_min", "pass_rate_max",
-                     "where", "pick", "seed")
-FORMAT_OPTIONS = ("per_prompt", "pairs", "max_pairs_per_prompt", "min_margin", "k", "reasoning",
-                  "include_metadata")
+SELECTION_OPTIONS = (
+    "verifier",
+    "pass_threshold",
+    "dedupe",
+    "pass_rate_min",
+    "pass_rate_max",
+    "where",
+    "pick",
+    "seed",
+)
+FORMAT_OPTIONS = (
+    "per_prompt",
+    "pairs",
+    "max_pairs_per_prompt",
+    "min_margin",
+    "k",
+    "reasoning",
+    "include_metadata",
+)
 
 
-def make_options(db, options) -> "ExportOptions":
+def make_options(db, options) -> ExportOptions:
     "ExportOptions from a dict keyed like the command-line options (e.g. a recipe's)."
-    from .formatters import ExportOptions
-    from .selection import Selection, resolve_verifier
-
     unknown = set(options) - set(SELECTION_OPTIONS) - set(FORMAT_OPTIONS)
     if unknown:
         raise ConfigError(f"Unknown export option(s): {', '.join(sorted(unknown))}")

@@ -86,14 +86,21 @@ class MessagesFormatter:
             out = {"messages": json.loads(row["messages"]) + [message]}
             if options.include_metadata:
                 out["metadata"] = _metadata(
-                    row, options, rollout_id=row["rollout_id"], score=row["score"],
+                    row,
+                    options,
+                    rollout_id=row["rollout_id"],
+                    score=row["score"],
                     passed=row["passed"],
                 )
             yield out
 
     def dataset_info(self, file_name):
-        return {"file_name": file_name, "formatting": "sharegpt",
-                "columns": {"messages": "messages"}, "tags": SHAREGPT_TAGS}
+        return {
+            "file_name": file_name,
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages"},
+            "tags": SHAREGPT_TAGS,
+        }
 
 
 class Sft(MessagesFormatter):
@@ -139,7 +146,10 @@ class Dpo:
 
     def pair_rows(self, db, options):
         return sel.select_pairs(
-            db, options.selection, options.pairs, options.max_pairs_per_prompt,
+            db,
+            options.selection,
+            options.pairs,
+            options.max_pairs_per_prompt,
             options.min_margin,
         )
 
@@ -150,15 +160,20 @@ class Dpo:
         for row in self.pair_rows(db, options):
             out = self.shape(
                 json.loads(row["messages"]),
-                assistant_message(row["chosen_response"], row["chosen_reasoning"], options.reasoning),
+                assistant_message(
+                    row["chosen_response"], row["chosen_reasoning"], options.reasoning
+                ),
                 assistant_message(
                     row["rejected_response"], row["rejected_reasoning"], options.reasoning
                 ),
             )
             if options.include_metadata:
                 out["metadata"] = _metadata(
-                    row, options, chosen_rollout_id=row["chosen_id"],
-                    rejected_rollout_id=row["rejected_id"], chosen_score=row["chosen_score"],
+                    row,
+                    options,
+                    chosen_rollout_id=row["chosen_id"],
+                    rejected_rollout_id=row["rejected_id"],
+                    chosen_score=row["chosen_score"],
                     rejected_score=row["rejected_score"],
                 )
             yield out
@@ -177,9 +192,13 @@ class DpoSharegpt(Dpo):
         return {"messages": prompt, "chosen": chosen, "rejected": rejected}
 
     def dataset_info(self, file_name):
-        return {"file_name": file_name, "formatting": "sharegpt", "ranking": True,
-                "columns": {"messages": "messages", "chosen": "chosen", "rejected": "rejected"},
-                "tags": SHAREGPT_TAGS}
+        return {
+            "file_name": file_name,
+            "formatting": "sharegpt",
+            "ranking": True,
+            "columns": {"messages": "messages", "chosen": "chosen", "rejected": "rejected"},
+            "tags": SHAREGPT_TAGS,
+        }
 
 
 @hookimpl

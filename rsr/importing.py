@@ -32,16 +32,25 @@ from .runs import finish_run, start_run
 from .verification import save_scores
 
 ROLLOUT_FIELDS = (
-    "response", "reasoning", "finish_reason", "score", "passed", "completion_tokens",
-    "prompt_tokens", "model", "error", "seed", "latency_ms",
+    "response",
+    "reasoning",
+    "finish_reason",
+    "score",
+    "passed",
+    "completion_tokens",
+    "prompt_tokens",
+    "model",
+    "error",
+    "seed",
+    "latency_ms",
 )
 INT_FIELDS = ("completion_tokens", "prompt_tokens", "seed", "latency_ms")
 TEXT_FIELDS = ("reasoning", "finish_reason", "model", "error")
 
 PROMPT_SQL = "select messages from prompts where id = :id"
-INSERT_PROMPT_SQL = (
-    "insert into prompts (id, messages, metadata, source) values (:id, :messages, :metadata, :source)"
-)
+INSERT_PROMPT_SQL = """
+insert into prompts (id, messages, metadata, source) values (:id, :messages, :metadata, :source)
+"""
 NEXT_INDEX_SQL = "select coalesce(max(sample_index), -1) + 1 from rollouts where prompt_id = :id"
 IMPORTED_SQL = """
 select prompt_id, json_extract(params, '$.imported_from') from rollouts
@@ -123,9 +132,12 @@ def parse_record(raw, where):
         return normalize(rest, where), rollouts
     if "model_completion" in raw:  # open-instruct generation output
         messages = raw.get("messages")
-        if not isinstance(messages, list) or len(messages) < 2 or not isinstance(
-            messages[-1], dict
-        ) or messages[-1].get("role") != "assistant":
+        if (
+            not isinstance(messages, list)
+            or len(messages) < 2
+            or not isinstance(messages[-1], dict)
+            or messages[-1].get("role") != "assistant"
+        ):
             raise InputError(
                 f"{where}: open-instruct rows need 'messages' ending in the assistant completion"
             )
@@ -176,12 +188,15 @@ class _Importer:
                 )
             return
         if stored is None:
-            self.db.execute(INSERT_PROMPT_SQL, {
-                "id": prompt_id,
-                "messages": json.dumps(prompt["messages"], ensure_ascii=False),
-                "metadata": json.dumps(prompt["metadata"], ensure_ascii=False),
-                "source": where,
-            })
+            self.db.execute(
+                INSERT_PROMPT_SQL,
+                {
+                    "id": prompt_id,
+                    "messages": json.dumps(prompt["messages"], ensure_ascii=False),
+                    "metadata": json.dumps(prompt["metadata"], ensure_ascii=False),
+                    "source": where,
+                },
+            )
             self.prompts[prompt_id] = prompt["messages"]
             self.result.prompts_added += 1
         elif stored != prompt["messages"]:
@@ -195,10 +210,14 @@ class _Importer:
             self.result.already_imported += 1
             return
         if prompt_id not in self.next_index:
-            self.next_index[prompt_id] = self.db.execute(NEXT_INDEX_SQL, {"id": prompt_id}).fetchone()[0]
+            self.next_index[prompt_id] = self.db.execute(
+                NEXT_INDEX_SQL, {"id": prompt_id}
+            ).fetchone()[0]
         columns = {k: v for k, v in rollout.items() if k not in ("score", "passed")}
         columns.update(
-            prompt_id=prompt_id, sample_index=self.next_index[prompt_id], run_id=self.run_id,
+            prompt_id=prompt_id,
+            sample_index=self.next_index[prompt_id],
+            run_id=self.run_id,
             params=json.dumps({"imported_from": source}),
         )
         self.next_index[prompt_id] += 1
@@ -207,8 +226,10 @@ class _Importer:
         self.result.rollouts_added += 1
         if rollout["score"] is not None or rollout["passed"] is not None:
             score = rollout["score"] if rollout["score"] is not None else float(rollout["passed"])
-            save_scores(self.db, [(rollout_id, self.verifier_name, score, rollout["passed"],
-                                   None, None, None)])
+            save_scores(
+                self.db,
+                [(rollout_id, self.verifier_name, score, rollout["passed"], None, None, None)],
+            )
             self.result.scores_added += 1
 
 
@@ -225,7 +246,9 @@ def import_rollouts(db, path, verifier_name="imported", skip_invalid=False, conf
 
     name = Path(path).name
     with db.atomic():
-        run_id = start_run(db, "import", config or {"file": str(path), "verifier_name": verifier_name})
+        run_id = start_run(
+            db, "import", config or {"file": str(path), "verifier_name": verifier_name}
+        )
         importer = _Importer(db, run_id, verifier_name, result)
         for where, raw in read_records(path, on_error=invalid if skip_invalid else None):
             result.read += 1

@@ -39,15 +39,13 @@ PASSED_FROM_THRESHOLD = (
     "case when scores.score is null then null else scores.score >= :pass_threshold end"
 )
 
-CANDIDATES_SQL = """
-with chosen_prompts as (
-    select rowid as prompt_order, id from prompts where {where}
-),
-scored as (
+# The valid scored rollouts. Texts stay out (only their length comes along):
+# the selected rows fetch theirs at the end.
+SCORED_SQL = """
+with scored as (
     select
         rollouts.id as rollout_id,
         rollouts.prompt_id,
-        chosen_prompts.prompt_order,
         rollouts.sample_index,
         length(rollouts.response) as length,
         scores.score,
@@ -55,38 +53,45 @@ scored as (
         coalesce(scores.score, scores.passed) as value,
         {norm} as norm
     from rollouts
-    join chosen_prompts on chosen_prompts.id = rollouts.prompt_id
     join scores on scores.rollout_id = rollouts.id and scores.verifier = :verifier
     where rollouts.error is null and rollouts.truncated = 0
       and rollouts.response is not null
-),
+      {prompt_filter}
+      {prefilter}
+)"""
+PROMPT_FILTER = "and rollouts.prompt_id in (select id from prompts where {where})"
+
+# The best copy of each distinct (whitespace-normalised) completion of a prompt.
+DISTINCT_SQL = """,
 kept as (
-    {kept}
-),
+    select * from (
+        select {source}.*, row_number() over (
+            partition by prompt_id, norm order by value desc nulls last, {pick}
+        ) as copy_rank
+        from {source}
+    ) where copy_rank = 1
+)"""
+
+# Curriculum bands over each prompt's pass rate (of the rows kept so far).
+BAND_SQL = """,
 rated as (
-    select kept.*,
+    select {source}.*,
         sum(passed is 1) over by_prompt as prompt_passed,
         sum(passed is 0) over by_prompt as prompt_failed
-    from kept
+    from {source}
     window by_prompt as (partition by prompt_id)
 ),
-candidates as (
+banded as (
     select * from rated
     where (:pass_rate_min is null or (prompt_passed + prompt_failed > 0
            and 1.0 * prompt_passed / (prompt_passed + prompt_failed) >= :pass_rate_min))
       and (:pass_rate_max is null or (prompt_passed + prompt_failed > 0
            and 1.0 * prompt_passed / (prompt_passed + prompt_failed) <= :pass_rate_max))
-)
-"""
+)"""
 
-KEEP_ALL = "select * from scored"
-# The best copy of each distinct (whitespace-normalised) completion of a prompt.
-KEEP_DISTINCT = """select * from (
-        select scored.*, row_number() over (
-            partition by prompt_id, norm order by value desc nulls last, {pick}
-        ) as copy_rank
-        from scored
-    ) where copy_rank = 1"""
+CANDIDATES_SQL = """,
+candidates as (select * from {source})
+"""
 
 # One row per prompt and rank: the passing rollouts (sft, multi-sft) or all
 # scored ones (best-of-n), best value first, ties by the pick rule.
@@ -102,7 +107,7 @@ from ranked
 join rollouts on rollouts.id = ranked.rollout_id
 join prompts on prompts.id = ranked.prompt_id
 where rank <= :per_prompt
-order by prompt_order, rank
+order by prompts.rowid, rank
 """
 
 # The K best (prompt, rollout) pairs over the whole ledger.
@@ -112,7 +117,7 @@ from candidates
 join rollouts on rollouts.id = candidates.rollout_id
 join prompts on prompts.id = candidates.prompt_id
 where value is not null
-order by value desc, {pick}, prompt_order
+order by value desc, {pick}
 limit :k
 """
 
@@ -123,7 +128,7 @@ limit :k
 CANDIDATES_TABLE_SQL = "create temp table rsr_candidates as {candidates} select * from candidates"
 POOL_TABLE_SQL = """
 create temp table {table} as
-select prompt_id, prompt_order, rollout_id, score, passed, value, norm,
+select prompt_id, rollout_id, score, passed, value, norm,
        row_number() over (partition by prompt_id order by {order}) as pool_rank
 from temp.rsr_candidates where {filter}
 """
@@ -134,7 +139,7 @@ TEMP_TABLES = ("rsr_candidates", "rsr_chosen", "rsr_rejected")
 PAIRS_SQL = """
 with pairs as (
     select
-        chosen.prompt_id, chosen.prompt_order,
+        chosen.prompt_id,
         chosen.rollout_id as chosen_id, chosen.score as chosen_score,
         chosen.passed as chosen_passed,
         rejected.rollout_id as rejected_id, rejected.score as rejected_score,
@@ -160,7 +165,7 @@ join rollouts as chosen_rollout on chosen_rollout.id = pairs.chosen_id
 join rollouts as rejected_rollout on rejected_rollout.id = pairs.rejected_id
 join prompts on prompts.id = pairs.prompt_id
 where pair_rank <= :max_pairs
-order by prompt_order, pair_rank
+order by prompts.rowid, pair_rank
 """
 
 # Diagonal first (1st with 1st, 2nd with 2nd, then neighbours): each rollout is
@@ -192,7 +197,6 @@ PAIR_STRATEGIES = {
 }
 
 VERIFIERS_SQL = "select distinct verifier from scores order by verifier"
-VERIFIER_EXISTS_SQL = "select 1 from scores where verifier = :verifier limit 1"
 
 
 @dataclass
@@ -266,18 +270,33 @@ def resolve_verifier(db, verifier):
     return names[0]
 
 
-def candidates_sql(selection, need_norm):
-    "The WITH clause that defines `candidates` for a selection."
+def candidates_sql(selection, need_norm, passing_only=False):
+    """The WITH clause that defines `candidates` for a selection.
+
+    passing_only lets the scan skip non-passing rollouts early, when nothing
+    downstream (dedupe, pass-rate bands) needs to see them.
+    """
     if selection.pick not in PICK_ORDER:
         raise ConfigError(f"pick must be one of {', '.join(PICK_ORDER)}, not {selection.pick!r}")
-    pick = PICK_ORDER[selection.pick]
-    where = selection.where.strip() if selection.where and selection.where.strip() else "1"
-    return CANDIDATES_SQL.format(
-        where=where,
-        passed=PASSED_FROM_THRESHOLD if selection.pass_threshold is not None else PASSED_FROM_VERDICT,
+    where = selection.where.strip() if selection.where else ""
+    banded = selection.pass_rate_min is not None or selection.pass_rate_max is not None
+    passed = PASSED_FROM_THRESHOLD if selection.pass_threshold is not None else PASSED_FROM_VERDICT
+    sql = SCORED_SQL.format(
+        passed=passed,
         norm="rsr_norm(rollouts.response)" if (need_norm or selection.dedupe) else "rollouts.id",
-        kept=KEEP_DISTINCT.format(pick=pick) if selection.dedupe else KEEP_ALL,
+        prompt_filter=PROMPT_FILTER.format(where=where) if where else "",
+        prefilter=(
+            f"and ({passed}) is 1" if passing_only and not (banded or selection.dedupe) else ""
+        ),
     )
+    source = "scored"
+    if selection.dedupe:
+        sql += DISTINCT_SQL.format(source=source, pick=PICK_ORDER[selection.pick])
+        source = "kept"
+    if banded:
+        sql += BAND_SQL.format(source=source)
+        source = "banded"
+    return sql + CANDIDATES_SQL.format(source=source)
 
 
 def _query(db, sql, params, where):
@@ -298,7 +317,8 @@ def _query(db, sql, params, where):
 def select_per_prompt(db, selection, per_prompt, passing_only=True):
     "Up to per_prompt rollouts of each prompt, best first (passing ones only, or all)."
     pick = PICK_ORDER.get(selection.pick, "")
-    sql = candidates_sql(selection, need_norm=False) + PER_PROMPT_SQL.format(
+    sql = candidates_sql(selection, need_norm=False, passing_only=passing_only)
+    sql += PER_PROMPT_SQL.format(
         pick=pick, filter="passed is 1" if passing_only else "value is not null"
     )
     return _query(db, sql, selection.params(per_prompt=per_prompt), selection.where)
@@ -323,8 +343,9 @@ def select_pairs(db, selection, strategy, max_pairs=1, min_margin=None):
     _drop_temp_tables(db)
     try:
         candidates = candidates_sql(selection, need_norm=True)
-        list(_query(db, CANDIDATES_TABLE_SQL.format(candidates=candidates), params,
-                    selection.where))
+        list(
+            _query(db, CANDIDATES_TABLE_SQL.format(candidates=candidates), params, selection.where)
+        )
         for table, order, where in (
             ("rsr_chosen", f"value desc, {pick}", chosen_filter),
             ("rsr_rejected", rejected_order.format(pick=pick), rejected_filter),

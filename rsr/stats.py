@@ -5,7 +5,8 @@ single grouped pass over rollouts, so a ledger of a million rollouts answers
 in seconds. The sections:
 
 - prompts: total, satisfied (the sampling target is met), exhausted (not
-  met, budget spent: max_rollouts rollouts or max_steps steps) and pending
+  met, budget spent: max_rollouts rollouts or max_steps steps) and pending,
+  judged by the rules `rsr sample` stops by (rsr/early_stop.py)
 - pass rate overall and by a metadata field; the per-prompt pass-rate
   distribution in buckets 0, (0, .25], (.25, .5], (.5, .75], (.75, 1), 1
 - pass@k for k = 1, 2, 4, ... with the unbiased estimator of Chen et al.
@@ -19,36 +20,37 @@ in seconds. The sections:
 - time, rollouts and completion tokens per second for each run that sampled
 
 The target and budget are the options given, else those of the latest
-`rsr sample` run in `runs`, else sample's defaults (sft, 16, 8).
+`rsr sample` or `rsr run` in `runs`, else sample's defaults (sft, 16, 8).
 """
 
 import json
 import math
 from pathlib import Path
 
-from .errors import ConfigError
 from . import early_stop
+from .errors import ConfigError
 from .selection import VERIFIERS_SQL
 
 DEFAULTS = {"target": "sft", "max_rollouts": 16, "max_steps": 8}
 
-# The latest sampling configuration: from `rsr sample` or `rsr run`.
+# Runs that sampled, newest first: their configuration has the target and budget
+# (under "sampling" for rsr sample and rsr run).
 SAMPLE_CONFIGS_SQL = "select config from runs where command in ('sample', 'run') order by id desc"
 
-# Satisfied / exhausted / pending use early_stop's own predicates: the rules
-# that decide sampling are the rules the numbers report.
-PROMPTS_SQL = """
+# Satisfied, within budget and a step to finish come from early_stop, the one
+# place those rules live: a prompt still finishing a step cut short is pending;
+# exhausted is neither satisfied, nor within budget, nor finishing a step.
+PROMPT_STATES_SQL = """
 select
     count(*) as total,
     coalesce(sum(satisfied and not incomplete), 0) as satisfied,
-    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted,
-    coalesce(sum(rollouts), 0) as draws_spent
-from ({state})
+    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted
+from ({states})
 """
 
-ROLLOUT_COUNTS_SQL = """
-select coalesce(sum(truncated), 0) as truncated, coalesce(sum(errored), 0) as errored,
-       coalesce(sum(valid), 0) as valid
+TOTALS_SQL = """
+select coalesce(sum(rollouts), 0) as draws_spent, coalesce(sum(valid), 0) as valid,
+       coalesce(sum(truncated), 0) as truncated, coalesce(sum(errored), 0) as errored
 from progress
 """
 
@@ -113,27 +115,42 @@ order by runs.id
 """
 
 
+def _sampling_section(config):
+    section = config.get("sampling") if isinstance(config.get("sampling"), dict) else config
+    verifier = config.get("verifier")
+    if isinstance(verifier, dict):
+        verifier = verifier.get("name")
+    return section, verifier if isinstance(verifier, str) else None
+
+
 def sample_settings(db, target=None, max_rollouts=None, max_steps=None) -> dict:
-    "The target and budget: the options given, else the last sampling run's, else defaults."
+    """The target, budget and verifier: the options given, else the latest
+    sampling run's, else sample's defaults (verifier None)."""
+    settings = {**DEFAULTS, "verifier": None}
+    for (config,) in db.execute(SAMPLE_CONFIGS_SQL):
+        section, verifier = _sampling_section(json.loads(config))
+        if any(section.get(key) is not None for key in DEFAULTS):
+            settings.update({k: section[k] for k in DEFAULTS if section.get(k) is not None})
+            settings["verifier"] = verifier
+            break
     given = {"target": target, "max_rollouts": max_rollouts, "max_steps": max_steps}
-    settings = dict(DEFAULTS)
-    row = db.execute(SAMPLE_CONFIGS_SQL).fetchone()
-    if row is not None:
-        sampling = json.loads(row[0]).get("sampling") or {}
-        settings.update({k: sampling[k] for k in DEFAULTS if sampling.get(k) is not None})
     settings.update({k: v for k, v in given.items() if v is not None})
     return settings
 
 
-def pick_verifier(db, verifier):
-    "The verifier the stats are about: the one given, the only one, or None."
+def pick_verifier(db, verifier, sampled_with=None):
+    """The verifier the stats are about: the one given, the only one, the one the
+    latest sampling run used, or None for a ledger without scores."""
     names = [row[0] for row in db.execute(VERIFIERS_SQL)]
     if verifier is not None:
         if verifier not in names:
             raise ConfigError(
-                f"No scores from verifier {verifier!r} (verifiers: {', '.join(names) or 'none yet'})"
+                f"No scores from verifier {verifier!r} "
+                f"(verifiers: {', '.join(names) or 'none yet'})"
             )
         return verifier
+    if len(names) > 1 and sampled_with in names:
+        return sampled_with
     if len(names) > 1:
         raise ConfigError(
             f"This ledger has scores from several verifiers ({', '.join(names)}); "
@@ -171,8 +188,9 @@ def _rate(part, whole):
     return round(part / whole, 4) if whole else None
 
 
-def ledger_stats(db, verifier=None, by=None, target=None, max_rollouts=None, max_steps=None,
-                 histograms=None):
+def ledger_stats(
+    db, verifier=None, by=None, target=None, max_rollouts=None, max_steps=None, histograms=None
+):
     """Every statistic as one JSON-ready dict.
 
     histograms, if given a dict, receives {"passed"|"failed": {tokens: rollouts}}
@@ -180,41 +198,60 @@ def ledger_stats(db, verifier=None, by=None, target=None, max_rollouts=None, max
     """
     settings = sample_settings(db, target, max_rollouts, max_steps)
     parsed = early_stop.parse_target(settings["target"], settings["max_rollouts"])
-    verifier = pick_verifier(db, verifier)
-    params = early_stop.state_params(parsed, verifier, settings["max_rollouts"],
-                                     settings["max_steps"])
-    state = early_stop.prompt_state_sql(parsed)
-    counts = dict(next(db.query(PROMPTS_SQL.format(state=state), params)))
-    counts.update(next(db.query(ROLLOUT_COUNTS_SQL)))
+    verifier = pick_verifier(db, verifier, settings.pop("verifier"))
+    params = early_stop.state_params(
+        parsed, verifier, settings["max_rollouts"], settings["max_steps"]
+    )
+    states = early_stop.prompt_state_sql(parsed)
+    counts = dict(next(db.query(PROMPT_STATES_SQL.format(states=states), params)))
+    counts.update(next(db.query(TOTALS_SQL)))
     total, spent = counts["total"], counts["draws_spent"]
-    out = {"verifier": verifier, **settings}
+    out = {"verifier": verifier, **settings, "target": parsed.label}
     out["prompts"] = {
-        "total": total, "satisfied": counts["satisfied"], "exhausted": counts["exhausted"],
+        "total": total,
+        "satisfied": counts["satisfied"],
+        "exhausted": counts["exhausted"],
         "pending": total - counts["satisfied"] - counts["exhausted"],
     }
     verdicts = dict(next(db.query(PASS_RATE_SQL, params)))
-    out["pass_rate"] = {**verdicts, "rate": _rate(verdicts["passed"],
-                                                  verdicts["passed"] + verdicts["failed"])}
+    out["pass_rate"] = {
+        **verdicts,
+        "rate": _rate(verdicts["passed"], verdicts["passed"] + verdicts["failed"]),
+    }
     if by:
-        out["pass_rate_by"] = {"field": by, "values": [
-            {**row, "rate": _rate(row["passed"], row["passed"] + row["failed"])}
-            for row in db.query(BY_FIELD_SQL, {**params, "path": "$." + json.dumps(by)})
-        ]}
+        out["pass_rate_by"] = {
+            "field": by,
+            "values": [
+                {**row, "rate": _rate(row["passed"], row["passed"] + row["failed"])}
+                for row in db.query(BY_FIELD_SQL, {**params, "path": "$." + json.dumps(by)})
+            ],
+        }
     buckets = {row["bucket"]: row["prompts"] for row in db.query(BUCKETS_SQL, params)}
     out["pass_rate_buckets"] = {b: buckets.get(b, 0) for b in BUCKETS + ("no verdicts",)}
     out["pass_at_k"] = _pass_at_k(list(db.query(DRAWS_SQL, params)))
     out["completion_tokens"] = _tokens(db, params, histograms if histograms is not None else {})
     out["rollouts"] = {
-        "total": spent, "valid": counts["valid"], "truncated": counts["truncated"],
-        "errored": counts["errored"], "truncation_rate": _rate(counts["truncated"], spent),
+        "total": spent,
+        "valid": counts["valid"],
+        "truncated": counts["truncated"],
+        "errored": counts["errored"],
+        "truncation_rate": _rate(counts["truncated"], spent),
         "error_rate": _rate(counts["errored"], spent),
     }
     budget = total * settings["max_rollouts"]
-    out["draws"] = {"spent": spent, "budget_without_early_stop": budget,
-                    "saved": budget - spent, "saved_fraction": _rate(budget - spent, budget)}
+    out["draws"] = {
+        "spent": spent,
+        "budget_without_early_stop": budget,
+        "saved": budget - spent,
+        "saved_fraction": _rate(budget - spent, budget),
+    }
     out["runs"] = [
-        {**run, "tokens_per_second": round(run["completion_tokens"] / run["seconds"], 2)
-         if run["seconds"] else None}
+        {
+            **run,
+            "tokens_per_second": (
+                round(run["completion_tokens"] / run["seconds"], 2) if run["seconds"] else None
+            ),
+        }
         for run in db.query(RUNS_SQL)
     ]
     return out
@@ -251,24 +288,34 @@ def format_text(stats) -> str:
         f"exhausted, {p['pending']:,} pending",
         f"Pass rate: {_pct(pr['rate'])} ({pr['passed']:,} passed, {pr['failed']:,} failed, "
         f"{pr['undecided']:,} undecided)",
-        "Per-prompt pass rates: " + ", ".join(
-            f"{b}: {n:,}" for b, n in stats["pass_rate_buckets"].items()),
-        "pass@k: " + (", ".join(f"@{x['k']} {x['pass_at_k']:.3f}" for x in stats["pass_at_k"])
-                      or "no draws"),
+        "Per-prompt pass rates: "
+        + ", ".join(f"{b}: {n:,}" for b, n in stats["pass_rate_buckets"].items()),
+        "pass@k: "
+        + (", ".join(f"@{x['k']} {x['pass_at_k']:.3f}" for x in stats["pass_at_k"]) or "no draws"),
     ]
     for row in stats.get("pass_rate_by", {}).get("values", []):
-        lines.append(f"  {stats['pass_rate_by']['field']}={row['value']}: {_pct(row['rate'])} "
-                     f"({row['prompts']:,} prompts)")
+        lines.append(
+            f"  {stats['pass_rate_by']['field']}={row['value']}: {_pct(row['rate'])} "
+            f"({row['prompts']:,} prompts)"
+        )
     for key, t in stats["completion_tokens"].items():
-        lines.append(f"Tokens ({key}): p50 {t['p50']}, p90 {t['p90']}, p99 {t['p99']}, "
-                     f"max {t['max']} over {t['count']:,} rollouts")
-    lines.append(f"Rollouts: {r['total']:,}, truncated {_pct(r['truncation_rate'])}, "
-                 f"errored {_pct(r['error_rate'])}")
-    lines.append(f"Draws: {d['spent']:,} of {d['budget_without_early_stop']:,} without early "
-                 f"stop (saved {_pct(d['saved_fraction'])})")
+        lines.append(
+            f"Tokens ({key}): p50 {t['p50']}, p90 {t['p90']}, p99 {t['p99']}, "
+            f"max {t['max']} over {t['count']:,} rollouts"
+        )
+    lines.append(
+        f"Rollouts: {r['total']:,}, truncated {_pct(r['truncation_rate'])}, "
+        f"errored {_pct(r['error_rate'])}"
+    )
+    lines.append(
+        f"Draws: {d['spent']:,} of {d['budget_without_early_stop']:,} without early "
+        f"stop (saved {_pct(d['saved_fraction'])})"
+    )
     for run in stats["runs"]:
-        lines.append(f"Run #{run['id']} {run['command']}: {run['rollouts']:,} rollouts in "
-                     f"{run['seconds']} s, {run['tokens_per_second']} tokens/s")
+        lines.append(
+            f"Run #{run['id']} {run['command']}: {run['rollouts']:,} rollouts in "
+            f"{run['seconds']} s, {run['tokens_per_second']} tokens/s"
+        )
     return "\n".join(lines)
 
 
@@ -309,8 +356,13 @@ def write_plots(stats, histograms, folder):
     fig, ax = plt.subplots(figsize=(7, 4))
     points = stats["pass_at_k"]
     ax.plot([p["k"] for p in points], [p["pass_at_k"] for p in points], marker="o")
-    ax.set(title="Passes vs draws (pass@k)", xlabel="draws per prompt (k)", ylabel="pass@k",
-           xscale="log", ylim=(0, 1))
+    ax.set(
+        title="Passes vs draws (pass@k)",
+        xlabel="draws per prompt (k)",
+        ylabel="pass@k",
+        xscale="log",
+        ylim=(0, 1),
+    )
     written.append(_save(fig, folder / "passes_vs_draws.png"))
     return written
 

@@ -22,8 +22,15 @@ def build_ledger(db_path):
     add_score(db, add_rollout(db, "hard/2", 0, "It is 9", reasoning="x^3/3 at 3"), "math", 1)
     add_score(db, add_rollout(db, "hard/2", 1, "It is 27"), "math", 0)
     add_score(db, add_rollout(db, "hard/2", 2, "It is 3"), "math", 0)
-    add_rollout(db, "hard/2", 3, "Let me compute x^3/3 evaluated at", truncated=1,
-                finish_reason="length", completion_tokens=512)
+    add_rollout(
+        db,
+        "hard/2",
+        3,
+        "Let me compute x^3/3 evaluated at",
+        truncated=1,
+        finish_reason="length",
+        completion_tokens=512,
+    )
     return db_path
 
 
@@ -31,10 +38,17 @@ def test_browse_metadata_names_the_ledger_and_hides_internals():
     metadata = load_metadata("run")
     tables = metadata["databases"]["run"]["tables"]
     assert {name for name, t in tables.items() if t.get("hidden")} >= {
-        "_sqlite_migrations", "progress", "verdicts"}
+        "_sqlite_migrations",
+        "progress",
+        "verdicts",
+    }
     assert set(metadata["databases"]["run"]["queries"]) == {
-        "hardest_prompts", "truncated_rollouts", "pass_rate_by_field", "prompt_rollouts",
-        "dpo_pair_preview"}
+        "hardest_prompts",
+        "truncated_rollouts",
+        "pass_rate_by_field",
+        "prompt_rollouts",
+        "dpo_pair_preview",
+    }
 
 
 def test_browse_canned_queries_answer(db_path):
@@ -58,19 +72,27 @@ def test_browse_canned_queries_answer(db_path):
 
     got = asyncio.run(run())
     assert [(r["prompt_id"], r["pass_rate"]) for r in got["hardest"]] == [
-        ("hard/2", 0.3333), ("easy-1", 0.6667)]
+        ("hard/2", 0.3333),
+        ("easy-1", 0.6667),
+    ]
     assert [(r["prompt_id"], r["completion_tokens"]) for r in got["truncated"]] == [("hard/2", 512)]
     assert [(r["value"], r["pass_rate"]) for r in got["by_field"]] == [
-        ("arithmetic", 0.6667), ("calculus", 0.3333)]
-    assert [(r["sample_index"], r["response"], json.loads(r["scores"]) if r["scores"] else None)
-            for r in got["prompt"]] == [
+        ("arithmetic", 0.6667),
+        ("calculus", 0.3333),
+    ]
+    assert [
+        (r["sample_index"], r["response"], json.loads(r["scores"]) if r["scores"] else None)
+        for r in got["prompt"]
+    ] == [
         (0, "It is 9", {"math": {"passed": 1, "score": 1.0, "extracted": None}}),
         (1, "It is 27", {"math": {"passed": 0, "score": 0.0, "extracted": None}}),
         (2, "It is 3", {"math": {"passed": 0, "score": 0.0, "extracted": None}}),
         (3, "Let me compute x^3/3 evaluated at", {}),
     ]
     assert [(r["prompt_id"], r["chosen"], r["rejected"]) for r in got["dpo"]] == [
-        ("easy-1", "4", "5"), ("hard/2", "It is 9", "It is 3")]
+        ("easy-1", "4", "5"),
+        ("hard/2", "It is 9", "It is 3"),
+    ]
 
 
 def free_port():
@@ -85,7 +107,8 @@ def server(db_path):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "rsr", "browse", db_path, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -112,8 +135,13 @@ def test_browse_in_a_real_browser(server, tmp_path):
             page = browser.new_page()
             page.goto(server + "/run")
             body = page.inner_text("body")
-            for title in ("Hardest prompts", "Truncated rollouts", "Pass rate by metadata field",
-                          "A prompt with all its rollouts", "DPO pair preview"):
+            for title in (
+                "Hardest prompts",
+                "Truncated rollouts",
+                "Pass rate by metadata field",
+                "A prompt with all its rollouts",
+                "DPO pair preview",
+            ):
                 assert title in body
             tables = page.locator("h3 a").all_inner_texts()
             assert "prompts" in tables and "rollouts" in tables
@@ -128,7 +156,8 @@ def test_browse_in_a_real_browser(server, tmp_path):
 
             page.goto(server + "/run/truncated_rollouts")
             assert page.locator("td.col-response_tail").inner_text() == (
-                "Let me compute x^3/3 evaluated at")
+                "Let me compute x^3/3 evaluated at"
+            )
 
             page.goto(server + "/run/pass_rate_by_field?field=subject")
             values = page.locator("td.col-value").all_inner_texts()
@@ -147,9 +176,15 @@ def test_browse_in_a_real_browser(server, tmp_path):
             page.locator("a.rsr-rollouts-link").click()
             page.wait_for_load_state()
             assert page.locator("td.col-response").all_inner_texts() == [
-                "4", "The answer is 4", "5"]
+                "4",
+                "The answer is 4",
+                "5",
+            ]
             assert page.locator("td.col-scores").all_inner_texts() == [
-                "math: pass (score 1.0)", "math: pass (score 1.0)", "math: fail (score 0.0)"]
+                "math: pass (score 1.0)",
+                "math: pass (score 1.0)",
+                "math: fail (score 0.0)",
+            ]
             page.screenshot(path=str(tmp_path / "prompt_rollouts.png"), full_page=True)
         finally:
             browser.close()

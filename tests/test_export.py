@@ -3,7 +3,8 @@ import json
 import pytest
 from helpers import add_prompt, add_rollout, add_score
 
-from rsr import open_db
+from rsr import hookimpl, open_db
+from rsr.plugins import pm
 
 
 def build(db_path, prompts):
@@ -54,8 +55,10 @@ def answers(rows):
 
 
 def pairs(rows):
-    return [(r["prompt"][0]["content"], r["chosen"][0]["content"], r["rejected"][0]["content"])
-            for r in rows]
+    return [
+        (r["prompt"][0]["content"], r["chosen"][0]["content"], r["rejected"][0]["content"])
+        for r in rows
+    ]
 
 
 @pytest.mark.parametrize(
@@ -63,8 +66,10 @@ def pairs(rows):
     [
         ([], [("Q p1", "b"), ("Q p2", "right")]),
         (["--pick", "first"], [("Q p1", "aaa"), ("Q p2", "right")]),
-        (["--per-prompt", "2"], [("Q p1", "b"), ("Q p1", "cc"), ("Q p2", "right"),
-                                 ("Q p2", "  right \n")]),
+        (
+            ["--per-prompt", "2"],
+            [("Q p1", "b"), ("Q p1", "cc"), ("Q p2", "right"), ("Q p2", "  right \n")],
+        ),
         (["--per-prompt", "2", "--dedupe"], [("Q p1", "b"), ("Q p1", "cc"), ("Q p2", "right")]),
         # p2's pass rate is 2/3 counting the duplicate, 1/2 counting it once
         (["--pass-rate-max", "0.6"], []),
@@ -121,8 +126,12 @@ def test_export_dpo_pass_fail(ledger, invoke):
 REAL = {
     # a tie: never a pair; best-of-n picks the shorter, then the first
     "p5": [("x1", None, 0.5, OK), ("x2", None, 0.5, OK)],
-    "p6": [("good", None, 0.9, OK), ("good", None, 0.9, OK), ("bad", None, 0.2, OK),
-           ("meh", None, 0.5, OK)],
+    "p6": [
+        ("good", None, 0.9, OK),
+        ("good", None, 0.9, OK),
+        ("bad", None, 0.2, OK),
+        ("meh", None, 0.5, OK),
+    ],
     # the same text (up to whitespace) on both sides: never a pair
     "p7": [("same", None, 0.9, OK), ("same", None, 0.1, OK), ("  same", None, 0.05, OK)],
 }
@@ -138,20 +147,47 @@ def real_ledger(db_path):
     "args,expected",
     [
         (["--pairs", "best-worst"], [("Q p6", "good", "bad")]),
-        (["--pairs", "best-worst", "--max-pairs-per-prompt", "9"],
-         [("Q p6", "good", "bad"), ("Q p6", "good", "meh"), ("Q p6", "good", "meh"),
-          ("Q p6", "good", "bad"), ("Q p6", "meh", "bad")]),
-        (["--pairs", "best-worst", "--max-pairs-per-prompt", "9", "--min-margin", "0.35"],
-         [("Q p6", "good", "bad"), ("Q p6", "good", "meh"), ("Q p6", "good", "meh"),
-          ("Q p6", "good", "bad")]),
-        (["--pairs", "best-worst", "--max-pairs-per-prompt", "9", "--min-margin", "0.6"],
-         [("Q p6", "good", "bad"), ("Q p6", "good", "bad")]),
-        (["--pairs", "best-worst", "--max-pairs-per-prompt", "9", "--min-margin", "0.6",
-          "--dedupe"], [("Q p6", "good", "bad")]),
+        (
+            ["--pairs", "best-worst", "--max-pairs-per-prompt", "9"],
+            [
+                ("Q p6", "good", "bad"),
+                ("Q p6", "good", "meh"),
+                ("Q p6", "good", "meh"),
+                ("Q p6", "good", "bad"),
+                ("Q p6", "meh", "bad"),
+            ],
+        ),
+        (
+            ["--pairs", "best-worst", "--max-pairs-per-prompt", "9", "--min-margin", "0.35"],
+            [
+                ("Q p6", "good", "bad"),
+                ("Q p6", "good", "meh"),
+                ("Q p6", "good", "meh"),
+                ("Q p6", "good", "bad"),
+            ],
+        ),
+        (
+            ["--pairs", "best-worst", "--max-pairs-per-prompt", "9", "--min-margin", "0.6"],
+            [("Q p6", "good", "bad"), ("Q p6", "good", "bad")],
+        ),
+        (
+            [
+                "--pairs",
+                "best-worst",
+                "--max-pairs-per-prompt",
+                "9",
+                "--min-margin",
+                "0.6",
+                "--dedupe",
+            ],
+            [("Q p6", "good", "bad")],
+        ),
         # pass-fail: the worst fail is rejected first
         (["--pass-threshold", "0.6"], [("Q p6", "good", "bad")]),
-        (["--pass-threshold", "0.6", "--max-pairs-per-prompt", "9", "--dedupe"],
-         [("Q p6", "good", "bad"), ("Q p6", "good", "meh")]),
+        (
+            ["--pass-threshold", "0.6", "--max-pairs-per-prompt", "9", "--dedupe"],
+            [("Q p6", "good", "bad"), ("Q p6", "good", "meh")],
+        ),
     ],
 )
 def test_export_dpo_real_scores(real_ledger, invoke, args, expected):
@@ -164,10 +200,12 @@ def test_export_dpo_real_scores(real_ledger, invoke, args, expected):
 def test_export_dpo_best_random_is_seeded(real_ledger, invoke):
     seen = set()
     for seed in range(12):
-        rows, _ = export(invoke, real_ledger, "--format", "dpo", "--pairs", "best-random",
-                         "--seed", seed)
-        again, _ = export(invoke, real_ledger, "--format", "dpo", "--pairs", "best-random",
-                          "--seed", seed)
+        rows, _ = export(
+            invoke, real_ledger, "--format", "dpo", "--pairs", "best-random", "--seed", seed
+        )
+        again, _ = export(
+            invoke, real_ledger, "--format", "dpo", "--pairs", "best-random", "--seed", seed
+        )
         assert rows == again
         assert [r[:2] for r in pairs(rows)] == [("Q p6", "good")]
         seen.add(rows[0]["rejected"][0]["content"])
@@ -179,8 +217,18 @@ def test_export_best_of_n_tie_rules(real_ledger, invoke):
     assert answers(rows) == [("Q p5", "x1"), ("Q p6", "good"), ("Q p7", "same")]
     picked = set()
     for seed in range(12):
-        rows, _ = export(invoke, real_ledger, "--format", "best-of-n", "--pick", "random",
-                         "--seed", seed, "--where", "id = 'p5'")
+        rows, _ = export(
+            invoke,
+            real_ledger,
+            "--format",
+            "best-of-n",
+            "--pick",
+            "random",
+            "--seed",
+            seed,
+            "--where",
+            "id = 'p5'",
+        )
         picked.add(rows[0]["messages"][-1]["content"])
     assert picked == {"x1", "x2"}
 
@@ -201,12 +249,17 @@ def test_export_reasoning_modes(db_path, invoke):
 
 def test_export_include_metadata_and_file_output(ledger, invoke, tmp_path):
     out = tmp_path / "train.jsonl"
-    result = invoke("export", ledger, "--format", "sft", "--include-metadata", "-o", out,
-                    "--where", "id = 'p2'")
+    result = invoke(
+        "export", ledger, "--format", "sft", "--include-metadata", "-o", out, "--where", "id = 'p2'"
+    )
     assert (result.exit_code, result.stdout) == (0, "")
     row = json.loads(out.read_text())
     assert row["metadata"] == {
-        "prompt_id": "p2", "rollout_id": 4, "verifier": "v", "score": 1.0, "passed": 1,
+        "prompt_id": "p2",
+        "rollout_id": 4,
+        "verifier": "v",
+        "score": 1.0,
+        "passed": 1,
         "prompt": {"answer": "4", "level": 2},
     }
     result = invoke("export", ledger, "--format", "dpo", "--include-metadata")
@@ -222,13 +275,17 @@ def test_export_print_dataset_info(ledger, invoke, tmp_path):
             "file_name": "rsr_sft.jsonl",
             "formatting": "sharegpt",
             "columns": {"messages": "messages"},
-            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-                     "assistant_tag": "assistant", "system_tag": "system"},
+            "tags": {
+                "role_tag": "role",
+                "content_tag": "content",
+                "user_tag": "user",
+                "assistant_tag": "assistant",
+                "system_tag": "system",
+            },
         }
     }
     out = tmp_path / "pairs.jsonl"
-    result = invoke("export", ledger, "--format", "dpo-sharegpt", "-o", out,
-                    "--print-dataset-info")
+    result = invoke("export", ledger, "--format", "dpo-sharegpt", "-o", out, "--print-dataset-info")
     assert json.loads(result.stdout)["pairs"]["ranking"] is True
     assert json.loads(out.read_text()) == {
         "messages": [{"role": "user", "content": "Q p2"}],
@@ -255,7 +312,9 @@ def test_export_errors(ledger, invoke, db_path):
     assert "No scores from verifier 'jugde' in this ledger (verifiers: judge, v)" in result.stderr
     result = invoke("export", ledger, "--format", "sft", "--verifier", "v", "--where", "nosuch = 1")
     assert result.exit_code == 1
-    assert "--where 'nosuch = 1' is not valid SQL on prompts: no such column: nosuch" in result.stderr
+    assert (
+        "--where 'nosuch = 1' is not valid SQL on prompts: no such column: nosuch" in result.stderr
+    )
     result = invoke("export", ledger, "--format", "top-k", "--verifier", "v")
     assert "--format top-k needs --k N" in result.stderr
     result = invoke("export", ledger, "--format", "sfft")
@@ -266,3 +325,78 @@ def test_export_leaves_ledger_unchanged(ledger, invoke):
     before = open(ledger, "rb").read()
     export(invoke, ledger, "--format", "dpo", "--dedupe")
     assert open(ledger, "rb").read() == before
+
+
+class Answers:
+    "A throwaway export format: the bare answers of the sft selection."
+
+    name = "answers"
+    description = "just the answer text"
+
+    def rows(self, db, options):
+        from rsr.selection import select_per_prompt
+
+        for row in select_per_prompt(db, options.selection, 1):
+            yield {"answer": row["response"]}
+
+    def dataset_info(self, file_name):
+        return None
+
+
+class AnswersPlugin:
+    @hookimpl
+    def register_formatters(register):
+        register(Answers())
+
+
+def test_export_format_from_a_plugin(ledger, invoke):
+    pm.register(AnswersPlugin, name="test-answers")
+    try:
+        assert "answers|best-of-n|dpo" in invoke("export", "--help").stdout
+        result = invoke("export", ledger, "--format", "answers")
+        assert result.stdout == '{"answer": "b"}\n{"answer": "right"}\n'
+    finally:
+        pm.unregister(name="test-answers")
+    assert invoke("export", ledger, "--format", "answers").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        # three rollouts tie at 0.9: same length, so sample_index, then rollout id
+        (["--k", "2"], [("Q p6", "good"), ("Q p7", "same")]),
+        (["--k", "3"], [("Q p6", "good"), ("Q p7", "same"), ("Q p6", "good")]),
+        # counted once, the duplicates make room for the best 0.5 (the shorter x1)
+        (["--k", "3", "--dedupe"], [("Q p6", "good"), ("Q p7", "same"), ("Q p5", "x1")]),
+        (["--k", "1", "--where", "id = 'p5'"], [("Q p5", "x1")]),
+    ],
+)
+def test_export_top_k_ties_and_duplicates(real_ledger, invoke, args, expected):
+    rows, _ = export(invoke, real_ledger, "--format", "top-k", *args)
+    assert answers(rows) == expected
+
+
+def test_export_sft_with_a_pass_threshold_on_real_scores(real_ledger, invoke):
+    rows, _ = export(invoke, real_ledger, "--format", "sft", "--pass-threshold", "0.6")
+    assert answers(rows) == [("Q p6", "good"), ("Q p7", "same")]
+    rows, _ = export(
+        invoke,
+        real_ledger,
+        "--format",
+        "sft",
+        "--pass-threshold",
+        "0.45",
+        "--per-prompt",
+        "3",
+        "--dedupe",
+    )
+    assert answers(rows) == [
+        ("Q p5", "x1"),
+        ("Q p5", "x2"),
+        ("Q p6", "good"),
+        ("Q p6", "meh"),
+        ("Q p7", "same"),
+    ]
+    # without a threshold, real scores with no verdict are never passes
+    rows, _ = export(invoke, real_ledger, "--format", "sft")
+    assert rows == []

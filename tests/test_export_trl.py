@@ -31,11 +31,20 @@ def ledger(db_path):
     db = open_db(db_path)
     for i in range(3):
         add_prompt(db, f"p{i}", content=f"Question {i}?")
-        db.execute("update prompts set messages = ? where id = ?", [
-            '[{"role": "system", "content": "Be brief."}, '
-            f'{{"role": "user", "content": "Question {i}?"}}]', f"p{i}"])
-        add_score(db, add_rollout(db, f"p{i}", 0, f"right {i}", reasoning="thinking" if i else None),
-                  "v", 1)
+        db.execute(
+            "update prompts set messages = ? where id = ?",
+            [
+                '[{"role": "system", "content": "Be brief."}, '
+                f'{{"role": "user", "content": "Question {i}?"}}]',
+                f"p{i}",
+            ],
+        )
+        add_score(
+            db,
+            add_rollout(db, f"p{i}", 0, f"right {i}", reasoning="thinking" if i else None),
+            "v",
+            1,
+        )
         add_score(db, add_rollout(db, f"p{i}", 1, f"wrong {i}"), "v", 0)
     return db_path
 
@@ -46,16 +55,20 @@ def turn_features(feature):
 
 
 def load(path, tmp_path):
-    return datasets.load_dataset("json", data_files=str(path), split="train",
-                                 cache_dir=str(tmp_path / "hf-cache"))
+    return datasets.load_dataset(
+        "json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf-cache")
+    )
 
 
 @pytest.mark.parametrize("reasoning", ["think-tags", "keep", "drop"])
-def test_sft_file_loads_as_trl_conversational_language_modeling(ledger, invoke, tmp_path,
-                                                                reasoning):
+def test_sft_file_loads_as_trl_conversational_language_modeling(
+    ledger, invoke, tmp_path, reasoning
+):
     out = tmp_path / "sft.jsonl"
-    assert invoke("export", ledger, "--format", "sft", "-o", out, "--reasoning",
-                  reasoning).exit_code == 0
+    assert (
+        invoke("export", ledger, "--format", "sft", "-o", out, "--reasoning", reasoning).exit_code
+        == 0
+    )
     dataset = load(out, tmp_path)
     assert dataset.column_names == ["messages"]
     assert dataset.num_rows == 3
@@ -68,8 +81,11 @@ def test_sft_file_loads_as_trl_conversational_language_modeling(ledger, invoke, 
         assert is_conversational(example)
         assert [m["role"] for m in example["messages"]] == ["system", "user", "assistant"]
     assert dataset[0]["messages"][-1]["content"] == "right 0"
-    expected = {"think-tags": "<think>\nthinking\n</think>\n\nright 1", "keep": "right 1",
-                "drop": "right 1"}[reasoning]
+    expected = {
+        "think-tags": "<think>\nthinking\n</think>\n\nright 1",
+        "keep": "right 1",
+        "drop": "right 1",
+    }[reasoning]
     assert dataset[1]["messages"][-1]["content"] == expected
     if reasoning == "keep":
         assert dataset[1]["messages"][-1]["reasoning_content"] == "thinking"
@@ -92,4 +108,6 @@ def test_dpo_file_loads_as_trl_conversational_preference(ledger, invoke, tmp_pat
         assert [m["role"] for m in example["rejected"]] == ["assistant"]
         assert example["chosen"][0]["content"] != example["rejected"][0]["content"]
     assert (dataset[0]["chosen"][0]["content"], dataset[0]["rejected"][0]["content"]) == (
-        "right 0", "wrong 0")
+        "right 0",
+        "wrong 0",
+    )

@@ -38,16 +38,29 @@ def stats_json(invoke, db_path, *args):
 def test_stats_counts(ledger, invoke):
     data = stats_json(invoke, ledger, "--by", "subject")
     assert (data["target"], data["max_rollouts"], data["max_steps"], data["verifier"]) == (
-        "sft", 16, 8, "v")
+        "sft",
+        16,
+        8,
+        "v",
+    )
     assert data["prompts"] == {"total": 4, "satisfied": 2, "exhausted": 0, "pending": 2}
     assert data["pass_rate"] == {"passed": 4, "failed": 3, "undecided": 1, "rate": 0.5714}
-    assert data["pass_rate_by"] == {"field": "subject", "values": [
-        {"value": "algebra", "prompts": 2, "passed": 4, "failed": 1, "rate": 0.8},
-        {"value": "geometry", "prompts": 2, "passed": 0, "failed": 2, "rate": 0.0},
-    ]}
+    assert data["pass_rate_by"] == {
+        "field": "subject",
+        "values": [
+            {"value": "algebra", "prompts": 2, "passed": 4, "failed": 1, "rate": 0.8},
+            {"value": "geometry", "prompts": 2, "passed": 0, "failed": 2, "rate": 0.0},
+        ],
+    }
     assert data["pass_rate_buckets"] == {
-        "0": 1, "(0, 0.25]": 0, "(0.25, 0.5]": 0, "(0.5, 0.75]": 1, "(0.75, 1)": 0, "1": 1,
-        "no verdicts": 1}
+        "0": 1,
+        "(0, 0.25]": 0,
+        "(0.25, 0.5]": 0,
+        "(0.5, 0.75]": 1,
+        "(0.75, 1)": 0,
+        "1": 1,
+        "no verdicts": 1,
+    }
     # draws: a n=4 c=3; b n=3 (the truncated one is a failed draw) c=0; d n=1 c=1
     assert data["pass_at_k"] == [
         {"k": 1, "pass_at_k": round((0.75 + 0 + 1) / 3, 4), "prompts": 3},
@@ -58,39 +71,82 @@ def test_stats_counts(ledger, invoke):
         "passed": {"count": 4, "p50": 10, "p90": 40, "p99": 40, "max": 40},
         "failed": {"count": 3, "p50": 5, "p90": 20, "p99": 20, "max": 20},
     }
-    assert data["rollouts"] == {"total": 10, "valid": 8, "truncated": 1, "errored": 1,
-                                "truncation_rate": 0.1, "error_rate": 0.1}
-    assert data["draws"] == {"spent": 10, "budget_without_early_stop": 64, "saved": 54,
-                             "saved_fraction": 0.8438}
+    assert data["rollouts"] == {
+        "total": 10,
+        "valid": 8,
+        "truncated": 1,
+        "errored": 1,
+        "truncation_rate": 0.1,
+        "error_rate": 0.1,
+    }
+    assert data["draws"] == {
+        "spent": 10,
+        "budget_without_early_stop": 64,
+        "saved": 54,
+        "saved_fraction": 0.8438,
+    }
 
 
-def test_stats_target_and_budget_from_the_last_sample_run(ledger, invoke):
+def sample_config(target, max_rollouts, max_steps, verifier):
+    "The configuration rsr sample records in runs (the parts stats reads)."
+    return json.dumps(
+        {
+            "sampler": {"name": "local"},
+            "sampling": {
+                "target": target,
+                "max_rollouts": max_rollouts,
+                "step_size": 4,
+                "max_steps": max_steps,
+            },
+            "verifier": {"name": verifier, "options": {}},
+        }
+    )
+
+
+def test_stats_target_budget_and_verifier_from_the_last_sample_run(ledger, invoke):
     db = open_db(ledger)
-    db.execute("insert into runs (command, config) values ('sample', ?)",
-               [json.dumps({"sampling": {"target": "dpo", "max_rollouts": 4, "max_steps": 8}})])
+    db.execute(
+        "insert into runs (command, config) values ('sample', ?)",
+        [sample_config("sft", 16, 8, "judge")],
+    )
+    db.execute(
+        "insert into runs (command, config) values ('sample', ?)", [sample_config("dpo", 4, 8, "v")]
+    )
+    # a second verifier: stats follows the one the latest sample run used
+    db.execute("insert into scores (rollout_id, verifier, passed) values (1, 'judge', 0)")
     data = stats_json(invoke, ledger)
-    assert (data["target"], data["max_rollouts"]) == ("dpo", 4)
-    # dpo needs a pass and a fail: only a; b is out of budget (4 rollouts)
+    assert (data["target"], data["max_rollouts"], data["verifier"]) == ("dpo", 4, "v")
+    # dpo needs a pass and a fail: only a; b has spent its 4 rollouts
     assert data["prompts"] == {"total": 4, "satisfied": 1, "exhausted": 1, "pending": 2}
     assert data["draws"]["budget_without_early_stop"] == 16
-    data = stats_json(invoke, ledger, "--target", "multi-sft:3", "--max-rollouts", "3")
-    # a has its 3 passes; b spent 4 >= 3; d (2 rollouts) and c (none) may go on
-    assert data["prompts"] == {"total": 4, "satisfied": 1, "exhausted": 1, "pending": 2}
-    data = stats_json(invoke, ledger, "--target", "best-of-n:2")
-    assert data["prompts"]["satisfied"] == 3
+    # d's two steps of one rollout each spend a max_steps of 2
+    db.execute(
+        "insert into steps (prompt_id, step, requested, received) values "
+        "('d', 1, 1, 1), ('d', 2, 1, 1)"
+    )
+    data = stats_json(invoke, ledger, "--max-steps", "2")
+    assert data["prompts"] == {"total": 4, "satisfied": 1, "exhausted": 2, "pending": 1}
+    data = stats_json(invoke, ledger, "--target", "multi-sft:2", "--max-rollouts", "2")
+    assert data["prompts"] == {"total": 4, "satisfied": 1, "exhausted": 2, "pending": 1}
+    data = stats_json(invoke, ledger, "--target", "best-of-n:2", "--verifier", "judge")
+    assert (data["prompts"]["satisfied"], data["pass_rate"]["failed"]) == (3, 1)
 
 
 def test_stats_runs_time_and_tokens_per_second(db_path, invoke):
     db = open_db(db_path)
     add_prompt(db, "a")
-    db.execute("insert into runs (id, command, status, started_at, finished_at) values "
-               "(7, 'sample', 'finished', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:04.000Z')")
+    db.execute(
+        "insert into runs (id, command, status, started_at, finished_at) values "
+        "(7, 'sample', 'finished', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:04.000Z')"
+    )
     for i in range(3):
         rollout = add_rollout(db, "a", i, completion_tokens=100)
         db.execute("update rollouts set run_id = 7 where id = ?", [rollout])
     run = stats_json(invoke, db_path)["runs"]
-    assert [(r["id"], r["rollouts"], r["completion_tokens"], r["seconds"], r["tokens_per_second"])
-            for r in run] == [(7, 3, 300, 4.0, 75.0)]
+    assert [
+        (r["id"], r["rollouts"], r["completion_tokens"], r["seconds"], r["tokens_per_second"])
+        for r in run
+    ] == [(7, 3, 300, 4.0, 75.0)]
     text = invoke("stats", db_path).stdout
     assert "Run #7 sample: 3 rollouts in 4.0 s, 75.0 tokens/s" in text
 
@@ -110,7 +166,9 @@ def test_stats_text_and_plots(ledger, invoke, tmp_path):
 
 
 def test_stats_errors(ledger, invoke):
-    open_db(ledger).execute("insert into scores (rollout_id, verifier, passed) values (1, 'judge', 1)")
+    open_db(ledger).execute(
+        "insert into scores (rollout_id, verifier, passed) values (1, 'judge', 1)"
+    )
     result = invoke("stats", ledger)
     assert result.exit_code == 1
     assert "several verifiers (judge, v); choose one with --verifier" in result.stderr
@@ -133,4 +191,9 @@ def test_pass_at_k_matches_the_combinatorial_definition(n, c):
 
 def test_percentiles_nearest_rank():
     assert percentiles({1: 50, 2: 40, 3: 9, 100: 1}) == {
-        "count": 100, "p50": 1, "p90": 2, "p99": 3, "max": 100}
+        "count": 100,
+        "p50": 1,
+        "p90": 2,
+        "p99": 3,
+        "max": 100,
+    }
