@@ -56,6 +56,28 @@ def progress(iterable=None, length=None, label="", silent=False):
         yield bar
 
 
+def status_printer(silent, every=10.0):
+    """A callback that shows a status line on stderr: rewritten in place on a
+    terminal, one line every `every` seconds otherwise (logs, CI)."""
+    if silent:
+        return None
+    import time
+
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(report):
+        line = report.line()
+        if tty:
+            click.echo("\r\x1b[2K" + line, err=True, nl=False)
+        elif time.monotonic() - last[0] >= every:
+            last[0] = time.monotonic()
+            click.echo(line, err=True)
+
+    show.tty = tty
+    return show
+
+
 def echo_err(message):
     "A line for the user on stderr."
     click.echo(message, err=True)

@@ -104,21 +104,54 @@ def classify(ex) -> RequestFailed:
     if isinstance(ex, RequestFailed):
         return ex
     if isinstance(ex, openai.APITimeoutError):
+        if _is_connect_error(ex.__cause__):
+            # The aiohttp transport reports "connection refused" as a timeout.
+            return RequestFailed(f"connection error: {_root(ex)}", kind="connection")
         return RequestFailed(f"timeout: {ex}", kind="timeout")
     if isinstance(ex, openai.APIConnectionError):
         cause = ex.__cause__ or ex
-        return RequestFailed(f"connection error: {cause}", kind="connection")
+        kind = "connection" if _is_connect_error(ex) else "disconnect"
+        return RequestFailed(f"connection error: {cause}", kind=kind)
     if isinstance(ex, openai.APIStatusError):
         status = ex.status_code
         retry_after = parse_retry_after(getattr(ex.response, "headers", None))
         retryable = status in (408, 409, 425, 429) or status >= 500
-        message = f"HTTP {status}: {_short(ex.message)}"
+        body = ex.body if isinstance(ex.body, dict) else {}
+        detail = body.get("message") or (body.get("error") or {}).get("message") if body else None
+        message = f"HTTP {status}: {_short(detail or ex.message)}"
         return RequestFailed(message, retryable, retry_after, status, kind=f"http_{status}")
     if isinstance(ex, (openai.APIResponseValidationError, ValueError, KeyError, TypeError)):
         return RequestFailed(f"malformed response: {_short(str(ex))}", kind="malformed")
     if isinstance(ex, (asyncio.TimeoutError, ConnectionError, OSError)):
         return RequestFailed(f"connection error: {ex}", kind="connection")
     raise ex
+
+
+def _root(error):
+    "The innermost cause of an exception, for a readable message."
+    for _ in range(6):
+        inner = error.__cause__ or error.__context__
+        if inner is None:
+            break
+        error = inner
+    return error
+
+
+# Exception class names (from httpx, aiohttp and the OS) that mean "could not
+# connect at all", as opposed to a request that started and then failed.
+CONNECT_ERRORS = {"ConnectError", "ConnectTimeout", "ClientConnectorError",
+                  "ConnectionRefusedError", "ClientConnectorDNSError"}
+
+
+def _is_connect_error(error):
+    "True when the chain of causes shows a failure to connect at all."
+    for _ in range(6):
+        if error is None:
+            return False
+        if type(error).__name__ in CONNECT_ERRORS:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _short(text, limit=300):

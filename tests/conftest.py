@@ -16,6 +16,9 @@ from rsr.commands import cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Fixtures for real servers: openai_stub, llama_server.
+pytest_plugins = ["servers"]
+
 
 @pytest.fixture
 def db_path(tmp_path):

@@ -25,8 +25,18 @@ class SampleRequest:
     prompt_id: str
     messages: list
     n: int
+    # The request's seed (for engines that take one seed for all n), and one
+    # seed per completion (for engines that sample them one by one): each is
+    # fixed by its rollout's sample index, so a resumed run draws the same.
     seed: int | None = None
     params: dict = field(default_factory=dict)
+    seeds: list | None = None
+
+    def seed_for(self, i):
+        "The seed of the i-th completion of this request."
+        if self.seeds is not None:
+            return self.seeds[i]
+        return None if self.seed is None else self.seed + i
 
 
 @dataclass

@@ -1,0 +1,99 @@
+"""Orchestration overhead: rsr's sampling loop vs a bare asyncio loop, same client.
+
+Both issue the same requests (every prompt: max_rollouts / step_size requests of
+n = step_size, concurrency C) with the openai SDK over its aiohttp transport,
+against bench/stub_server.py in another process. The bare loop does nothing else;
+rsr plans each step from the ledger, scores every rollout inline and writes it.
+
+    python bench/orchestration.py                     # instant server, C=128
+    python bench/orchestration.py --latency 0.5       # latency-bound, C=128
+    python bench/orchestration.py --latency 0.5 --concurrency 512
+"""
+
+import argparse
+import asyncio
+import time
+
+from common import figure, fresh_ledger, machine, mcq_prompts, start_stub
+
+
+async def bare_loop(url, prompts, concurrency, steps, n):
+    "The same requests with nothing around them; returns (seconds, rollouts)."
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0,
+                                http_client=openai.DefaultAioHttpClient(timeout=600))
+    semaphore = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def one_prompt(prompt):
+        nonlocal done
+        for _ in range(steps):
+            async with semaphore:
+                response = await client.chat.completions.create(
+                    model="stub", messages=prompt["messages"], n=n, temperature=0.7, max_tokens=256)
+            done += len(response.choices)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_prompt(p) for p in prompts))
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return elapsed, done
+
+
+def rsr_loop(url, prompts, concurrency, max_rollouts, step_size, verifier):
+    "rsr's own loop over a fresh ledger; returns (seconds, rollouts)."
+    from rsr.pipeline import run_sampling
+
+    db, path = fresh_ledger(prompts)
+    config = {
+        "sampler": {"name": "openai", "base_url": url, "model": "stub", "concurrency": concurrency},
+        "sampling": {"target": "best-of-n", "max_rollouts": max_rollouts, "step_size": step_size,
+                     "max_steps": max_rollouts, "early_stop": False, "max_tokens": 256, "seed": 1},
+        "verifier": {"name": verifier},
+    }
+    started = time.perf_counter()
+    _, report = run_sampling(db, path, config)
+    elapsed = time.perf_counter() - started
+    written = db.execute("select count(*) from rollouts").fetchone()[0]
+    assert written == report.rollouts == len(prompts) * max_rollouts, (written, report.rollouts)
+    return elapsed, written
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--max-rollouts", type=int, default=4)
+    parser.add_argument("--step-size", type=int, default=2)
+    parser.add_argument("--verifier", default="mcq")
+    args = parser.parse_args()
+    from rsr.plugins import get_verifiers
+
+    verifier = args.verifier if args.verifier in get_verifiers() else "exact"
+    prompts = mcq_prompts(args.prompts)
+    steps = args.max_rollouts // args.step_size
+    server, url = start_stub(args.latency)
+    try:
+        bare_s, bare_n = asyncio.run(bare_loop(url, prompts, args.concurrency, steps, args.step_size))
+        rsr_s, rsr_n = rsr_loop(url, prompts, args.concurrency, args.max_rollouts, args.step_size, verifier)
+    finally:
+        server.kill()
+    print(f"# {machine()}; {args.prompts} prompts x {args.max_rollouts} rollouts, n={args.step_size}, "
+          f"C={args.concurrency}, latency {args.latency}s, verifier {verifier}")
+    bare_rate, rsr_rate = bare_n / bare_s, rsr_n / rsr_s
+    figure("bare openai SDK (aiohttp) rollouts/s", bare_rate, "/s")
+    if args.latency:
+        ceiling = args.concurrency / args.latency
+        bare_req, rsr_req = bare_rate / args.step_size, rsr_rate / args.step_size
+        figure("bare requests/s as a fraction of C/latency", bare_req / ceiling, "x")
+        goal = 0.85 if args.concurrency <= 128 else 0.55
+        figure("rsr requests/s as a fraction of C/latency", rsr_req / ceiling, "x", goal)
+    else:
+        figure("rsr rollouts/s", rsr_rate, "/s", 2000)
+        figure("rsr / bare loop", rsr_rate / bare_rate, "x", 0.9)
+
+
+if __name__ == "__main__":
+    main()

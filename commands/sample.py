@@ -1,0 +1,111 @@
+import json
+import sys
+
+import click
+
+from rsr import open_db, plugins
+from rsr.pipeline import run_sampling, summary_line
+from rsr.sampling import Interrupted
+
+from . import cli, db_argument, echo_err, silent_option, status_printer
+
+
+def parse_json_object(ctx, param, value):
+    if value is None:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as ex:
+        raise click.BadParameter(f"not valid JSON: {ex.msg}") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"top_k\": 20}'")
+    return parsed
+
+
+def parse_key_values(ctx, param, values):
+    options = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} must look like KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+@cli.command()
+@db_argument
+@click.option("--sampler", "sampler_name", type=click.Choice(sorted(plugins.get_samplers())),
+              help="Engine: local (embedded model; the default), openai (any OpenAI-compatible "
+              "server; the default when --base-url is given) or vllm (offline, in-process)")
+@click.option("--model", help="Model name for the server, path for vllm/local")
+@click.option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+@click.option("--api-key", help="API key (default: $OPENAI_API_KEY); never stored")
+@click.option("--target", default="sft", show_default=True,
+              help="When a prompt has enough: sft, dpo, multi-sft:K, best-of-n[:N] or none")
+@click.option("--max-rollouts", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Hard cap on rollouts per prompt")
+@click.option("--step-size", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Rollouts asked for per prompt per step")
+@click.option("--max-steps", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Cap on steps per prompt")
+@click.option("--no-early-stop", is_flag=True, help="Sample every prompt to its budget")
+@click.option("--verifier", "verifier_name", help="Score rollouts as they arrive (rsr verifiers lists them)")
+@click.option("verifier_options", "--verifier-option", multiple=True, callback=parse_key_values,
+              metavar="KEY=VALUE", help="An option for the verifier (repeatable)")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.7, show_default=True)
+@click.option("--top-p", type=click.FloatRange(min=0, max=1))
+@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--seed", type=int, help="Base seed: each rollout's seed derives from it")
+@click.option("--extra-params", callback=parse_json_object, metavar="JSON",
+              help="More sampling parameters, e.g. '{\"top_k\": 20}'")
+@click.option("--concurrency", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Requests in flight (openai sampler)")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N prompts (in load order)")
+@click.option("--where", help="SQL on prompts, e.g. \"json_extract(metadata, '$.level') >= 4\"")
+@click.option("--request-timeout", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
+              help="Seconds before a request is retried")
+@click.option("--max-retries", type=click.IntRange(min=0), default=6, show_default=True)
+@click.option("--tensor-parallel-size", type=click.IntRange(min=1), help="vllm: GPUs per model")
+@click.option("--data-parallel-size", type=click.IntRange(min=1), help="vllm: model replicas")
+@click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), help="vllm")
+@click.option("--max-model-len", type=click.IntRange(min=1), help="vllm: context length")
+@silent_option
+def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts, step_size,
+           max_steps, no_early_stop, verifier_name, verifier_options, temperature, top_p,
+           max_tokens, seed, extra_params, concurrency, limit, where, request_timeout,
+           max_retries, tensor_parallel_size, data_parallel_size, gpu_memory_utilization,
+           max_model_len, silent):
+    """Sample rollouts until every prompt meets its target or runs out of budget
+
+    Re-running the same command resumes: the ledger says what is left.
+
+    \b
+        rsr sample run.db --verifier math --target sft
+        rsr sample run.db --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen3-8B \\
+            --verifier math --target dpo --max-rollouts 16 --concurrency 128
+    """
+    engine = {"tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size,
+              "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len}
+    config = {
+        "sampler": {"name": sampler_name or ("openai" if base_url else "local"), "model": model,
+                    "base_url": base_url, "api_key": api_key, "timeout": request_timeout,
+                    "concurrency": concurrency, "max_retries": max_retries,
+                    "engine": {k: v for k, v in engine.items() if v is not None}},
+        "sampling": {"target": target, "max_rollouts": max_rollouts, "step_size": step_size,
+                     "max_steps": max_steps, "early_stop": not no_early_stop, "limit": limit,
+                     "where": where, "seed": seed, "temperature": temperature, "top_p": top_p,
+                     "max_tokens": max_tokens, "extra_params": extra_params},
+        "verifier": {"name": verifier_name, "options": verifier_options},
+    }
+    show = status_printer(silent)
+    try:
+        _, report = run_sampling(open_db(db_path), db_path, config, on_progress=show)
+    except Interrupted as ex:
+        echo_err(f"\n{ex}")
+        sys.exit(130)
+    if show is not None and show.tty:
+        echo_err("")
+    echo_err(summary_line(report))

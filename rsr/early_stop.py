@@ -1,0 +1,146 @@
+"""Targets and budgets, written as SQL over the progress counters.
+
+A target says when a prompt has what the training format needs:
+
+    sft           one passing rollout
+    dpo           one pass and one fail (a chosen/rejected pair)
+    multi-sft:K   K passing rollouts
+    best-of-n[:N] N valid rollouts (default N = max_rollouts)
+    none          never satisfied: sample every prompt to its budget
+
+The budget is `max_rollouts` rollouts and `max_steps` steps per prompt, whatever
+the target. Truncated and errored rollouts count toward the budget, never toward
+the target (the `verdicts` counters only count valid rollouts), so a prompt
+cannot loop forever. This module is the only place these rules live.
+"""
+
+import re
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+# Each target's "satisfied" predicate over `pr` (progress) and `v` (verdicts of
+# the chosen verifier); :k is the target's number.
+SATISFIED_SQL = {
+    "sft": "coalesce(v.passed, 0) >= 1",
+    "dpo": "coalesce(v.passed, 0) >= 1 and coalesce(v.failed, 0) >= 1",
+    "multi-sft": "coalesce(v.passed, 0) >= :k",
+    "best-of-n": "coalesce(pr.valid, 0) >= :k",
+    "none": "0",
+}
+
+# A prompt has budget left while it is under both caps, or while its last step
+# was cut short (rollouts < requested): finishing that step starts no new one.
+WITHIN_BUDGET_SQL = """
+coalesce(pr.rollouts, 0) < :max_rollouts
+and (coalesce(pr.steps, 0) < :max_steps or coalesce(pr.rollouts, 0) < coalesce(pr.requested, 0))
+"""
+
+# A step cut short by a crash is completed even when the prompt is already
+# satisfied, so an interrupted run ends with exactly the rollouts of an
+# uninterrupted one.
+INCOMPLETE_STEP_SQL = (
+    "coalesce(pr.rollouts, 0) < coalesce(pr.requested, 0) and coalesce(pr.rollouts, 0) < :max_rollouts"
+)
+
+PROMPT_STATE_SQL = """
+select
+    prompts.rowid as rowid, prompts.id as id, prompts.messages as messages,
+    prompts.metadata as metadata,
+    coalesce(pr.rollouts, 0) as rollouts, coalesce(pr.steps, 0) as steps,
+    coalesce(pr.requested, 0) as requested,
+    ({satisfied}) as satisfied,
+    ({within_budget}) as within_budget,
+    ({incomplete}) as incomplete
+from prompts
+left join progress pr on pr.prompt_id = prompts.id
+left join verdicts v on v.prompt_id = prompts.id and v.verifier = :verifier
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    "A parsed --target: its kind and number."
+
+    kind: str
+    k: int | None = None
+
+    @property
+    def label(self):
+        return f"{self.kind}:{self.k}" if self.kind in ("multi-sft", "best-of-n") and self.k else self.kind
+
+    def needs_verifier(self):
+        "True when the target is about passes and fails."
+        return self.kind in ("sft", "dpo", "multi-sft")
+
+
+def parse_target(text, max_rollouts=16) -> Target:
+    "Parse 'sft', 'dpo', 'multi-sft:K', 'best-of-n[:N]' or 'none'."
+    match = re.fullmatch(r"(sft|dpo|multi-sft|best-of-n|none)(?::(\d+))?", (text or "").strip())
+    if not match:
+        raise ConfigError(
+            f"Unknown target {text!r}: use sft, dpo, multi-sft:K, best-of-n[:N] or none"
+        )
+    kind, number = match.group(1), match.group(2)
+    if kind == "multi-sft":
+        if number is None:
+            raise ConfigError("multi-sft needs a number of passes: multi-sft:K, e.g. multi-sft:4")
+        k = int(number)
+    elif kind == "best-of-n":
+        k = int(number) if number else max_rollouts
+    elif number is not None:
+        raise ConfigError(f"Target {kind} takes no number (got {text!r})")
+    else:
+        k = 1 if kind == "sft" else None
+    if k is not None and k < 1:
+        raise ConfigError(f"Target {text!r}: the number must be at least 1")
+    if k is not None and k > max_rollouts and kind in ("multi-sft", "best-of-n"):
+        raise ConfigError(
+            f"Target {text!r} needs {k} rollouts but --max-rollouts is {max_rollouts}; "
+            "it could never be met"
+        )
+    return Target(kind, k)
+
+
+def prompt_state_sql(target, where=None, limit=None):
+    """SQL for the state of prompts (satisfied, within_budget) under a target.
+
+    where is the user's own SQL on the prompts table (as with `--where`); limit
+    restricts the run to the first N prompts (in load order) that match it.
+    """
+    sql = PROMPT_STATE_SQL.format(
+        satisfied=SATISFIED_SQL[target.kind], within_budget=WITHIN_BUDGET_SQL.strip(),
+        incomplete=INCOMPLETE_STEP_SQL,
+    )
+    filters = []
+    if where:
+        filters.append(f"({where})")
+    if limit is not None:
+        inner = f"select rowid from prompts {'where ' + where if where else ''} order by rowid limit :limit"
+        filters.append(f"prompts.rowid in ({inner})")
+    if filters:
+        sql += "where " + " and ".join(filters) + "\n"
+    return sql
+
+
+def pending_sql(target, where=None, limit=None):
+    "SQL: the next page of prompts that still need sampling, after rowid :after."
+    return (
+        "select * from ("
+        + prompt_state_sql(target, where, limit)
+        + ") where (not satisfied and within_budget or incomplete) and rowid > :after"
+        " order by rowid limit :page"
+    )
+
+
+def state_params(target, verifier, max_rollouts, max_steps, limit=None):
+    "The named parameters the SQL above needs."
+    params = {
+        "verifier": verifier,
+        "k": target.k,
+        "max_rollouts": max_rollouts,
+        "max_steps": max_steps,
+    }
+    if limit is not None:
+        params["limit"] = limit
+    return params

@@ -1,0 +1,177 @@
+"""From a configuration to a finished run: the shared path of `rsr sample` and
+`rsr run`.
+
+A sampling configuration is a plain dict (what the `runs` table stores)::
+
+    sampler:  {name, model, base_url, api_key, timeout, transport, concurrency,
+               batch_prompts, max_retries, engine: {...}}
+    sampling: {target, max_rollouts, step_size, max_steps, early_stop, limit,
+               where, seed, temperature, top_p, max_tokens, extra_params}
+    verifier: {name, options: {...}, workers, timeout}
+"""
+
+import fcntl
+import os
+
+from . import early_stop, plugins
+from .client import RetryPolicy
+from .errors import ConfigError, RsrError
+from .runs import finish_run, redact, start_run
+from .sampling import Interrupted, SampleSettings, sample
+from .verification import Scorer
+from .verifiers import get_verifier
+
+DEFAULTS = {
+    "sampler": {"name": "local", "concurrency": 32, "timeout": 600.0, "transport": "aiohttp",
+                "batch_prompts": 256, "max_retries": 6},
+    "sampling": {"target": "sft", "max_rollouts": 16, "step_size": 4, "max_steps": 8,
+                 "early_stop": True, "temperature": 0.7, "top_p": None, "max_tokens": 1024,
+                 "seed": None, "extra_params": {}, "limit": None, "where": None},
+    "verifier": {"name": None, "options": {}, "workers": 0, "timeout": 10.0},
+}
+
+# Settings the sampler constructor takes (beyond name and the loop's own).
+SAMPLER_ARGS = ("model", "base_url", "api_key", "timeout", "transport")
+
+
+def with_defaults(config):
+    "A copy of config with every missing key filled from DEFAULTS."
+    merged = {}
+    for section, defaults in DEFAULTS.items():
+        given = dict(config.get(section) or {})
+        unknown = set(given) - set(defaults) - set(SAMPLER_ARGS) - {"engine"}
+        if unknown:
+            raise ConfigError(f"Unknown {section} setting(s): {', '.join(sorted(unknown))}")
+        merged[section] = {**defaults, **given}
+    return merged
+
+
+def make_sampler(sampler_config):
+    "Instantiate the configured sampler from the registry."
+    cls = plugins.pick(plugins.get_samplers(), sampler_config["name"], "sampler", "rsr plugins")
+    kwargs = {k: sampler_config.get(k) for k in SAMPLER_ARGS if sampler_config.get(k) is not None}
+    kwargs.update(sampler_config.get("engine") or {})
+    if cls.name != "openai":
+        for key in ("base_url", "api_key", "transport"):
+            if key in kwargs and sampler_config.get(key) is not None:
+                if key == "transport" and kwargs[key] == DEFAULTS["sampler"]["transport"]:
+                    kwargs.pop(key)
+                    continue
+                raise ConfigError(f"--{key.replace('_', '-')} is for the openai sampler, not {cls.name}")
+        kwargs.pop("timeout", None)
+    return cls(**kwargs)
+
+
+def make_scorer(verifier_config):
+    "The Scorer for the configured verifier, or None when there is none."
+    if not verifier_config.get("name"):
+        return None
+    verifier = get_verifier(verifier_config["name"], **(verifier_config.get("options") or {}))
+    return Scorer(verifier, workers=verifier_config.get("workers") or 0,
+                  timeout=verifier_config.get("timeout"))
+
+
+def make_settings(config):
+    "SampleSettings from the sampling and sampler sections."
+    sampling, sampler = config["sampling"], config["sampler"]
+    target = early_stop.parse_target(sampling["target"], sampling["max_rollouts"])
+    if not sampling["early_stop"]:
+        target = early_stop.Target("none")
+    params = {"temperature": sampling["temperature"], "top_p": sampling["top_p"],
+              "max_tokens": sampling["max_tokens"]}
+    extra = sampling.get("extra_params") or {}
+    if not isinstance(extra, dict):
+        raise ConfigError("extra_params must be a JSON object, e.g. '{\"top_k\": 20}'")
+    params.update(extra)
+    params = {k: v for k, v in params.items() if v is not None}
+    return SampleSettings(
+        target=target,
+        max_rollouts=sampling["max_rollouts"],
+        step_size=sampling["step_size"],
+        max_steps=sampling["max_steps"],
+        params=params,
+        seed=sampling["seed"],
+        concurrency=sampler["concurrency"],
+        batch_prompts=sampler["batch_prompts"],
+        limit=sampling["limit"],
+        where=sampling["where"],
+        retry=RetryPolicy(max_attempts=sampler["max_retries"] + 1),
+    )
+
+
+def check_where(db, where):
+    "Run the user's --where once on its own so a mistake reads as one."
+    if not where:
+        return
+    import sqlite3
+
+    try:
+        db.execute(f"select count(*) from prompts where {where}").fetchone()
+    except sqlite3.Error as ex:
+        raise ConfigError(f"--where {where!r} is not valid SQL on prompts: {ex}") from None
+
+
+class WriterLock:
+    "One sampler per ledger: an exclusive advisory lock on the database file."
+
+    def __init__(self, db_path):
+        self.db_path = str(db_path)
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.db_path, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise RsrError(
+                f"Another rsr sample is already writing to {self.db_path}; "
+                "wait for it to finish or stop it (a killed one releases the ledger at once)"
+            ) from None
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def run_sampling(db, db_path, config, command="sample", on_progress=None):
+    """Sample a ledger as config says, recording the run; returns (run_id, report).
+
+    Raises Interrupted on SIGINT/SIGTERM after saving what arrived.
+    """
+    config = with_defaults(config)
+    settings = make_settings(config)
+    check_where(db, settings.where)
+    scorer = make_scorer(config["verifier"])
+    if settings.target.needs_verifier() and scorer is None:
+        raise ConfigError(
+            f"Target {settings.target.label} counts passes, so it needs a verifier: "
+            "pass --verifier NAME ('rsr verifiers' lists them) or use --target best-of-n"
+        )
+    sampler = make_sampler(config["sampler"])
+    with WriterLock(db_path):
+        run_id = start_run(db, command, redact(config))
+        try:
+            report = sample(db, sampler, scorer, settings, run_id=run_id, on_progress=on_progress)
+        except Interrupted as ex:
+            finish_run(db, run_id, "interrupted", str(ex))
+            raise
+        except BaseException as ex:
+            finish_run(db, run_id, "failed", f"{type(ex).__name__}: {ex}")
+            raise
+        finally:
+            if scorer is not None:
+                scorer.close()
+        finish_run(db, run_id, "finished", summary_line(report))
+    return run_id, report
+
+
+def summary_line(report):
+    "The one line a finished sampling run ends with."
+    return (
+        f"{report.rollouts:,} rollouts in {report.elapsed:.1f}s: "
+        f"{report.satisfied:,} prompts satisfied, {report.exhausted:,} exhausted, "
+        f"{report.pending:,} pending; {report.passed:,} passed, {report.failed:,} failed, "
+        f"{report.truncated:,} truncated, {report.errors:,} errors"
+        + (f"; retries {report.retries:,}" if report.retries else "")
+    )

@@ -1,0 +1,562 @@
+"""The one sampling loop: ask the ledger what is left, sample, score, write, repeat.
+
+The database decides the work. A prompt needs sampling while its target is not
+satisfied and it has budget left (rsr/early_stop.py); each step asks for up to
+`step_size` more rollouts of it. There is no barrier between steps: when a
+prompt's step is written and scored, the prompt is checked again at once and,
+if it still needs more, goes back to the front of the queue.
+
+Exactly once: every rollout has a fixed (prompt_id, sample_index) chosen before
+it is requested, and is written (with its scores and its step) in one small
+transaction as soon as its request returns. A crash loses only requests in
+flight; the next run plans the lowest missing sample indexes again, with the
+same seeds, and completes a step that was cut short under the same step number.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import signal
+import sqlite3
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from . import early_stop
+from .client import RequestFailed, RetryPolicy, with_retries
+from .errors import RsrError
+from .runs import utcnow
+from .samplers import Completion, SampleRequest
+from .verification import score_row
+
+log = logging.getLogger(__name__)
+
+INSERT_ROLLOUT_SQL = """
+insert into rollouts (prompt_id, sample_index, step, run_id, model, sampler, params, seed,
+    response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
+    latency_ms, error, created_at)
+values (:prompt_id, :sample_index, :step, :run_id, :model, :sampler, :params, :seed,
+    :response, :reasoning, :finish_reason, :truncated, :prompt_tokens, :completion_tokens,
+    :latency_ms, :error, :created_at)
+"""
+
+# The first write of a step creates its row; later writes of the same step (a
+# server that ignores n, or a run completing a step a crash cut short) add to it.
+UPSERT_STEP_SQL = """
+insert into steps (prompt_id, step, run_id, requested, received, started_at, finished_at)
+values (:prompt_id, :step, :run_id, :requested, :received, :started_at,
+        case when :received >= :requested then :now end)
+on conflict (prompt_id, step) do update set
+    received = steps.received + excluded.received,
+    run_id = excluded.run_id,
+    finished_at = case when steps.received + excluded.received >= steps.requested
+                       then :now end
+"""
+
+# Scores of rollouts written in the same transaction, found by their key.
+INSERT_SCORE_BY_KEY_SQL = """
+insert into scores (rollout_id, verifier, score, passed, extracted, details, error)
+values ((select id from rollouts where prompt_id = ? and sample_index = ?), ?, ?, ?, ?, ?, ?)
+"""
+
+SAMPLE_INDEXES_SQL = "select sample_index from rollouts where prompt_id = :prompt_id"
+
+SUMMARY_SQL = """
+select
+    count(*) as prompts,
+    coalesce(sum(satisfied and not incomplete), 0) as satisfied,
+    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted,
+    coalesce(sum(not satisfied and within_budget or incomplete), 0) as pending
+from ({state})
+"""
+
+
+class _Unreachable(Exception):
+    "The server could not be reached: nothing is written, the step is planned again."
+
+
+class Interrupted(RsrError):
+    "Sampling stopped on a signal after writing everything that had arrived."
+
+
+@dataclass
+class SampleSettings:
+    "How to sample: target, budget, sampling parameters and concurrency."
+
+    target: early_stop.Target = field(default_factory=lambda: early_stop.Target("sft", 1))
+    max_rollouts: int = 16
+    step_size: int = 4
+    max_steps: int = 8
+    params: dict = field(default_factory=dict)
+    seed: int | None = None
+    concurrency: int = 32
+    # Prompts per engine call for batch samplers (vLLM batches internally).
+    batch_prompts: int = 256
+    limit: int | None = None
+    where: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Stop the run when this many requests in a row fail for good: the server is
+    # down, and writing error rows would only burn every prompt's budget.
+    max_consecutive_failures: int = 50
+
+
+@dataclass
+class SampleReport:
+    "What a sampling run did, for progress lines and the summary."
+
+    requests: int = 0
+    retries: int = 0
+    rollouts: int = 0
+    errors: int = 0
+    truncated: int = 0
+    passed: int = 0
+    failed: int = 0
+    undecided: int = 0
+    completion_tokens: int = 0
+    steps: int = 0
+    faults: Counter = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    prompts: int = 0
+    satisfied: int = 0
+    exhausted: int = 0
+    pending: int = 0
+
+    @property
+    def elapsed(self):
+        return time.monotonic() - self.started
+
+    def line(self):
+        "One line of progress for the terminal."
+        rate = self.completion_tokens / self.elapsed if self.elapsed > 0 else 0.0
+        judged = self.passed + self.failed
+        pass_rate = f"{100 * self.passed / judged:.1f}%" if judged else "-"
+        return (
+            f"{self.satisfied:,} satisfied, {self.exhausted:,} exhausted, {self.pending:,} pending"
+            f" | {self.rollouts:,} rollouts ({self.truncated:,} truncated, {self.errors:,} errors)"
+            f" | pass rate {pass_rate} | {rate:,.0f} tokens/s"
+        )
+
+
+@dataclass
+class Work:
+    "One step of one prompt: which sample indexes to ask for."
+
+    prompt_id: str
+    messages: list
+    metadata: dict
+    step: int
+    indexes: list
+    requested: int
+    started_at: str = field(default_factory=utcnow)
+    outstanding: int = 0
+
+
+def derive_seed(base_seed, prompt_id, sample_index):
+    "A per-rollout seed, fixed by (base seed, prompt, sample index)."
+    if base_seed is None:
+        return None
+    digest = hashlib.sha256(f"{base_seed}:{prompt_id}:{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def plan_step(db, row, settings):
+    "The next Work for a pending prompt row, or None if it needs nothing."
+    rollouts, steps, requested = row["rollouts"], row["steps"], row["requested"]
+    room = settings.max_rollouts - rollouts
+    if room <= 0:
+        return None
+    if rollouts < requested:
+        # A step cut short: complete it under the same step number.
+        step, count, step_requested = steps, min(requested - rollouts, room), requested
+    else:
+        step, count = steps + 1, min(settings.step_size, room)
+        step_requested = count
+    taken = set()
+    if rollouts:
+        taken = {r[0] for r in db.execute(SAMPLE_INDEXES_SQL, {"prompt_id": row["id"]})}
+    indexes, candidate = [], 0
+    while len(indexes) < count:
+        if candidate not in taken:
+            indexes.append(candidate)
+        candidate += 1
+    return Work(
+        prompt_id=row["id"],
+        messages=json.loads(row["messages"]),
+        metadata=json.loads(row["metadata"] or "{}"),
+        step=step,
+        indexes=indexes,
+        requested=step_requested,
+    )
+
+
+class SamplingLoop:
+    "Runs one sampling session over a ledger; see sample()."
+
+    def __init__(self, db, sampler, scorer, settings, run_id=None, on_progress=None):
+        self.db = db
+        self.sampler = sampler
+        self.scorer = scorer
+        self.settings = settings
+        self.run_id = run_id
+        self.on_progress = on_progress
+        self.report = SampleReport()
+        self.verifier_name = scorer.name if scorer is not None else ""
+        target = settings.target
+        self.state_sql = early_stop.prompt_state_sql(target, settings.where, settings.limit)
+        self.pending_sql = early_stop.pending_sql(target, settings.where, settings.limit)
+        self.one_state_sql = f"select * from ({self.state_sql}) where id = :prompt_id"
+        self.state_params = early_stop.state_params(
+            target, self.verifier_name, settings.max_rollouts, settings.max_steps, settings.limit
+        )
+        self.params_json = json.dumps(settings.params, sort_keys=True)
+        self.info = sampler.describe()
+        self.ready = deque()
+        self.in_flight = set()
+        self.active = set()
+        self.writes = []
+        self.wake = asyncio.Event()
+        self.write_wake = asyncio.Event()
+        self.n_supported = None if not sampler.batch else True
+        self.consecutive_failures = 0
+        self.abort_error = None
+        self.stopping = False
+
+    # -- the ledger ---------------------------------------------------------
+
+    def fetch_pending(self, after, page):
+        params = dict(self.state_params, after=after, page=page)
+        return list(self.db.query(self.pending_sql, params))
+
+    def prompt_state(self, prompt_id):
+        cursor = self.db.conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        cursor.execute(self.one_state_sql, dict(self.state_params, prompt_id=prompt_id))
+        return cursor.fetchone()
+
+    def refresh_summary(self):
+        sql = SUMMARY_SQL.format(state=self.state_sql)
+        row = next(self.db.query(sql, self.state_params))
+        for key in ("prompts", "satisfied", "exhausted", "pending"):
+            setattr(self.report, key, row[key])
+
+    def write(self, batch):
+        "Write [(work, indexes, completions, verdicts)] in one transaction."
+        now = utcnow()
+        rollouts, scores, steps = [], [], []
+        for work, indexes, completions, verdicts in batch:
+            for index, completion, verdict in zip(indexes, completions, verdicts):
+                rollouts.append(self.rollout_row(work, index, completion, now))
+                if verdict is not None:
+                    row = score_row(None, self.verifier_name, verdict)
+                    scores.append((work.prompt_id, index) + row[1:])
+            steps.append({
+                "prompt_id": work.prompt_id, "step": work.step, "run_id": self.run_id,
+                "requested": work.requested, "received": len(indexes),
+                "started_at": work.started_at, "now": now,
+            })
+        conn = self.db.conn
+        with self.db.atomic():
+            conn.executemany(INSERT_ROLLOUT_SQL, rollouts)
+            conn.executemany(INSERT_SCORE_BY_KEY_SQL, scores)
+            conn.executemany(UPSERT_STEP_SQL, steps)
+
+    def rollout_row(self, work, index, completion, now):
+        return {
+            "prompt_id": work.prompt_id, "sample_index": index, "step": work.step,
+            "run_id": self.run_id, "model": self.info.get("model"),
+            "sampler": self.info.get("sampler"), "params": self.params_json,
+            "seed": completion.seed, "response": completion.response,
+            "reasoning": completion.reasoning, "finish_reason": completion.finish_reason,
+            "truncated": int(completion.truncated), "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "latency_ms": completion.latency_ms, "error": completion.error, "created_at": now,
+        }
+
+    # -- scheduling ---------------------------------------------------------
+
+    async def run(self):
+        writer = asyncio.create_task(self.writer())
+        ticker = asyncio.create_task(self.ticker())
+        try:
+            await self.dispatch()
+        finally:
+            self.stopping = True
+            for task in list(self.active):
+                task.cancel()
+            await asyncio.gather(*self.active, return_exceptions=True)
+            ticker.cancel()
+            writer.cancel()
+            await asyncio.gather(ticker, writer, return_exceptions=True)
+            # Whatever arrived before the stop is written, never dropped.
+            self.flush_writes()
+            close = getattr(self.sampler, "aclose", None)
+            if close is not None:
+                await close()
+        self.refresh_summary()
+        if self.abort_error is not None:
+            raise RsrError(self.abort_error)
+        return self.report
+
+    async def dispatch(self):
+        """Keep `concurrency` steps in flight until a full pass over the ledger,
+        made with nothing in flight, finds no prompt that needs sampling."""
+        page = max(2 * self.settings.concurrency, 256)
+        capacity = 1 if self.sampler.batch else self.settings.concurrency
+        after, exhausted, found = 0, False, False
+        while self.abort_error is None:
+            if not exhausted and len(self.ready) < page:
+                rows = self.fetch_pending(after, page)
+                exhausted = len(rows) < page
+                for row in rows:
+                    after = row["rowid"]
+                    if row["id"] not in self.in_flight and self.enqueue(row, front=False):
+                        found = True
+            while self.ready and len(self.active) < capacity:
+                self.launch()
+            if exhausted and not (self.active or self.ready or self.writes):
+                if not found:
+                    return
+                # Start a new pass from the top; it ends the run if it finds nothing.
+                after, exhausted, found = 0, False, False
+                continue
+            if not exhausted and len(self.ready) < page and len(self.active) < capacity:
+                continue
+            self.wake.clear()
+            await self.wake.wait()
+
+    def enqueue(self, row, front):
+        work = plan_step(self.db, row, self.settings)
+        if work is None:
+            return False
+        self.in_flight.add(work.prompt_id)
+        (self.ready.appendleft if front else self.ready.append)(work)
+        return True
+
+    def launch(self):
+        if self.sampler.batch:
+            size = getattr(self.sampler, "preferred_batch_prompts", None) or self.settings.batch_prompts
+            works = [self.ready.popleft() for _ in range(min(size, len(self.ready)))]
+            task = asyncio.create_task(self.run_batch(works))
+        else:
+            task = asyncio.create_task(self.run_work(self.ready.popleft()))
+        self.active.add(task)
+        task.add_done_callback(self.task_done)
+
+    def task_done(self, task):
+        self.active.discard(task)
+        if not task.cancelled() and task.exception() is not None and self.abort_error is None:
+            error = task.exception()
+            self.abort_error = f"Sampling failed: {type(error).__name__}: {error}"
+            log.error("sampling task failed", exc_info=error)
+        self.wake.set()
+
+    # -- requests -----------------------------------------------------------
+
+    async def run_work(self, work):
+        "All requests of one step of one prompt (API samplers)."
+        remaining = list(work.indexes)
+        waits = []
+        try:
+            await self._run_requests(work, remaining, waits)
+        except _Unreachable:
+            pass
+        await asyncio.gather(*waits)
+        self.step_finished(work)
+
+    async def _run_requests(self, work, remaining, waits):
+        while remaining:
+            if self.n_supported is False and len(remaining) > 1:
+                results = await asyncio.gather(*(self.request(work, [i]) for i in remaining))
+                for indexes, completions in results:
+                    waits.append(await self.submit(work, indexes, completions))
+                break
+            indexes, completions = await self.request(work, remaining)
+            if len(remaining) > 1 and len(completions) == 1 and not completions[0].error:
+                if self.n_supported is None:
+                    log.info("the server returned 1 choice for n=%d: sending one request per rollout", len(remaining))
+                self.n_supported = False
+            elif len(remaining) > 1 and len(completions) == len(remaining):
+                self.n_supported = True
+            waits.append(await self.submit(work, indexes, completions))
+            remaining = remaining[len(completions):]
+
+    async def request(self, work, indexes):
+        "Ask for len(indexes) completions; a request that fails for good becomes error rows."
+        request = self.make_request(work, indexes)
+        seed = request.seed
+
+        def on_retry(error, attempt, delay):
+            self.report.retries += 1
+            self.report.faults[error.kind] += 1
+
+        async def call():
+            self.report.requests += 1
+            return await self.sampler.complete(request)
+
+        try:
+            completions = await with_retries(call, self.settings.retry, on_retry)
+        except RequestFailed as ex:
+            self.report.faults[ex.kind] += 1
+            self.consecutive_failures += 1
+            if self.consecutive_failures >= self.settings.max_consecutive_failures:
+                self.abort_error = (
+                    f"Stopped after {self.consecutive_failures} requests in a row failed; "
+                    f"last error: {ex}. Everything that arrived is saved; re-run to resume."
+                )
+                self.wake.set()
+            if ex.kind == "connection" or self.abort_error is not None:
+                # The server, not the prompt, is at fault: write nothing, so no
+                # prompt's budget is spent on an outage.
+                raise _Unreachable(str(ex)) from ex
+            completions = [Completion(None, error=str(ex), seed=seed) for _ in indexes]
+            return indexes, completions
+        self.consecutive_failures = 0
+        completions = completions[: len(indexes)]
+        for completion in completions:
+            if completion.seed is None:
+                completion.seed = seed
+        return indexes[: len(completions)], completions
+
+    def make_request(self, work, indexes):
+        seeds = [derive_seed(self.settings.seed, work.prompt_id, i) for i in indexes]
+        return SampleRequest(work.prompt_id, work.messages, len(indexes), seeds[0],
+                             self.settings.params, seeds)
+
+    async def run_batch(self, works):
+        "One engine call for many prompts (batch samplers such as vLLM)."
+        requests = [self.make_request(w, w.indexes) for w in works]
+        self.report.requests += len(requests)
+        results = await asyncio.to_thread(self.sampler.complete_batch, requests)
+        waits = []
+        for work, completions in zip(works, results):
+            completions = completions[: len(work.indexes)]
+            waits.append(await self.submit(work, work.indexes[: len(completions)], completions))
+        await asyncio.gather(*waits)
+        for work in works:
+            self.step_finished(work)
+
+    async def submit(self, work, indexes, completions):
+        "Score completions and queue them for writing; returns a future for the write."
+        valid = [
+            i for i, c in enumerate(completions)
+            if c.error is None and not c.truncated and c.response is not None
+        ]
+        verdicts = [None] * len(completions)
+        if self.scorer is not None and valid:
+            items = [(completions[i].response, work.metadata, work.messages) for i in valid]
+            for i, verdict in zip(valid, await self.scorer.ascore(items)):
+                verdicts[i] = verdict
+        future = asyncio.get_running_loop().create_future()
+        self.writes.append(((work, indexes, completions, verdicts), future))
+        self.write_wake.set()
+        self.count(completions, verdicts)
+        return future
+
+    def count(self, completions, verdicts):
+        report = self.report
+        for completion, verdict in zip(completions, verdicts):
+            report.rollouts += 1
+            report.errors += completion.error is not None
+            report.truncated += completion.truncated
+            report.completion_tokens += completion.completion_tokens or 0
+            if verdict is not None:
+                if verdict.passed is None:
+                    report.undecided += 1
+                elif verdict.passed:
+                    report.passed += 1
+                else:
+                    report.failed += 1
+
+    def step_finished(self, work):
+        "The step is written: check the prompt again and requeue it if it needs more."
+        self.report.steps += 1
+        self.in_flight.discard(work.prompt_id)
+        if self.stopping or self.abort_error is not None:
+            return
+        row = self.prompt_state(work.prompt_id)
+        if row is not None and (not row["satisfied"] and row["within_budget"] or row["incomplete"]):
+            self.enqueue(row, front=True)
+        self.wake.set()
+
+    # -- writing and progress -------------------------------------------------
+
+    async def writer(self):
+        while True:
+            await self.write_wake.wait()
+            self.write_wake.clear()
+            self.flush_writes()
+            self.wake.set()
+
+    def flush_writes(self):
+        if not self.writes:
+            return
+        batch, self.writes = self.writes, []
+        try:
+            self.write([item for item, _ in batch])
+        except BaseException as ex:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(ex)
+            raise
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+    async def ticker(self):
+        last_summary = 0.0
+        while True:
+            await asyncio.sleep(0.5)
+            if self.on_progress is None:
+                continue
+            if time.monotonic() - last_summary > 5:
+                self.refresh_summary()
+                last_summary = time.monotonic()
+            self.on_progress(self.report)
+
+
+def sample(db, sampler, scorer, settings, run_id=None, on_progress=None) -> SampleReport:
+    """Sample until every selected prompt is satisfied or out of budget.
+
+    Stops cleanly on SIGINT/SIGTERM (raising Interrupted) after writing every
+    completion that had arrived.
+    """
+    if settings.target.needs_verifier() and scorer is None:
+        raise RsrError(f"Target {settings.target.label} needs a verifier: pass --verifier NAME")
+    loop_runner = SamplingLoop(db, sampler, scorer, settings, run_id, on_progress)
+
+    async def main():
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        received = []
+
+        def stop(signum):
+            received.append(signum)
+            task.cancel()
+
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, stop, signum)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread: the caller handles signals
+        try:
+            return await loop_runner.run()
+        except asyncio.CancelledError:
+            if received:
+                raise Interrupted(
+                    f"Interrupted by {signal.Signals(received[0]).name}: "
+                    f"{loop_runner.report.rollouts:,} rollouts written; re-run to resume"
+                ) from None
+            raise
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    try:
+        return asyncio.run(main())
+    finally:
+        close = getattr(sampler, "close", None)
+        if close is not None:
+            close()

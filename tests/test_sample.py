@@ -1,0 +1,320 @@
+"""rsr sample against a real HTTP server on 127.0.0.1: early stop, budgets,
+retries, truncation, servers that ignore n, secrets."""
+
+import json
+
+import pytest
+from helpers import add_prompt, add_rollout, write_jsonl
+from servers import OpenAIStub
+
+from rsr import open_db
+from rsr.early_stop import parse_target
+from rsr.errors import ConfigError
+from rsr.sampling import SampleSettings, plan_step
+
+
+def last_user(body):
+    return body["messages"][-1]["content"]
+
+
+def easy_hard(body):
+    "Right ('4') on prompts that say easy, wrong on the others."
+    return "The answer is 4" if "easy" in last_user(body) else "I think 5"
+
+
+@pytest.fixture
+def ledger(db_path, tmp_path, invoke):
+    def make(records):
+        invoke("load", db_path, write_jsonl(tmp_path / "prompts.jsonl", records))
+        return db_path
+
+    return make
+
+
+def sample_args(db_path, stub, *extra):
+    return ["sample", db_path, "--base-url", stub.url, "--model", "stub", "--silent",
+            "--verifier", "exact", *extra]
+
+
+def rollout_counts(db_path):
+    return dict(open_db(db_path).execute(
+        "select prompt_id, count(*) from rollouts group by prompt_id").fetchall())
+
+
+FOUR = [{"id": "easy-1", "question": "easy one", "answer": "The answer is 4"},
+        {"id": "easy-2", "question": "easy two", "answer": "The answer is 4"},
+        {"id": "hard-1", "question": "hard one", "answer": "The answer is 4"},
+        {"id": "hard-2", "question": "hard two", "answer": "The answer is 4"}]
+
+
+def test_early_stop_stops_solved_prompts_at_their_first_step(ledger, invoke):
+    db_path = ledger(FOUR)
+    stub = OpenAIStub(responder=easy_hard).start()
+    try:
+        result = invoke(*sample_args(db_path, stub, "--max-rollouts", "12", "--step-size", "4"))
+    finally:
+        stub.stop()
+    assert result.exit_code == 0, result.output
+    assert rollout_counts(db_path) == {"easy-1": 4, "easy-2": 4, "hard-1": 12, "hard-2": 12}
+    db = open_db(db_path)
+    steps = db.execute("select prompt_id, count(*), sum(requested), sum(received) from steps group by prompt_id").fetchall()
+    assert steps == [("easy-1", 1, 4, 4), ("easy-2", 1, 4, 4), ("hard-1", 3, 12, 12), ("hard-2", 3, 12, 12)]
+    assert result.stderr.startswith("32 rollouts in ")
+    assert "2 prompts satisfied, 2 exhausted, 0 pending; 8 passed, 24 failed" in result.stderr
+    # Every request asked for step_size completions at once: this server honours n.
+    assert [r["body"]["n"] for r in stub.requests] == [4] * 8
+    run = db.execute("select command, status, config from runs where command = 'sample'").fetchone()
+    assert run[:2] == ("sample", "finished")
+    assert json.loads(run[2])["sampling"]["max_rollouts"] == 12
+
+
+def test_rerun_resumes_and_adds_nothing_when_done(ledger, invoke):
+    db_path = ledger(FOUR)
+    stub = OpenAIStub(responder=easy_hard).start()
+    try:
+        invoke(*sample_args(db_path, stub, "--max-rollouts", "8"))
+        requests = len(stub.requests)
+        again = invoke(*sample_args(db_path, stub, "--max-rollouts", "8"))
+        assert len(stub.requests) == requests
+        assert again.stderr.startswith("0 rollouts in ")
+        # A larger budget continues the hard prompts only, from sample index 8.
+        invoke(*sample_args(db_path, stub, "--max-rollouts", "12"))
+    finally:
+        stub.stop()
+    assert rollout_counts(db_path) == {"easy-1": 4, "easy-2": 4, "hard-1": 12, "hard-2": 12}
+    indexes = [r[0] for r in open_db(db_path).execute(
+        "select sample_index from rollouts where prompt_id = 'hard-1' order by sample_index")]
+    assert indexes == list(range(12))
+
+
+@pytest.mark.parametrize(
+    "target,expected",
+    [
+        ("dpo", {"easy": 12, "mixed": 2}),  # all-pass never gets its fail
+        ("multi-sft:3", {"easy": 4, "mixed": 6}),
+        ("best-of-n:6", {"easy": 6, "mixed": 6}),
+        ("none", {"easy": 12, "mixed": 12}),
+    ],
+)
+def test_targets(target, expected, ledger, invoke):
+    db_path = ledger([{"id": "easy", "question": "easy", "answer": "The answer is 4"},
+                      {"id": "mixed", "question": "mixed", "answer": "The answer is 4"}])
+    counter = {"n": 0}
+
+    def responder(body):
+        if "easy" in last_user(body):
+            return "The answer is 4"
+        counter["n"] += 1
+        return "The answer is 4" if counter["n"] % 2 else "no"
+
+    stub = OpenAIStub(responder=responder, honour_n=False).start()
+    try:
+        result = invoke(*sample_args(db_path, stub, "--target", target, "--max-rollouts", "12",
+                                     "--step-size", "2"))
+    finally:
+        stub.stop()
+    assert result.exit_code == 0, result.output
+    assert rollout_counts(db_path) == expected
+
+
+def test_max_rollouts_is_a_hard_cap_with_uneven_steps(ledger, invoke):
+    db_path = ledger(FOUR[2:])
+    stub = OpenAIStub(responder=easy_hard).start()
+    try:
+        invoke(*sample_args(db_path, stub, "--max-rollouts", "7", "--step-size", "3"))
+    finally:
+        stub.stop()
+    assert rollout_counts(db_path) == {"hard-1": 7, "hard-2": 7}
+    assert sorted(r["body"].get("n", 1) for r in stub.requests) == [1, 1, 3, 3, 3, 3]
+
+
+def test_max_steps_caps_steps(ledger, invoke):
+    db_path = ledger(FOUR[2:3])
+    stub = OpenAIStub(responder=easy_hard).start()
+    try:
+        invoke(*sample_args(db_path, stub, "--max-rollouts", "16", "--step-size", "2", "--max-steps", "3"))
+    finally:
+        stub.stop()
+    assert rollout_counts(db_path) == {"hard-1": 6}
+
+
+def test_target_that_cannot_be_met_is_refused(ledger, invoke):
+    db_path = ledger(FOUR)
+    result = invoke("sample", db_path, "--target", "multi-sft:20", "--verifier", "exact")
+    assert result.exit_code == 1
+    assert "needs 20 rollouts but --max-rollouts is 16" in result.stderr
+
+
+def test_sft_without_a_verifier_is_refused(ledger, invoke):
+    result = invoke("sample", ledger(FOUR), "--base-url", "http://127.0.0.1:9/v1")
+    assert result.exit_code == 1
+    assert "needs a verifier" in result.stderr
+
+
+def test_429_retry_after_is_honoured(ledger, invoke):
+    db_path = ledger(FOUR[:1])
+    stub = OpenAIStub(responder=easy_hard).start()
+    stub.script.append({"status": 429, "headers": {"Retry-After": "2"}})
+    try:
+        result = invoke(*sample_args(db_path, stub))
+    finally:
+        stub.stop()
+    assert result.exit_code == 0
+    first, second = stub.requests[0]["time"], stub.requests[1]["time"]
+    # Without the header the first backoff is at most 0.5 s.
+    assert second - first >= 1.9
+    assert "retries 1" in result.stderr
+    assert rollout_counts(db_path) == {"easy-1": 4}
+
+
+def test_500_then_200_succeeds(ledger, invoke):
+    db_path = ledger(FOUR[:1])
+    stub = OpenAIStub(responder=easy_hard).start()
+    stub.script.extend([{"status": 500}, {"status": 503}])
+    try:
+        invoke(*sample_args(db_path, stub))
+    finally:
+        stub.stop()
+    assert len(stub.requests) == 3
+    errors = open_db(db_path).execute("select count(*) from rollouts where error is not null").fetchone()[0]
+    assert errors == 0 and rollout_counts(db_path) == {"easy-1": 4}
+
+
+def test_timeout_is_retried(ledger, invoke):
+    db_path = ledger(FOUR[:1])
+    stub = OpenAIStub(responder=easy_hard).start()
+    stub.script.append({"hang": 3})
+    try:
+        result = invoke(*sample_args(db_path, stub, "--request-timeout", "1"))
+    finally:
+        stub.stop()
+    assert result.exit_code == 0
+    assert len(stub.requests) == 2
+    assert rollout_counts(db_path) == {"easy-1": 4}
+
+
+def test_server_that_ignores_n_still_gets_step_size_rollouts(ledger, invoke):
+    db_path = ledger(FOUR)
+    stub = OpenAIStub(responder=easy_hard, honour_n=False).start()
+    try:
+        invoke(*sample_args(db_path, stub, "--max-rollouts", "8", "--step-size", "4"))
+    finally:
+        stub.stop()
+    assert rollout_counts(db_path) == {"easy-1": 4, "easy-2": 4, "hard-1": 8, "hard-2": 8}
+    db = open_db(db_path)
+    assert db.execute("select count(*) from steps where requested != received").fetchone()[0] == 0
+    # After the first reply with one choice, each rollout is its own request.
+    assert len(stub.requests) == 24
+    # Only the prompts already in flight when it was detected asked for n > 1.
+    assert sum(1 for r in stub.requests if r["body"].get("n", 1) > 1) <= 4
+
+
+def test_truncated_choice_is_stored_and_does_not_satisfy(ledger, invoke):
+    db_path = ledger(FOUR[:1])
+    stub = OpenAIStub(responder=easy_hard).start()
+    stub.script.append({"choices": ["The answer is 4"] * 4, "finish_reason": "length"})
+    try:
+        invoke(*sample_args(db_path, stub, "--step-size", "4"))
+    finally:
+        stub.stop()
+    db = open_db(db_path)
+    rows = db.execute("select step, truncated, finish_reason from rollouts order by sample_index").fetchall()
+    assert rows == [(1, 1, "length")] * 4 + [(2, 0, "stop")] * 4
+    # The truncated ones were never scored; the next step's were.
+    assert db.execute("select count(*) from scores").fetchone()[0] == 4
+
+
+def test_request_that_keeps_failing_becomes_error_rows(ledger, invoke):
+    db_path = ledger(FOUR[:2])
+    stub = OpenAIStub(responder=easy_hard).start()
+    stub.script.extend([{"status": 500}] * 3)
+    try:
+        result = invoke(*sample_args(db_path, stub, "--max-retries", "2", "--concurrency", "1"))
+    finally:
+        stub.stop()
+    assert result.exit_code == 0
+    db = open_db(db_path)
+    errors = db.execute("select prompt_id, error from rollouts where error is not null").fetchall()
+    assert errors == [("easy-1", "HTTP 500: scripted 500")] * 4
+    # The errored step counted toward the budget but the prompt went on to pass.
+    assert rollout_counts(db_path) == {"easy-1": 8, "easy-2": 4}
+
+
+def test_run_stops_when_the_server_is_down(ledger, invoke):
+    from servers import free_port
+
+    db_path = ledger(FOUR)
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    result = invoke("sample", db_path, "--base-url", url, "--verifier", "exact", "--silent",
+                    "--max-retries", "0", "--concurrency", "1")
+    assert result.exit_code == 1
+    assert "50 requests in a row failed; last error: connection error" in result.stderr
+    # An outage spends no prompt's budget: nothing was written.
+    assert open_db(db_path).execute("select count(*) from rollouts").fetchone()[0] == 0
+    run = open_db(db_path).execute("select status from runs where command = 'sample'").fetchone()
+    assert run == ("failed",)
+
+
+def test_api_key_is_sent_but_never_stored(ledger, invoke, tmp_path):
+    db_path = ledger(FOUR[:1])
+    secret = "sk-test-DO-NOT-STORE-4815162342"
+    stub = OpenAIStub(responder=easy_hard).start()
+    try:
+        result = invoke("-v", *sample_args(db_path, stub, "--api-key", secret))
+    finally:
+        stub.stop()
+    headers = {k.lower(): v for k, v in stub.requests[0]["headers"].items()}
+    assert headers["authorization"] == f"Bearer {secret}"
+    assert secret not in result.output
+    for path in tmp_path.iterdir():
+        if path.name.startswith("run.db"):
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_limit_and_where_select_prompts(ledger, invoke):
+    db_path = ledger(FOUR)
+    stub = OpenAIStub(responder=easy_hard).start()
+    try:
+        invoke(*sample_args(db_path, stub, "--where", "id like 'hard%'", "--limit", "1",
+                            "--max-rollouts", "4"))
+        bad = invoke(*sample_args(db_path, stub, "--where", "nonsense ="))
+    finally:
+        stub.stop()
+    assert rollout_counts(db_path) == {"hard-1": 4}
+    assert bad.exit_code == 1 and "is not valid SQL on prompts" in bad.stderr
+
+
+def test_seeds_derive_from_sample_index(ledger, invoke):
+    db_path = ledger(FOUR[2:3])
+    stub = OpenAIStub(responder=easy_hard, honour_n=False).start()
+    try:
+        invoke(*sample_args(db_path, stub, "--seed", "7", "--max-rollouts", "4", "--step-size", "2"))
+    finally:
+        stub.stop()
+    seeds = [r[0] for r in open_db(db_path).execute("select seed from rollouts order by sample_index")]
+    assert len(set(seeds)) == 4
+    sent = sorted(r["body"]["seed"] for r in stub.requests)
+    # The first request of a step carries n=2 and the step's first seed.
+    assert set(seeds) <= set(sent) | set(seeds) and seeds[0] in sent
+
+
+def test_plan_completes_a_step_cut_short(db_path):
+    db = open_db(db_path)
+    add_prompt(db, "p")
+    db.execute("insert into steps (prompt_id, step, requested, received) values ('p', 1, 4, 2)")
+    add_rollout(db, "p", 1)
+    add_rollout(db, "p", 3)
+    row = next(db.query("select id, messages, metadata, 2 as rollouts, 1 as steps, 4 as requested from prompts"))
+    work = plan_step(db, row, SampleSettings(max_rollouts=16, step_size=4))
+    assert (work.step, work.indexes, work.requested) == (1, [0, 2], 4)
+    row = next(db.query("select id, messages, metadata, 4 as rollouts, 1 as steps, 4 as requested from prompts"))
+    add_rollout(db, "p", 0)
+    add_rollout(db, "p", 2)
+    work = plan_step(db, row, SampleSettings(max_rollouts=6, step_size=4))
+    assert (work.step, work.indexes, work.requested) == (2, [4, 5], 2)
+
+
+@pytest.mark.parametrize("text", ["sft:2", "multi-sft", "best", "dpo:1", "multi-sft:0"])
+def test_bad_targets(text):
+    with pytest.raises(ConfigError):
+        parse_target(text)
