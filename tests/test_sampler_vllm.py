@@ -11,18 +11,21 @@ from vllm_support import ENGINE_OPTIONS, vllm_model, vllm_sampler  # noqa: F401 
 from rsr.errors import ConfigError
 from rsr.plugins import get_samplers
 from rsr.samplers import SampleRequest
-from rsr.samplers.vllm import VLLMSampler, job_for
+from rsr.samplers.vllm import VLLMSampler, jobs_for
 
 
-def gsm8k_requests(count, n=4, seed=1000, **params):
-    "SampleRequests for the first GSM8K test prompts."
+def gsm8k_requests(count, n=4, seed=1000, per_completion_seeds=True, **params):
+    """SampleRequests for the first GSM8K test prompts, with one seed per
+    completion as the sampling loop sends them (or one seed for all n)."""
     with open(data_file("gsm8k_test.jsonl")) as fp:
         rows = [json.loads(line) for _, line in zip(range(count), fp)]
     params = {"temperature": 0.7, "max_tokens": 96, **params}
-    return [
-        SampleRequest(row["id"], row["messages"], n=n, seed=seed + 100 * i, params=params)
-        for i, row in enumerate(rows)
-    ]
+    requests = []
+    for i, row in enumerate(rows):
+        seeds = [seed + 100 * i + 7 * j for j in range(n)] if per_completion_seeds else None
+        requests.append(SampleRequest(row["id"], row["messages"], n=n, seed=seed + 100 * i,
+                                      params=params, seeds=seeds))
+    return requests
 
 
 def texts(batch):
@@ -73,12 +76,21 @@ def test_vllm_sampler_maps_parameters():
         params={"temperature": 0.5, "top_p": None, "max_completion_tokens": 64,
                 "top_k": 20, "chat_template_kwargs": {"enable_thinking": False}},
     )
-    messages, kwargs, chat_kwargs = job_for(request)
+    [(messages, kwargs, chat_kwargs)] = jobs_for(request)
     assert messages == request.messages
     assert kwargs == {"max_tokens": 64, "temperature": 0.5, "top_k": 20, "n": 3, "seed": 7}
     assert chat_kwargs == {"enable_thinking": False}
     # No max_tokens means no limit, not vLLM's default of 16.
-    assert job_for(SampleRequest("p", [], n=1))[1] == {"max_tokens": None, "n": 1, "seed": None}
+    assert jobs_for(SampleRequest("p", [], n=1))[0][1] == {"max_tokens": None, "n": 1, "seed": None}
+
+
+def test_vllm_sampler_one_job_per_seeded_completion():
+    request = SampleRequest("p", [], n=3, seed=11, params={"temperature": 1.0}, seeds=[11, 5, 9])
+    assert [kwargs for _, kwargs, _ in jobs_for(request)] == [
+        {"max_tokens": None, "temperature": 1.0, "n": 1, "seed": seed} for seed in (11, 5, 9)
+    ]
+    unseeded = SampleRequest("p", [], n=3, seeds=[None, None, None])
+    assert [kwargs["n"] for _, kwargs, _ in jobs_for(unseeded)] == [3]
 
 
 def test_vllm_sampler_describe_keeps_set_options_only():
@@ -110,7 +122,7 @@ def test_vllm_sampler_returns_n_completions_per_prompt(vllm_sampler, vllm_model)
         if not isinstance(templated, list):
             templated = templated["input_ids"]
         assert {c.prompt_tokens for c in completions} == {len(templated)}
-        assert [c.seed for c in completions] == [request.seed + i for i in range(4)]
+        assert [c.seed for c in completions] == request.seeds
         for c in completions:
             assert c.error is None
             assert 0 < c.completion_tokens <= 96
@@ -143,6 +155,30 @@ def test_vllm_sampler_seeds_make_runs_repeatable(vllm_sampler):
 
 @pytest.mark.slow
 @pytest.mark.vllm
+def test_vllm_sampler_completion_depends_only_on_its_seed(vllm_sampler):
+    # What a resumed run relies on: asking again for the last two completions of
+    # a step, alone, draws exactly what the whole step drew for them.
+    [whole] = vllm_sampler.complete_batch(gsm8k_requests(1, max_tokens=40))
+    [request] = gsm8k_requests(1, max_tokens=40)
+    request.n, request.seeds = 2, request.seeds[2:]
+    [rest] = vllm_sampler.complete_batch([request])
+    assert [c.response for c in rest] == [c.response for c in whole[2:]]
+    assert [c.seed for c in rest] == [c.seed for c in whole[2:]]
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_sampler_one_seed_for_n(vllm_sampler):
+    requests = gsm8k_requests(2, max_tokens=40, per_completion_seeds=False)
+    first = vllm_sampler.complete_batch(requests)
+    assert [[c.seed for c in completions] for completions in first] == [
+        [r.seed + i for i in range(4)] for r in requests
+    ]
+    assert texts(vllm_sampler.complete_batch(requests)) == texts(first)
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
 def test_vllm_sampler_records_over_long_prompt_as_error(vllm_sampler):
     long = SampleRequest("long", [{"role": "user", "content": "apple " * 1500}], n=2, seed=1,
                          params={"max_tokens": 8})
@@ -165,6 +201,7 @@ def test_vllm_sampler_bad_parameter_value_is_a_config_error(vllm_sampler):
 def test_vllm_sampler_data_parallel_matches_one_engine(vllm_sampler, vllm_model):
     requests = gsm8k_requests(5, n=1, temperature=0, max_tokens=24)
     expected = texts(vllm_sampler.complete_batch(requests))
+    vllm_sampler.close()  # free its memory for the two workers (it restarts if asked again)
     sampler = VLLMSampler(model=vllm_model, data_parallel_size=2, **ENGINE_OPTIONS)
     try:
         batch = sampler.complete_batch(requests)

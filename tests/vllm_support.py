@@ -112,9 +112,9 @@ def vllm_model():
     return str(ensure_model_folder())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_sampler(vllm_model):
-    "One VLLMSampler for the whole session (starting an engine takes a while)."
+    "One VLLMSampler per test module (starting an engine takes a while)."
     from rsr.samplers.vllm import VLLMSampler
 
     sampler = VLLMSampler(model=vllm_model, **ENGINE_OPTIONS)

