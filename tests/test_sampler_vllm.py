@@ -2,6 +2,7 @@
 on the embedded model converted to a Hugging Face folder (tests/vllm_support.py)."""
 
 import json
+import os
 import sys
 
 import pytest
@@ -11,7 +12,7 @@ from vllm_support import ENGINE_OPTIONS, vllm_model, vllm_sampler  # noqa: F401 
 from rsr.errors import ConfigError
 from rsr.plugins import get_samplers
 from rsr.samplers import SampleRequest
-from rsr.samplers.vllm import VLLMSampler, jobs_for
+from rsr.samplers.vllm import VLLMSampler, jobs_for, worker_envs
 
 
 def gsm8k_requests(count, n=4, seed=1000, per_completion_seeds=True, **params):
@@ -70,6 +71,14 @@ def test_vllm_sampler_bad_options(options, message):
         VLLMSampler(**options)
 
 
+def test_sample_with_vllm_and_no_model(db_path, invoke):
+    result = invoke("sample", db_path, "--sampler", "vllm", "--verifier", "exact", "--silent")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: The vllm sampler needs --model: a Hugging Face model id or a local model folder\n"
+    )
+
+
 def test_vllm_sampler_maps_parameters():
     request = SampleRequest(
         "p", [{"role": "user", "content": "hi"}], n=3, seed=7,
@@ -91,6 +100,9 @@ def test_vllm_sampler_one_job_per_seeded_completion():
     ]
     unseeded = SampleRequest("p", [], n=3, seeds=[None, None, None])
     assert [kwargs["n"] for _, kwargs, _ in jobs_for(unseeded)] == [3]
+    # vLLM takes greedy decoding only with n=1.
+    greedy = SampleRequest("p", [], n=3, params={"temperature": 0})
+    assert [kwargs["n"] for _, kwargs, _ in jobs_for(greedy)] == [1, 1, 1]
 
 
 def test_vllm_sampler_describe_keeps_set_options_only():
@@ -99,6 +111,28 @@ def test_vllm_sampler_describe_keeps_set_options_only():
         "sampler": "vllm", "model": "org/model", "data_parallel_size": 2,
         "tensor_parallel_size": 1, "max_model_len": 2048,
     }
+
+
+@pytest.mark.vllm
+def test_vllm_data_parallel_workers_get_their_own_cpu_cores(monkeypatch):
+    pytest.importorskip("vllm")
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        pytest.skip("vLLM here runs on an accelerator")
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("one CPU core")
+    half = len(cores) // 2
+    assert worker_envs(2, 1) == [
+        {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cores[:half]))},
+        {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cores[half:2 * half]))},
+    ]
+    with pytest.raises(ConfigError, match="needs at least that many CPU cores"):
+        worker_envs(len(cores) + 1, 1)
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0")
+    assert worker_envs(2, 1) == [{}, {}]  # the user's own binding stands
 
 
 # With a real engine ---------------------------------------------------------

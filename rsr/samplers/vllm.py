@@ -70,6 +70,8 @@ class VLLMSampler(Sampler):
             raise ConfigError(
                 "The vllm sampler needs --model: a Hugging Face model id or a local model folder"
             )
+        tensor_parallel_size = 1 if tensor_parallel_size is None else tensor_parallel_size
+        data_parallel_size = 1 if data_parallel_size is None else data_parallel_size
         for option, value in (("tensor_parallel_size", tensor_parallel_size),
                               ("data_parallel_size", data_parallel_size)):
             if not isinstance(value, int) or value < 1:
@@ -161,7 +163,8 @@ def check_model(model):
 
 def jobs_for(request):
     """[(messages, SamplingParams keyword arguments, chat_template_kwargs)] for one
-    request: one per completion when it has a seed for each, else one with n."""
+    request: one per completion when it has a seed for each (or decodes greedily,
+    which vLLM allows only with n=1), else one with n."""
     kwargs = {"max_tokens": None}  # vLLM's own default is 16 tokens
     chat_kwargs = None
     for key, value in request.params.items():
@@ -178,7 +181,8 @@ def jobs_for(request):
                 f"The vllm sampler does not know the sampling parameter {key!r}; it takes "
                 + ", ".join(sorted(SAMPLING_PARAMS | CHAT_PARAMS | set(ALIASES)))
             )
-    if request.seeds is not None and any(seed is not None for seed in request.seeds):
+    seeded = request.seeds is not None and any(seed is not None for seed in request.seeds)
+    if seeded or kwargs.get("temperature") == 0:
         return [(request.messages, {**kwargs, "n": 1, "seed": request.seed_for(i)}, chat_kwargs)
                 for i in range(request.n)]
     return [(request.messages, {**kwargs, "n": request.n, "seed": request.seed}, chat_kwargs)]
@@ -294,8 +298,8 @@ class EnginePool:
     "D worker processes, each with its own Engine; each batch is split among them."
 
     def __init__(self, model, engine_options, size):
-        vllm = import_vllm()
-        envs = worker_envs(vllm, size, engine_options.get("tensor_parallel_size", 1))
+        import_vllm()
+        envs = worker_envs(size, engine_options.get("tensor_parallel_size", 1))
         # spawn, not fork: vLLM and CUDA do not survive a fork of a process using them.
         context = multiprocessing.get_context("spawn")
         self.workers = []
@@ -344,7 +348,7 @@ class EnginePool:
         self.workers = []
 
 
-def worker_envs(vllm, size, tensor_parallel_size):
+def worker_envs(size, tensor_parallel_size):
     "Environment overrides giving each data-parallel worker its own devices."
     from vllm.platforms import current_platform
 
@@ -367,18 +371,20 @@ def worker_envs(vllm, size, tensor_parallel_size):
             envs.append({"VLLM_CPU_OMP_THREADS_BIND": "|".join(ranks)})
         return envs
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    devices = ([d for d in visible.split(",") if d.strip()] if visible is not None
-               else [str(i) for i in range(current_platform.device_count())])
+    if visible is not None:
+        devices = [d.strip() for d in visible.split(",") if d.strip()]
+    else:
+        import torch  # device_count() asks the driver without starting CUDA here
+
+        devices = [str(i) for i in range(torch.cuda.device_count())]
     needed = size * tensor_parallel_size
     if len(devices) < needed:
         raise ConfigError(
             f"data_parallel_size={size} x tensor_parallel_size={tensor_parallel_size} "
             f"needs {needed} GPUs; {len(devices)} visible"
         )
-    return [
-        {"CUDA_VISIBLE_DEVICES": ",".join(devices[r * tensor_parallel_size:(r + 1) * tensor_parallel_size])}
-        for r in range(size)
-    ]
+    tp = tensor_parallel_size
+    return [{"CUDA_VISIBLE_DEVICES": ",".join(devices[r * tp:(r + 1) * tp])} for r in range(size)]
 
 
 def serve_worker(conn, model, engine_options, env):
