@@ -33,7 +33,7 @@ def cli(verbose):
 
     \b
         rsr load run.db prompts.jsonl
-        rsr sample run.db --target sft
+        rsr sample run.db --verifier math --target sft
         rsr export run.db --format sft -o train.jsonl
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)

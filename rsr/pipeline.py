@@ -134,9 +134,10 @@ class WriterLock:
         os.close(self.fd)
 
 
-def run_sampling(db, db_path, config, command="sample", on_progress=None):
+def run_sampling(db, db_path, config, command="sample", on_progress=None, record=None):
     """Sample a ledger as config says, recording the run; returns (run_id, report).
 
+    record is what the runs row keeps (default: config itself), always redacted.
     Raises Interrupted on SIGINT/SIGTERM after saving what arrived.
     """
     config = with_defaults(config)
@@ -150,7 +151,7 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None):
         )
     sampler = make_sampler(config["sampler"])
     with WriterLock(db_path):
-        run_id = start_run(db, command, redact(config))
+        run_id = start_run(db, command, redact(record if record is not None else config))
         try:
             report = sample(db, sampler, scorer, settings, run_id=run_id, on_progress=on_progress)
         except Interrupted as ex:

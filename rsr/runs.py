@@ -12,7 +12,10 @@ from datetime import datetime, timezone
 
 from . import __version__
 
-SECRET_KEY_RE = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)
+# Keys whose values are secrets: api_key, hf_token, password... (not max_tokens).
+SECRET_KEY_RE = re.compile(
+    r"(^|[_-])(api[_-]?key|apikey|token|secret|password|authorization|access[_-]?key)$", re.I
+)
 REDACTED = "***"
 
 INSERT_RUN_SQL = """

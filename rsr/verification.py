@@ -1,14 +1,32 @@
 """The one verification loop: which rollouts need a score, scoring them, writing.
 
-`Scorer` runs a verifier over (response, metadata, messages) items, inline or in
-worker processes, and is shared by `rsr verify` and the inline scoring in
-`rsr sample`. Scores are written with `save_scores` in the caller's transaction.
+`Scorer` runs a verifier over (response, metadata, messages) items and is shared
+by `rsr verify` and the inline scoring in `rsr sample`. How it runs depends on
+the verifier:
+
+- inline verifiers (mcq, exact) run in this process, on the caller's thread;
+- CPU verifiers that may hang (math, a user's function) run in worker processes
+  (rsr.verifiers.pool) with a hard timeout per check, also with workers=0
+  (then one worker);
+- async verifiers (judge) await their HTTP backend on the event loop;
+- batched in-process verifiers (reward-model) run their batches in a thread
+  from `ascore`, so the event loop never blocks.
+
+`verify_rollouts` is `rsr verify`: it scores every valid rollout that has no
+score from the verifier, in batches, each written in one transaction, so an
+interrupted run resumes where it stopped.
 """
 
 import asyncio
 import json
+import threading
+from dataclasses import dataclass
 
+from .runs import finish_run, start_run, utcnow
 from .verifiers import Verdict
+
+# Seconds one check may take in a worker process when the caller names no timeout.
+DEFAULT_TIMEOUT = 10.0
 
 INSERT_SCORE_SQL = """
 insert into scores (rollout_id, verifier, score, passed, extracted, details, error)
@@ -17,6 +35,28 @@ on conflict (rollout_id, verifier) do update set
     score = excluded.score, passed = excluded.passed, extracted = excluded.extracted,
     details = excluded.details, error = excluded.error,
     created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+"""
+
+# Valid rollouts (a response, not truncated, no error) after :after that need a
+# score from :verifier: none yet, or (rescoring) one older than :rescore_before.
+PENDING_WHERE = """
+from rollouts join prompts on prompts.id = rollouts.prompt_id
+where rollouts.error is null and rollouts.truncated = 0 and rollouts.response is not null
+  and not exists (
+      select 1 from scores
+      where scores.rollout_id = rollouts.id and scores.verifier = :verifier
+        and (:rescore_before is null or scores.created_at >= :rescore_before)
+  )
+"""
+PENDING_SQL = (
+    "select rollouts.id, rollouts.response, prompts.metadata, prompts.messages"
+    + PENDING_WHERE
+    + "and rollouts.id > :after order by rollouts.id limit :limit"
+)
+COUNT_PENDING_SQL = "select count(*)" + PENDING_WHERE
+COUNT_SKIPPED_SQL = """
+select count(*) from rollouts
+where error is not null or truncated = 1 or response is null
 """
 
 
@@ -39,29 +79,172 @@ def save_scores(db, rows):
     db.conn.executemany(INSERT_SCORE_SQL, rows)
 
 
-def _safe_call(verifier, response, metadata, messages):
-    try:
-        return verifier(response, metadata, prompt=messages)
-    except Exception as ex:  # a verifier bug must be recorded, not end the run
-        return Verdict(None, None, None, {}, f"{type(ex).__name__}: {ex}")
-
-
 class Scorer:
-    "Scores items [(response, metadata, messages)] with one verifier."
+    """Scores items [(response, metadata, messages)] with one verifier.
 
-    def __init__(self, verifier, workers=0, timeout=None):
+    workers > 0 runs CPU verifiers in that many processes; timeout is seconds
+    per check (None: DEFAULT_TIMEOUT where a worker process is used, 0: none).
+    Call close() (or use it as a context manager) to stop the workers.
+    """
+
+    def __init__(self, verifier, workers=0, timeout=None, chunk_size=None):
         self.verifier = verifier
         self.name = verifier.name
         self.workers = workers
-        self.timeout = timeout
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else (timeout or None)
+        self.chunk_size = chunk_size
+        if verifier.is_async:
+            self.mode = "async"
+        elif verifier.batched:
+            self.mode = "batched"
+        elif workers > 0 or not verifier.inline:
+            self.mode = "pool"
+        else:
+            self.mode = "inline"
+        self._pool = None
+        self._pool_lock = threading.Lock()
 
-    def score(self, items):
-        return [_safe_call(self.verifier, *item) for item in items]
+    @property
+    def pool(self):
+        "The worker processes, started on first use."
+        with self._pool_lock:
+            if self._pool is None:
+                from .verifiers.pool import WorkerPool
 
-    async def ascore(self, items):
-        if getattr(self.verifier, "inline", True):
-            return self.score(items)
+                self._pool = WorkerPool(self.verifier, self.workers or 1, self.timeout,
+                                        self.chunk_size)
+            return self._pool
+
+    def score(self, items) -> list:
+        "Verdicts for items, in order."
+        items = list(items)
+        if not items:
+            return []
+        if self.mode == "pool":
+            if not self.verifier.needs_prompt:
+                items = [(response, metadata, None) for response, metadata, _ in items]
+            return self.pool.map(items)
+        if self.mode == "async":
+            return _run_coroutine(self.verifier.acheck_many(items))
+        return self.verifier.check_many(items)
+
+    async def ascore(self, items) -> list:
+        "Verdicts for items without blocking the event loop (beyond inline checks)."
+        items = list(items)
+        if not items:
+            return []
+        if self.mode == "async":
+            return await self.verifier.acheck_many(items)
+        if self.mode == "inline":
+            return self.verifier.check_many(items)
         return await asyncio.to_thread(self.score, items)
 
     def close(self):
-        pass
+        "Stop worker processes and release the verifier's resources."
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+        close = getattr(self.verifier, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _run_coroutine(coroutine):
+    "Run a coroutine to completion from sync code, even under a running event loop."
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    result = {}
+
+    def target():
+        result["value"] = asyncio.run(coroutine)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    return result["value"]
+
+
+@dataclass
+class VerifyCounts:
+    "What a verify run did, for its summary line."
+
+    scored: int = 0
+    passed: int = 0
+    failed: int = 0
+    undecided: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+    def add(self, verdict: Verdict):
+        self.scored += 1
+        if verdict.passed is None:
+            self.undecided += 1
+        elif verdict.passed:
+            self.passed += 1
+        else:
+            self.failed += 1
+        if verdict.error:
+            self.errors += 1
+
+    def summary(self):
+        return (
+            f"{self.scored:,} scored: {self.passed:,} passed, {self.failed:,} failed, "
+            f"{self.undecided:,} undecided ({self.errors:,} errors); "
+            f"{self.skipped:,} truncated or errored rollouts skipped"
+        )
+
+
+def count_pending(db, verifier_name, rescore=False):
+    "How many valid rollouts still need a score from this verifier (all of them, rescoring)."
+    # Every stored created_at sorts before this, so rescoring counts every rollout.
+    params = {"verifier": verifier_name, "rescore_before": "9999" if rescore else None}
+    return db.execute(COUNT_PENDING_SQL, params).fetchone()[0]
+
+
+def verify_rollouts(db, scorer, *, rescore=False, batch_size=1000, on_batch=None,
+                    config=None) -> VerifyCounts:
+    """Score every valid rollout lacking a score from scorer's verifier.
+
+    With rescore=True, rollouts already scored before this call are scored
+    again. Each batch is written in one transaction; on_batch(n) is called
+    after each. The invocation is recorded in the runs table.
+    """
+    started = utcnow()
+    rescore_before = started if rescore else None
+    params = {"verifier": scorer.name, "rescore_before": rescore_before, "limit": batch_size}
+    counts = VerifyCounts(skipped=db.execute(COUNT_SKIPPED_SQL).fetchone()[0])
+    run_id = start_run(db, "verify", config or {"verifier": scorer.name, "rescore": rescore})
+    status = "failed"
+    try:
+        after = 0
+        while True:
+            rows = db.execute(PENDING_SQL, {**params, "after": after}).fetchall()
+            if not rows:
+                break
+            needs_prompt = scorer.verifier.needs_prompt
+            items = [(response, json.loads(metadata), json.loads(messages) if needs_prompt else None)
+                     for _, response, metadata, messages in rows]
+            verdicts = scorer.score(items)
+            with db.atomic():
+                save_scores(db, [score_row(row[0], scorer.name, v) for row, v in zip(rows, verdicts)])
+            for verdict in verdicts:
+                counts.add(verdict)
+            after = rows[-1][0]
+            if on_batch is not None:
+                on_batch(len(rows))
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        finish_run(db, run_id, status, counts.summary())
+    return counts

@@ -175,7 +175,7 @@ def llama_server(tmp_path_factory):
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 2)],
+             "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
             stdout=out, stderr=subprocess.STDOUT,
         )
     try:

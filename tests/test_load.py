@@ -1,3 +1,4 @@
+import gc
 import gzip
 import json
 
@@ -186,12 +187,14 @@ def test_bad_input_leaves_ledger_byte_for_byte_unchanged(case, db_path, tmp_path
     good = write_jsonl(tmp_path / "good.jsonl", GOOD)
     invoke("load", db_path, good)
     name, path, extra, message = bad_files(tmp_path)[case]
+    gc.collect()  # close the first load's connection: its WAL is checkpointed
     before = open(db_path, "rb").read()
     # The good file first: its records are part of the same, failed, transaction.
     result = invoke("load", db_path, write_jsonl(tmp_path / "more.jsonl", [{"question": "new"}]), path, *extra)
     assert result.exit_code == 1, name
     assert result.stderr.startswith("Error: " + message), result.stderr
     assert result.stderr.count("\n") == 1  # one clear line, no traceback
+    gc.collect()
     assert open(db_path, "rb").read() == before
     assert count(db_path) == 2
 

@@ -1,9 +1,14 @@
-"""The built-in verifiers, registered as a plugin."""
+"""The built-in verifiers, registered as a plugin: exact, mcq, mcq-multi, math,
+judge and reward-model."""
 
 import re
 
 from ..hookspecs import hookimpl
 from . import Verdict, Verifier
+from .judge import JudgeVerifier
+from .maths import MathVerifier
+from .mcq import MultipleChoice, MultipleChoiceMulti
+from .reward_model import RewardModelVerifier
 
 
 def _normalize(text):
@@ -27,3 +32,8 @@ class ExactMatch(Verifier):
 @hookimpl
 def register_verifiers(register):
     register(ExactMatch())
+    register(MultipleChoice())
+    register(MultipleChoiceMulti())
+    register(MathVerifier())
+    register(JudgeVerifier())
+    register(RewardModelVerifier())

@@ -1,0 +1,77 @@
+import json
+
+import click
+
+from rsr import open_db, plugins
+from rsr.export import dataset_info, export as export_rows, get_formatter, make_options
+from rsr.formatters import REASONING_MODES
+from rsr.selection import PAIR_STRATEGIES, PICK_ORDER
+
+from . import cli, echo_err, existing_db_argument
+
+
+class RegistryChoice(click.Choice):
+    "A click.Choice whose choices are read from a plugin registry when needed."
+
+    def __init__(self, registry):
+        self.registry = registry
+        super().__init__([])
+
+    @property
+    def choices(self):
+        return sorted(self.registry())
+
+    @choices.setter
+    def choices(self, value):
+        pass
+
+
+rate = click.FloatRange(0, 1)
+
+
+@cli.command()
+@existing_db_argument
+@click.option("format_", "--format", required=True, type=RegistryChoice(plugins.get_formatters), help="Training format")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout")
+@click.option("--verifier", help="Whose scores to use (needed when the ledger has several)")
+@click.option("--pass-threshold", type=float, help="Count score >= T as a pass instead of the verdict")
+@click.option("--per-prompt", type=click.IntRange(min=1), help="Rollouts per prompt (sft 1, multi-sft 4)")
+@click.option("--pick", type=click.Choice(list(PICK_ORDER)), default="shortest", show_default=True, help="Tie-break between equal scores")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --pick random and --pairs best-random")
+@click.option("--pairs", type=click.Choice(list(PAIR_STRATEGIES)), default="pass-fail", show_default=True, help="How dpo pairs are formed")
+@click.option("--max-pairs-per-prompt", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--min-margin", type=float, help="Smallest chosen-minus-rejected score for a pair")
+@click.option("--k", type=click.IntRange(min=1), help="How many rollouts top-k keeps")
+@click.option("--dedupe", is_flag=True, help="Identical completions (whitespace-normalised) count once")
+@click.option("--pass-rate-min", type=rate, help="Only prompts with pass rate >= this")
+@click.option("--pass-rate-max", type=rate, help="Only prompts with pass rate <= this")
+@click.option("--where", help="SQL condition on the prompts table")
+@click.option("--reasoning", type=click.Choice(REASONING_MODES), default="think-tags", show_default=True, help="Reasoning as <think> tags, a reasoning_content field, or dropped")
+@click.option("--include-metadata", is_flag=True, help="Add ids, scores and prompt metadata to each row")
+@click.option("--print-dataset-info", is_flag=True, help="Print LLaMA-Factory's dataset_info.json entry for -o FILE")
+def export(db_path, format_, output, verifier, pass_threshold, per_prompt, pick, seed, pairs,
+           max_pairs_per_prompt, min_margin, k, dedupe, pass_rate_min, pass_rate_max, where,
+           reasoning, include_metadata, print_dataset_info):
+    """Export training data as JSONL: SFT, DPO pairs, best-of-N or top-K
+
+    Only valid rollouts are exported: truncated and errored ones never are.
+
+    \b
+        rsr export run.db --format sft -o train.jsonl
+        rsr export run.db --format dpo --pairs best-worst --min-margin 0.2 > pairs.jsonl
+        rsr export run.db --format top-k --k 1000 --where "json_extract(metadata, '$.level') = 5"
+    """
+    db = open_db(db_path, readonly=True)
+    formatter = get_formatter(format_)
+    info = dataset_info(formatter, output) if print_dataset_info else None
+    options = make_options(db, {
+        "verifier": verifier, "pass_threshold": pass_threshold, "dedupe": dedupe,
+        "pass_rate_min": pass_rate_min, "pass_rate_max": pass_rate_max, "where": where,
+        "pick": pick, "seed": seed, "per_prompt": per_prompt, "pairs": pairs,
+        "max_pairs_per_prompt": max_pairs_per_prompt, "min_margin": min_margin, "k": k,
+        "reasoning": reasoning, "include_metadata": include_metadata,
+    })
+    count = export_rows(db, formatter, options, output)
+    if info:
+        click.echo(json.dumps(info, indent=2))
+    echo_err(f"Exported {count:,} rows ({format_}, verifier {options.selection.verifier})")

@@ -1,0 +1,49 @@
+import sys
+
+import click
+
+from rsr.recipes import prepare
+from rsr.runner import run_recipe
+from rsr.pipeline import summary_line
+from rsr.sampling import Interrupted
+
+from . import cli, echo_err, silent_option, status_printer
+
+
+@cli.command()
+@click.argument("recipe", required=False)
+@click.argument("overrides", nargs=-1, metavar="[KEY.PATH=VALUE]...")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False),
+              help="The ledger (default: the recipe's db, else OUTPUTS_DIR/run.db)")
+@click.option("--allow-config-change", is_flag=True,
+              help="Resume even if model, sampling or verifier settings differ from the ledger's")
+@silent_option
+def run(recipe, overrides, db_path, allow_config_change, silent):
+    """Run a recipe end to end: load, sample, verify, export, stats
+
+    Re-running continues where the ledger stands; with --db and no recipe it
+    resumes with the configuration stored in the ledger. Overrides are dotted
+    keys: sampler.concurrency=64 sampling.temperature=0.9.
+
+    \b
+        rsr run recipes/quickstart.yaml
+        rsr run recipes/gsm8k-sft.yaml sampler.base_url=http://127.0.0.1:8000/v1
+        rsr run --db out/quickstart/run.db sampler.concurrency=8
+    """
+    if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
+        overrides, recipe = (recipe, *overrides), None
+    resolved, db_path = prepare(recipe, db_path, overrides, allow_config_change)
+    show = status_printer(silent)
+    try:
+        result = run_recipe(resolved, db_path, on_progress=show,
+                            on_step=None if silent else (lambda line: echo_err(_line(show, line))))
+    except Interrupted as ex:
+        echo_err(f"\n{ex}")
+        sys.exit(130)
+    echo_err(_line(show, summary_line(result["sample"])))
+    echo_err(f"Ledger: {db_path}")
+
+
+def _line(show, text):
+    "Start on a new line when a status line is being rewritten in place."
+    return ("\n" + text) if show is not None and show.tty else text

@@ -1,0 +1,90 @@
+"""Writing export rows: JSONL to a file or stdout, and LLaMA-Factory's entry.
+
+The rows come from a formatter (rsr/formatters.py); this module opens the
+output, writes one JSON object per line and counts them. The ledger is opened
+read-only by the caller, so an export can run while a sampler writes.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from . import plugins
+from .errors import ConfigError
+
+
+def get_formatter(name):
+    "The registered formatter called name."
+    return plugins.pick(plugins.get_formatters(), name, "export format", "rsr export --help")
+
+
+def write_jsonl(rows, out) -> int:
+    "Write rows as JSON lines to an open text file; returns how many."
+    count = 0
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False))
+        out.write("\n")
+        count += 1
+    return count
+
+
+def export(db, formatter, options, output=None) -> int:
+    """Write the formatter's rows for this ledger to output (a path) or stdout.
+
+    A file is written beside its final name and renamed at the end, so a failed
+    export never leaves a half-written training file behind.
+    """
+    rows = formatter.rows(db, options)
+    if output is None or str(output) == "-":
+        return write_jsonl(rows, sys.stdout)
+    path = Path(output)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as out:
+            count = write_jsonl(rows, out)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+def dataset_info(formatter, output) -> dict:
+    "LLaMA-Factory's dataset_info.json entry for an exported file."
+    if output is None or str(output) == "-":
+        raise ConfigError("--print-dataset-info needs -o FILE: the entry names the file")
+    entry = formatter.dataset_info(Path(output).name)
+    if entry is None:
+        raise ConfigError(
+            f"LLaMA-Factory cannot read --format {formatter.name} rows; "
+            "use --format dpo-sharegpt for its preference format"
+        )
+    return {Path(output).stem: entry}
+
+
+# Export options by their command-line names (underscored), with their defaults.
+SELECTION_OPTIONS = ("verifier", "pass_threshold", "dedupe", "pass_rate_min", "pass_rate_max",
+                     "where", "pick", "seed")
+FORMAT_OPTIONS = ("per_prompt", "pairs", "max_pairs_per_prompt", "min_margin", "k", "reasoning",
+                  "include_metadata")
+
+
+def make_options(db, options) -> "ExportOptions":
+    "ExportOptions from a dict keyed like the command-line options (e.g. a recipe's)."
+    from .formatters import ExportOptions
+    from .selection import Selection, resolve_verifier
+
+    unknown = set(options) - set(SELECTION_OPTIONS) - set(FORMAT_OPTIONS)
+    if unknown:
+        raise ConfigError(f"Unknown export option(s): {', '.join(sorted(unknown))}")
+    chosen = {k: v for k, v in options.items() if v is not None}
+    selection = Selection(
+        resolve_verifier(db, chosen.pop("verifier", None)),
+        **{k: chosen.pop(k) for k in SELECTION_OPTIONS[1:] if k in chosen},
+    )
+    return ExportOptions(selection, **chosen)
+
+
+def export_with_options(db, format_name, output, options) -> int:
+    "Export one format to output (a path, or None for stdout) with options as a dict."
+    formatter = get_formatter(format_name)
+    return export(db, formatter, make_options(db, options), output)

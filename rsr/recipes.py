@@ -1,0 +1,228 @@
+"""Recipes: one YAML file that describes a whole run, for `rsr run`.
+
+A recipe has the sections `data` (input files, transform), `sampler`,
+`sampling`, `verifier` and `outputs`, validated against the dataclasses below
+with OmegaConf (unknown keys and wrong types are errors that name the key).
+Command-line overrides are OmegaConf dot-lists (`sampling.temperature=0.9`).
+The resolved configuration is stored in the `runs` table; `rsr run --db RUN.db`
+without a recipe continues from it.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import ConfigError
+
+
+@dataclass
+class DataSection:
+    files: list[str] = field(default_factory=list)
+    transform: Optional[str] = None
+    on_duplicate: str = "skip"
+    skip_invalid: bool = False
+
+
+@dataclass
+class SamplerSection:
+    name: str = "local"
+    model: Optional[str] = None
+    base_url: Optional[str] = None
+    api_key: Optional[str] = None
+    timeout: float = 600.0
+    transport: str = "aiohttp"
+    concurrency: int = 32
+    batch_prompts: int = 256
+    max_retries: int = 6
+    engine: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SamplingSection:
+    target: str = "sft"
+    max_rollouts: int = 16
+    step_size: int = 4
+    max_steps: int = 8
+    early_stop: bool = True
+    limit: Optional[int] = None
+    where: Optional[str] = None
+    seed: Optional[int] = None
+    temperature: float = 0.7
+    top_p: Optional[float] = None
+    max_tokens: int = 1024
+    extra_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VerifierSection:
+    name: Optional[str] = None
+    options: dict[str, Any] = field(default_factory=dict)
+    workers: int = 0
+    timeout: float = 10.0
+
+
+@dataclass
+class ExportSpec:
+    format: str = "sft"
+    file: str = "sft.jsonl"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OutputsSection:
+    dir: str = "out"
+    exports: list[ExportSpec] = field(default_factory=list)
+    stats: Optional[str] = "stats.json"
+
+
+@dataclass
+class Recipe:
+    name: str = "run"
+    description: str = ""
+    db: Optional[str] = None
+    data: DataSection = field(default_factory=DataSection)
+    sampler: SamplerSection = field(default_factory=SamplerSection)
+    sampling: SamplingSection = field(default_factory=SamplingSection)
+    verifier: VerifierSection = field(default_factory=VerifierSection)
+    outputs: OutputsSection = field(default_factory=OutputsSection)
+
+
+# What may change when a run is resumed: how to reach the engine and how hard
+# to push it, never what is sampled or how it is judged.
+OPERATIONAL_KEYS = {
+    "sampler.base_url", "sampler.api_key", "sampler.timeout", "sampler.transport",
+    "sampler.concurrency", "sampler.batch_prompts", "sampler.max_retries", "sampler.engine",
+    "sampling.max_rollouts", "sampling.max_steps", "sampling.limit", "sampling.where",
+    "verifier.workers", "verifier.timeout", "outputs", "data", "db", "name", "description",
+}
+
+
+def _omegaconf():
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    return OmegaConf, OmegaConfBaseException
+
+
+def load_recipe(path=None, overrides=(), base=None) -> dict:
+    """The resolved recipe as a plain dict: defaults, then base (a stored config),
+    then the file at path, then the dot-list overrides."""
+    OmegaConf, OmegaConfError = _omegaconf()
+    where = "the stored configuration"
+    try:
+        config = OmegaConf.structured(Recipe)
+        if base is not None:
+            config = OmegaConf.merge(config, base)
+        if path is not None:
+            where = str(path)
+            if not Path(path).is_file():
+                raise ConfigError(f"Recipe not found: {path}")
+            config = OmegaConf.merge(config, OmegaConf.load(path))
+        if overrides:
+            where = "the command-line overrides"
+            config = OmegaConf.merge(config, OmegaConf.from_dotlist(list(overrides)))
+        resolved = OmegaConf.to_container(config, resolve=True)
+    except OmegaConfError as ex:
+        raise ConfigError(f"{where}: {_describe(ex)}") from None
+    except (OSError, ValueError) as ex:
+        raise ConfigError(f"{where}: {ex}") from None
+    if path is not None:
+        # Data paths are relative to the recipe file; store them absolute so a
+        # resumed run (which has no recipe file) finds the same files.
+        folder = Path(path).resolve().parent
+        data = resolved["data"]
+        data["files"] = [str(folder / f) for f in data["files"]]
+        if data["transform"]:
+            data["transform"] = str(folder / data["transform"])
+    return resolved
+
+
+def _describe(ex):
+    key = getattr(ex, "full_key", None)
+    message = str(ex).splitlines()[0]
+    return f"key '{key}': {message}" if key else message
+
+
+def flatten(config, prefix=""):
+    "{'a.b': value} for every leaf of a nested dict."
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def incompatible_changes(stored, new):
+    "The keys whose change would mix incompatible data into one ledger."
+    old_flat, new_flat = flatten(stored), flatten(new)
+    changed = []
+    for key in sorted(set(old_flat) | set(new_flat)):
+        if any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS):
+            continue
+        if old_flat.get(key) != new_flat.get(key):
+            changed.append((key, old_flat.get(key), new_flat.get(key)))
+    return changed
+
+
+def sampling_config(recipe):
+    "The recipe's sampler, sampling and verifier sections, as rsr.pipeline takes them."
+    return {key: recipe[key] for key in ("sampler", "sampling", "verifier")}
+
+
+STORED_CONFIG_SQL = """
+select config from runs where command = 'run' order by id desc limit 1
+"""
+
+
+def stored_recipe(db):
+    "The configuration of the latest `rsr run` on this ledger, or None."
+    import json
+
+    row = db.execute(STORED_CONFIG_SQL).fetchone()
+    if row is None:
+        return None
+    config = json.loads(row[0])
+    # Secrets were redacted when stored: they come from the environment again.
+    if config.get("sampler", {}).get("api_key") == "***":
+        config["sampler"]["api_key"] = None
+    return config
+
+
+def default_db_path(recipe):
+    "Where a recipe's ledger lives unless --db says otherwise: beside its outputs."
+    return recipe.get("db") or str(Path(recipe["outputs"]["dir"]) / "run.db")
+
+
+def prepare(recipe_path, db_path, overrides, allow_config_change):
+    """Resolve what `rsr run` will do: (recipe dict, db path).
+
+    Without a recipe file the ledger's stored configuration is used. A change
+    that would mix incompatible data into an existing ledger is refused unless
+    allow_config_change.
+    """
+    from .db import open_db
+
+    if recipe_path is None and db_path is None:
+        raise ConfigError("Give a recipe file, or --db RUN.db to resume a run stored in a ledger")
+    stored = None
+    if db_path is not None and Path(db_path).exists():
+        stored = stored_recipe(open_db(db_path, readonly=True))
+    if recipe_path is None and stored is None:
+        raise ConfigError(f"{db_path} holds no `rsr run` configuration to resume; give a recipe file")
+    recipe = load_recipe(recipe_path, overrides, base=stored if recipe_path is None else None)
+    db_path = db_path or default_db_path(recipe)
+    if stored is None and Path(db_path).exists():
+        stored = stored_recipe(open_db(db_path, readonly=True))
+    if stored is not None and not allow_config_change:
+        changes = incompatible_changes(load_recipe(None, (), base=stored), recipe)
+        if changes:
+            listed = "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes)
+            raise ConfigError(
+                f"{db_path} was sampled with different settings ({listed}). Mixing them would "
+                "make one ledger hold incomparable data: use a new --db, or pass "
+                "--allow-config-change if you mean it"
+            )
+    return recipe, db_path

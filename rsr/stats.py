@@ -1,0 +1,324 @@
+"""The numbers a researcher needs to decide the next run, from the ledger.
+
+Everything is read from the counter tables (`progress`, `verdicts`) or from a
+single grouped pass over rollouts, so a ledger of a million rollouts answers
+in seconds. The sections:
+
+- prompts: total, satisfied (the sampling target is met), exhausted (not
+  met, budget spent: max_rollouts rollouts or max_steps steps) and pending
+- pass rate overall and by a metadata field; the per-prompt pass-rate
+  distribution in buckets 0, (0, .25], (.25, .5], (.5, .75], (.75, 1), 1
+- pass@k for k = 1, 2, 4, ... with the unbiased estimator of Chen et al.
+  (2021), 1 - C(n-c, k) / C(n, k) averaged over the prompts with n >= k draws.
+  A draw is a rollout the model finished: valid rollouts with a verdict count,
+  a truncated rollout counts as a failed draw, an errored request or an
+  undecided score is not a draw.
+- completion tokens per rollout (p50/p90/p99/max, nearest rank), passed vs
+  failed; truncation and error rates
+- draws spent against the budget without early stop (prompts x max_rollouts)
+- time, rollouts and completion tokens per second for each run that sampled
+
+The target and budget are the options given, else those of the latest
+`rsr sample` run in `runs`, else sample's defaults (sft, 16, 8).
+"""
+
+import json
+import math
+from pathlib import Path
+
+from .errors import ConfigError
+from . import early_stop
+from .selection import VERIFIERS_SQL
+
+DEFAULTS = {"target": "sft", "max_rollouts": 16, "max_steps": 8}
+
+# The latest sampling configuration: from `rsr sample` or `rsr run`.
+SAMPLE_CONFIGS_SQL = "select config from runs where command in ('sample', 'run') order by id desc"
+
+# Satisfied / exhausted / pending use early_stop's own predicates: the rules
+# that decide sampling are the rules the numbers report.
+PROMPTS_SQL = """
+select
+    count(*) as total,
+    coalesce(sum(satisfied and not incomplete), 0) as satisfied,
+    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted,
+    coalesce(sum(rollouts), 0) as draws_spent
+from ({state})
+"""
+
+ROLLOUT_COUNTS_SQL = """
+select coalesce(sum(truncated), 0) as truncated, coalesce(sum(errored), 0) as errored,
+       coalesce(sum(valid), 0) as valid
+from progress
+"""
+
+PASS_RATE_SQL = """
+select coalesce(sum(passed), 0) as passed, coalesce(sum(failed), 0) as failed,
+       coalesce(sum(unparsed), 0) as undecided
+from verdicts where verifier = :verifier
+"""
+
+BY_FIELD_SQL = """
+select json_extract(prompts.metadata, :path) as value, count(*) as prompts,
+       coalesce(sum(v.passed), 0) as passed, coalesce(sum(v.failed), 0) as failed
+from prompts left join verdicts v on v.prompt_id = prompts.id and v.verifier = :verifier
+group by 1 order by 1
+"""
+
+BUCKETS = ("0", "(0, 0.25]", "(0.25, 0.5]", "(0.5, 0.75]", "(0.75, 1)", "1")
+BUCKETS_SQL = """
+select case
+        when passed + failed = 0 then 'no verdicts'
+        when passed = 0 then '0'
+        when failed = 0 then '1'
+        when 4 * passed <= passed + failed then '(0, 0.25]'
+        when 2 * passed <= passed + failed then '(0.25, 0.5]'
+        when 4 * passed <= 3 * (passed + failed) then '(0.5, 0.75]'
+        else '(0.75, 1)'
+    end as bucket, count(*) as prompts
+from (
+    select coalesce(v.passed, 0) as passed, coalesce(v.failed, 0) as failed
+    from prompts left join verdicts v on v.prompt_id = prompts.id and v.verifier = :verifier
+)
+group by bucket
+"""
+
+DRAWS_SQL = """
+select coalesce(v.passed, 0) + coalesce(v.failed, 0) + coalesce(pp.truncated, 0) as n,
+       coalesce(v.passed, 0) as c, count(*) as prompts
+from prompt_progress pp
+left join verdicts v on v.prompt_id = pp.prompt_id and v.verifier = :verifier
+group by n, c
+"""
+
+TOKENS_SQL = """
+select scores.passed, rollouts.completion_tokens, count(*) as rollouts
+from rollouts join scores on scores.rollout_id = rollouts.id and scores.verifier = :verifier
+where rollouts.error is null and rollouts.truncated = 0 and rollouts.response is not null
+  and rollouts.completion_tokens is not null and scores.passed is not null
+group by scores.passed, rollouts.completion_tokens
+"""
+
+RUNS_SQL = """
+select runs.id, runs.command, runs.status, runs.started_at, runs.finished_at,
+       t.rollouts, t.completion_tokens,
+       round((julianday(coalesce(runs.finished_at, t.last_at)) - julianday(runs.started_at))
+             * 86400, 3) as seconds
+from runs join (
+    select run_id, count(*) as rollouts, coalesce(sum(completion_tokens), 0) as completion_tokens,
+           max(created_at) as last_at
+    from rollouts where run_id is not null group by run_id
+) t on t.run_id = runs.id
+order by runs.id
+"""
+
+
+def sample_settings(db, target=None, max_rollouts=None, max_steps=None) -> dict:
+    "The target and budget: the options given, else the last sampling run's, else defaults."
+    given = {"target": target, "max_rollouts": max_rollouts, "max_steps": max_steps}
+    settings = dict(DEFAULTS)
+    row = db.execute(SAMPLE_CONFIGS_SQL).fetchone()
+    if row is not None:
+        sampling = json.loads(row[0]).get("sampling") or {}
+        settings.update({k: sampling[k] for k in DEFAULTS if sampling.get(k) is not None})
+    settings.update({k: v for k, v in given.items() if v is not None})
+    return settings
+
+
+def pick_verifier(db, verifier):
+    "The verifier the stats are about: the one given, the only one, or None."
+    names = [row[0] for row in db.execute(VERIFIERS_SQL)]
+    if verifier is not None:
+        if verifier not in names:
+            raise ConfigError(
+                f"No scores from verifier {verifier!r} (verifiers: {', '.join(names) or 'none yet'})"
+            )
+        return verifier
+    if len(names) > 1:
+        raise ConfigError(
+            f"This ledger has scores from several verifiers ({', '.join(names)}); "
+            "choose one with --verifier"
+        )
+    return names[0] if names else None
+
+
+def pass_at_k(n, c, k) -> float:
+    "Unbiased pass@k for n draws with c passes: 1 - C(n-c, k) / C(n, k)."
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def percentiles(histogram) -> dict:
+    "p50/p90/p99/max (nearest rank) and count from {value: count}."
+    total = sum(histogram.values())
+    if not total:
+        return {"count": 0, "p50": None, "p90": None, "p99": None, "max": None}
+    values = sorted(histogram)
+    out = {"count": total}
+    for name, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        rank, seen = max(1, math.ceil(p * total)), 0
+        for value in values:
+            seen += histogram[value]
+            if seen >= rank:
+                out[name] = value
+                break
+    out["max"] = values[-1]
+    return out
+
+
+def _rate(part, whole):
+    return round(part / whole, 4) if whole else None
+
+
+def ledger_stats(db, verifier=None, by=None, target=None, max_rollouts=None, max_steps=None,
+                 histograms=None):
+    """Every statistic as one JSON-ready dict.
+
+    histograms, if given a dict, receives {"passed"|"failed": {tokens: rollouts}}
+    for plotting.
+    """
+    settings = sample_settings(db, target, max_rollouts, max_steps)
+    parsed = early_stop.parse_target(settings["target"], settings["max_rollouts"])
+    verifier = pick_verifier(db, verifier)
+    params = early_stop.state_params(parsed, verifier, settings["max_rollouts"],
+                                     settings["max_steps"])
+    state = early_stop.prompt_state_sql(parsed)
+    counts = dict(next(db.query(PROMPTS_SQL.format(state=state), params)))
+    counts.update(next(db.query(ROLLOUT_COUNTS_SQL)))
+    total, spent = counts["total"], counts["draws_spent"]
+    out = {"verifier": verifier, **settings}
+    out["prompts"] = {
+        "total": total, "satisfied": counts["satisfied"], "exhausted": counts["exhausted"],
+        "pending": total - counts["satisfied"] - counts["exhausted"],
+    }
+    verdicts = dict(next(db.query(PASS_RATE_SQL, params)))
+    out["pass_rate"] = {**verdicts, "rate": _rate(verdicts["passed"],
+                                                  verdicts["passed"] + verdicts["failed"])}
+    if by:
+        out["pass_rate_by"] = {"field": by, "values": [
+            {**row, "rate": _rate(row["passed"], row["passed"] + row["failed"])}
+            for row in db.query(BY_FIELD_SQL, {**params, "path": "$." + json.dumps(by)})
+        ]}
+    buckets = {row["bucket"]: row["prompts"] for row in db.query(BUCKETS_SQL, params)}
+    out["pass_rate_buckets"] = {b: buckets.get(b, 0) for b in BUCKETS + ("no verdicts",)}
+    out["pass_at_k"] = _pass_at_k(list(db.query(DRAWS_SQL, params)))
+    out["completion_tokens"] = _tokens(db, params, histograms if histograms is not None else {})
+    out["rollouts"] = {
+        "total": spent, "valid": counts["valid"], "truncated": counts["truncated"],
+        "errored": counts["errored"], "truncation_rate": _rate(counts["truncated"], spent),
+        "error_rate": _rate(counts["errored"], spent),
+    }
+    budget = total * settings["max_rollouts"]
+    out["draws"] = {"spent": spent, "budget_without_early_stop": budget,
+                    "saved": budget - spent, "saved_fraction": _rate(budget - spent, budget)}
+    out["runs"] = [
+        {**run, "tokens_per_second": round(run["completion_tokens"] / run["seconds"], 2)
+         if run["seconds"] else None}
+        for run in db.query(RUNS_SQL)
+    ]
+    return out
+
+
+def _pass_at_k(groups):
+    max_n = max((g["n"] for g in groups), default=0)
+    out, k = [], 1
+    while k <= max_n:
+        used = [g for g in groups if g["n"] >= k]
+        prompts = sum(g["prompts"] for g in used)
+        value = sum(pass_at_k(g["n"], g["c"], k) * g["prompts"] for g in used) / prompts
+        out.append({"k": k, "pass_at_k": round(value, 4), "prompts": prompts})
+        k *= 2
+    return out
+
+
+def _tokens(db, params, histograms):
+    histograms.update({"passed": {}, "failed": {}})
+    if params["verifier"] is not None:
+        for row in db.query(TOKENS_SQL, params):
+            key = "passed" if row["passed"] else "failed"
+            histograms[key][row["completion_tokens"]] = row["rollouts"]
+    return {key: percentiles(h) for key, h in histograms.items()}
+
+
+def format_text(stats) -> str:
+    "The stats as a few readable lines."
+    p, pr, r, d = stats["prompts"], stats["pass_rate"], stats["rollouts"], stats["draws"]
+    lines = [
+        f"Target {stats['target']} (max_rollouts {stats['max_rollouts']}, max_steps "
+        f"{stats['max_steps']}), verifier {stats['verifier']}",
+        f"Prompts: {p['total']:,} total, {p['satisfied']:,} satisfied, {p['exhausted']:,} "
+        f"exhausted, {p['pending']:,} pending",
+        f"Pass rate: {_pct(pr['rate'])} ({pr['passed']:,} passed, {pr['failed']:,} failed, "
+        f"{pr['undecided']:,} undecided)",
+        "Per-prompt pass rates: " + ", ".join(
+            f"{b}: {n:,}" for b, n in stats["pass_rate_buckets"].items()),
+        "pass@k: " + (", ".join(f"@{x['k']} {x['pass_at_k']:.3f}" for x in stats["pass_at_k"])
+                      or "no draws"),
+    ]
+    for row in stats.get("pass_rate_by", {}).get("values", []):
+        lines.append(f"  {stats['pass_rate_by']['field']}={row['value']}: {_pct(row['rate'])} "
+                     f"({row['prompts']:,} prompts)")
+    for key, t in stats["completion_tokens"].items():
+        lines.append(f"Tokens ({key}): p50 {t['p50']}, p90 {t['p90']}, p99 {t['p99']}, "
+                     f"max {t['max']} over {t['count']:,} rollouts")
+    lines.append(f"Rollouts: {r['total']:,}, truncated {_pct(r['truncation_rate'])}, "
+                 f"errored {_pct(r['error_rate'])}")
+    lines.append(f"Draws: {d['spent']:,} of {d['budget_without_early_stop']:,} without early "
+                 f"stop (saved {_pct(d['saved_fraction'])})")
+    for run in stats["runs"]:
+        lines.append(f"Run #{run['id']} {run['command']}: {run['rollouts']:,} rollouts in "
+                     f"{run['seconds']} s, {run['tokens_per_second']} tokens/s")
+    return "\n".join(lines)
+
+
+def _pct(value):
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def write_plots(stats, histograms, folder):
+    "Write stats.json and PNG plots (needs matplotlib: pip install 'rsr[plots]')."
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("--plots needs matplotlib: pip install 'rsr[plots]'") from None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "stats.json").write_text(json.dumps(stats, indent=2))
+    written = [folder / "stats.json"]
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    buckets = stats["pass_rate_buckets"]
+    ax.bar(list(buckets), list(buckets.values()))
+    ax.set(title="Per-prompt pass rate", xlabel="pass rate", ylabel="prompts")
+    ax.tick_params(axis="x", labelrotation=30)
+    written.append(_save(fig, folder / "pass_rate_histogram.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, histogram in histograms.items():
+        if histogram:
+            values, weights = zip(*histogram.items())
+            ax.hist(values, weights=weights, bins=40, alpha=0.6, label=key)
+    ax.set(title="Completion tokens per rollout", xlabel="tokens", ylabel="rollouts")
+    ax.legend()
+    written.append(_save(fig, folder / "length_histogram.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    points = stats["pass_at_k"]
+    ax.plot([p["k"] for p in points], [p["pass_at_k"] for p in points], marker="o")
+    ax.set(title="Passes vs draws (pass@k)", xlabel="draws per prompt (k)", ylabel="pass@k",
+           xscale="log", ylim=(0, 1))
+    written.append(_save(fig, folder / "passes_vs_draws.png"))
+    return written
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path

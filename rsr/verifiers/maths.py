@@ -1,0 +1,538 @@
+"""The `math` verifier: extract a final answer and decide equivalence with sympy.
+
+Extraction (final answer only): the last `\\boxed{}` or `\\fbox{}` (nested braces,
+`\\boxed{\\text{...}}`), else the last "final answer is ..." / "the answer is ..." /
+"Answer: ..." / "#### ..." line, else, when the gold is a plain number
+(GSM8K style), the last number in the text.
+
+Equivalence, in order, each step only where the previous could not decide:
+
+1. Both sides are normalised: `$`, `\\left`/`\\right`, `\\dfrac`, `\\frac12`,
+   thousands separators (`1,000`, `1\\,000`, `1{,}000`), units in `\\text{}`/
+   `\\mbox{}`, degrees, `\\%`, currency, Unicode minus, π, √, `x = 3` -> `3`.
+2. Structure: tuples and intervals keep order and brackets, `\\{...\\}` sets and
+   bare comma lists do not, unions of intervals, matrices, `a \\pm b`.
+3. Numbers that are exact rationals on both sides (integers, decimals,
+   fractions, mixed numbers) are compared exactly with `fractions.Fraction`.
+4. Anything else is parsed to sympy (LaTeX via latex2sympy2_extended, with
+   decimals turned into exact fractions first) and compared exactly: rationals
+   by equality, other numbers by `simplify(a - b) == 0`, then by agreement to
+   40 significant digits; expressions by `simplify(a - b) == 0`.
+
+There is no tolerance that makes 100000 equal 100001, 0.333 equal 1/3 or
+1/2^60 equal 1/2^61. Inputs too large to evaluate safely (exponent towers such
+as `10^{10^{10}}`, huge exponents or factorials) are refused before sympy sees
+them and recorded as an error with passed NULL; a check that still runs too
+long is stopped by the worker-process timeout (see rsr.verifiers.pool).
+"""
+
+import re
+from fractions import Fraction
+
+from . import Verdict, Verifier
+
+# Longest answer handed to sympy; longer ones are compared as text only.
+MAX_SYMPY_CHARS = 400
+# Largest exponent (or factorial argument) evaluated exactly.
+MAX_EXPONENT = 10_000
+MAX_DIGITS = 5_000
+
+
+class TooLarge(Exception):
+    "An answer too large to evaluate safely."
+
+
+# ---------------------------------------------------------------- extraction
+
+_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
+_ANSWER_LINE_RE = re.compile(
+    r"(?im)(?:final\s+answer(?:\s+is)?|the\s+answer\s+is|^\s*\**answer\**\s*[:=]|^\s*####)"
+    r"\s*[:=]?\s*(?P<answer>[^\n]+)"
+)
+_NUMBER_RE = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+
+
+def _braced(text, start):
+    "The text inside the braces opening at text[start] ('{'), or None if unclosed."
+    depth = 0
+    for i in range(start, len(text)):
+        char = text[i]
+        if char == "\\":
+            continue
+        if char == "{" and (i == 0 or text[i - 1] != "\\"):
+            depth += 1
+        elif char == "}" and text[i - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i]
+    return None
+
+
+def last_boxed(text):
+    "The content of the last \\boxed{} or \\fbox{} in text, or None."
+    for match in reversed(list(_BOXED_RE.finditer(text))):
+        if match.group(1):
+            inner = _braced(text, match.start(1))
+            if inner is not None:
+                return inner
+        else:  # \boxed 5
+            bare = re.match(r"\s*([^\s$]+)", text[match.end() :])
+            if bare:
+                return bare.group(1)
+    return None
+
+
+def is_plain_number(gold):
+    return bool(re.fullmatch(r"\s*-?\$?\s*[\d,]*\.?\d+\s*", str(gold)))
+
+
+def extract_answer(text, gold=None):
+    "(answer, how) from a final answer, or (None, reason)."
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed, "boxed"
+    lines = list(_ANSWER_LINE_RE.finditer(text))
+    if lines:
+        answer = lines[-1].group("answer").strip()
+        # "Final Answer: The final answer is $12$. I hope it is correct."
+        inner = list(_ANSWER_LINE_RE.finditer(answer))
+        while inner:
+            answer = inner[-1].group("answer").strip()
+            inner = list(_ANSWER_LINE_RE.finditer(answer))
+        math_span = re.match(r"\$+([^$]+)\$+", answer)
+        if math_span:
+            answer = math_span.group(1)
+        answer = re.sub(r"^\**\s*|\s*\**$", "", answer)
+        answer = re.sub(r"^\$+|\$+\.?$|\.$", "", answer.strip()).strip()
+        answer = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", answer).strip()
+        if answer:
+            return answer, "answer line"
+    if gold is not None and is_plain_number(gold):
+        numbers = _NUMBER_RE.findall(text)
+        if numbers:
+            return numbers[-1].rstrip(",").replace("$", ""), "last number"
+    return None, "no answer found"
+
+
+# ------------------------------------------------------------- normalisation
+
+_UNICODE = {
+    "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u00d7": r"\times ", "\u22c5": r"\cdot ",
+    "\u00b7": r"\cdot ", "\u03c0": r"\pi ", "\u221e": r"\infty ", "\u2264": r"\le ",
+    "\u2265": r"\ge ", "\u00b0": r"^\circ", "\u00bd": r"\frac{1}{2}", "\u00bc": r"\frac{1}{4}",
+    "\u00be": r"\frac{3}{4}", "\u00b1": r"\pm ", "\u2009": " ", "\u00a0": " ", "\u202f": " ",
+}
+_UNIT_WORDS = (
+    "cm|mm|km|m|kg|g|mg|lb|lbs|oz|ft|feet|foot|in|inch|inches|yd|yards?|miles?|meters?|"
+    "centimeters?|kilometers?|seconds?|secs?|s|minutes?|mins?|hours?|hrs?|days?|weeks?|"
+    "months?|years?|dollars?|cents?|units?|degrees?|sq|square|cubic|liters?|l|ml|mph|"
+    "people|students|apples|points|percent|pounds?|gallons?|marbles|pages|books"
+)
+_UNIT_TAIL_RE = re.compile(
+    r"^(?P<value>.*?[\d}])\s*(?:\\(?:text|mbox|mathrm|textbf)\{\s*[^{}]*\}|\b(?:" + _UNIT_WORDS
+    + r")\b\.?)(?:\s*\^\s*\{?[23]\}?)?\s*$"
+)
+
+
+def normalize(text):
+    "A canonical LaTeX-ish string for comparison (see the module docstring)."
+    s = str(text).strip()
+    for old, new in _UNICODE.items():
+        s = s.replace(old, new)
+    s = re.sub(r"\u221a\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
+    s = re.sub(r"\u221a\s*(\d+|[a-zA-Z])", r"\\sqrt{\1}", s)
+    s = s.replace("\n", " ")
+    s = re.sub(r"^\$+|\$+$", "", s).strip()
+    s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
+    s = re.sub(r"\\(?:displaystyle|textstyle|left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", s)
+    s = re.sub(r",\s*\\!\s*", ",", s).replace(r"\!", "").replace("{,}", ",")
+    s = re.sub(r"\\[dt]frac", r"\\frac", s)
+    # Thin spaces between digit groups are thousands separators: 1\,000.
+    s = re.sub(r"(?<=\d)(?:(?<!\\)\\[,;: ]|~|\s)(?=\d{3}(?!\d))", "", s)
+    s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)
+    s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ", "", s)
+    s = re.sub(r"\\?\$", "", s)
+    s = re.sub(r"\\text\{\s*\}", "", s)
+    s = s.rstrip(" .")
+    # Units written after a number: 15\mbox{ cm}^2, 5.4 \text{ cents}, 18 dollars.
+    for _ in range(2):
+        unit = _UNIT_TAIL_RE.match(s)
+        if unit and not re.fullmatch(r"\\(?:text|mbox)\{.*\}", s):
+            s = unit.group("value").strip()
+    whole_text = re.fullmatch(r"\\(?:text|mbox|mathrm|textbf)\{([^{}]*)\}", s)
+    if whole_text:
+        s = whole_text.group(1).strip()
+    s = re.sub(r"\\(?:text|mbox|mathrm|textbf)\{([^{}]*)\}", r"\1", s)
+    # \frac12, \frac1{2}, \frac{1}2, \sqrt2
+    s = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", s)
+    s = re.sub(r"\\frac\s*(\d)\s*\{", r"\\frac{\1}{", s)
+    s = re.sub(r"\\frac\s*(\{[^{}]*\})\s*(\d)", r"\\frac\1{\2}", s)
+    s = re.sub(r"\\sqrt\s*(\d)", r"\\sqrt{\1}", s)
+    # Plain-text spellings: sqrt(2), pi.
+    s = re.sub(r"(?<!\\)\bsqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
+    s = re.sub(r"(?<![\\a-zA-Z])pi\b", r"\\pi", s)
+    s = re.sub(r"\s+", " ", s).strip()
+    # 1,000,000 as a whole number (a bare comma list stays a list).
+    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):
+        s = s.replace(",", "")
+    return s
+
+
+# ----------------------------------------------------------------- structure
+
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+
+
+def split_top(s, sep=","):
+    "Split s at sep where no bracket or brace is open."
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(s):
+        if s.startswith("\\{", i) or s.startswith("\\}", i):
+            depth += 1 if s[i + 1] == "{" else -1
+            i += 2
+            continue
+        char = s[i]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and s.startswith(sep, i):
+            parts.append(s[start:i].strip())
+            start = i + len(sep)
+        i += 1
+    parts.append(s[start:].strip())
+    return parts
+
+
+def _enclosed(s, opener, closer):
+    "True when s[0] is opener and its match is the last character."
+    if not s or s[0] != opener or s[-1] != closer:
+        return False
+    depth = 0
+    for i, char in enumerate(s):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0 and i != len(s) - 1:
+                return False
+    return True
+
+
+def structure(s):
+    "A normalised answer as a nested tuple: ('set'|'tuple'|'list'|'matrix'|'union'|'eq'|'pm'|'scalar', ...)."
+    s = s.strip()
+    matrix = re.fullmatch(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}", s, re.S)
+    if matrix:
+        rows = [r for r in re.split(r"\\\\", matrix.group(2)) if r.strip()]
+        return ("matrix", tuple(tuple(structure(c.strip()) for c in r.split("&")) for r in rows))
+    if "\\cup" in s:
+        return ("union", tuple(sorted((structure(p.strip()) for p in s.split("\\cup")), key=repr)))
+    membership = re.fullmatch(r"[a-zA-Z]\s*\\in\s*(.+)", s)
+    if membership:
+        return structure(membership.group(1))
+    if s.startswith("\\{") and s.endswith("\\}"):
+        return ("set", _unordered(split_top(s[2:-2])))
+    if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and (
+        _enclosed(s, s[0], s[-1]) or _enclosed(s[0] + s[1:-1] + _OPEN[s[0]], s[0], _OPEN[s[0]])
+    ):
+        parts = split_top(s[1:-1])
+        if len(parts) > 1:
+            return ("tuple", s[0] + s[-1], tuple(structure(p) for p in parts))
+    parts = split_top(s)
+    if len(parts) > 1:
+        return ("list", _unordered(parts))
+    sides = split_top(s, "=")
+    if len(sides) == 2:
+        lhs, rhs = sides
+        return ("eq", lhs, rhs)
+    pm = split_top(s, "\\pm")
+    if len(pm) == 2 and pm[1]:
+        left = pm[0] or "0"
+        return ("set", _unordered([f"{left}+{pm[1]}", f"{left}-({pm[1]})"]), "pm")
+    return ("scalar", s)
+
+
+def _unordered(parts):
+    "Structures of parts, sorted; a ± element counts as its two values."
+    found = []
+    for part in parts:
+        if not part:
+            continue
+        item = structure(part)
+        if item[0] == "set" and item[2:] == ("pm",):
+            found.extend(item[1])
+        else:
+            found.append(item)
+    return tuple(sorted(found, key=repr))
+
+
+def _is_symbol(s):
+    return bool(re.fullmatch(r"[a-zA-Z](?:_\{?\w+\}?)?|\\[a-zA-Z]+|[a-zA-Z]\([a-zA-Z]\)", s.strip()))
+
+
+# -------------------------------------------------------------- equivalence
+
+_RATIONAL_PATTERNS = (
+    (re.compile(r"(-?)(\d+)"), lambda m: Fraction(int(m[2])) * (-1 if m[1] else 1)),
+    (re.compile(r"-?\d*\.\d+|-?\d+\.\d*"), lambda m: Fraction(m[0])),
+    (re.compile(r"(-?\d+(?:\.\d+)?)[eE]([+-]?\d{1,3})"), lambda m: Fraction(m[1]) * Fraction(10) ** int(m[2])),
+    (re.compile(r"(-?)\\frac\{\s*(-?\d+(?:\.\d+)?)\s*\}\{\s*(-?\d+(?:\.\d+)?)\s*\}"),
+     lambda m: (-1 if m[1] else 1) * Fraction(m[2]) / Fraction(m[3])),
+    (re.compile(r"(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)"), lambda m: Fraction(m[1]) / Fraction(m[2])),
+    # Mixed numbers: 1\frac{4}{5}, 137 \frac{1}{2}.
+    (re.compile(r"(-?)(\d+)\s*\\frac\{\s*(\d+)\s*\}\{\s*(\d+)\s*\}"),
+     lambda m: (-1 if m[1] else 1) * (int(m[2]) + Fraction(int(m[3]), int(m[4])))),
+)
+
+
+def as_rational(s):
+    "s as an exact Fraction when it is a plain rational number, else None."
+    s = s.replace(" ", "")
+    if len(s) > MAX_DIGITS:
+        return None
+    for pattern, make in _RATIONAL_PATTERNS:
+        match = pattern.fullmatch(s)
+        if match:
+            try:
+                return make(match)
+            except ZeroDivisionError:
+                return None
+    return None
+
+
+_TOWER_RE = re.compile(r"\^\s*\{[^{}]*\^|\^\s*[\w.]+\s*\^|\*\*[^*]*\*\*")
+_EXPONENT_RE = re.compile(r"(?:\^|\*\*)\s*\{?\s*\(?\s*(\d+(?:\.\d+)?)")
+_FACTORIAL_RE = re.compile(r"(\d+)\s*!")
+
+
+def check_size(s):
+    "Raise TooLarge for answers whose evaluation could take unbounded time or memory."
+    if len(s) > MAX_SYMPY_CHARS:
+        raise TooLarge(f"answer longer than {MAX_SYMPY_CHARS} characters")
+    if _TOWER_RE.search(s):
+        raise TooLarge("exponent tower")
+    for match in _EXPONENT_RE.finditer(s):
+        if float(match.group(1)) > MAX_EXPONENT:
+            raise TooLarge(f"exponent {match.group(1)} larger than {MAX_EXPONENT}")
+    for match in _FACTORIAL_RE.finditer(s):
+        if int(match.group(1)) > 1000:
+            raise TooLarge(f"factorial of {match.group(1)}")
+    for digits in re.findall(r"\d+", s):
+        if len(digits) > MAX_DIGITS:
+            raise TooLarge(f"a number with more than {MAX_DIGITS} digits")
+
+
+def _exact_decimals(s):
+    "Decimals as exact LaTeX fractions, so sympy never sees a float: 0.25 -> \\frac{25}{100}."
+    def fraction(match):
+        whole, frac = match.group(1), match.group(2)
+        return r"\frac{%s}{%s}" % (int(whole + frac) if (whole + frac) else 0, 10 ** len(frac))
+
+    return re.sub(r"(?<![\d.])(\d*)\.(\d+)(?![\d.])", fraction, s)
+
+
+_SYMPY_CACHE = {}
+
+
+def to_sympy(s):
+    "s parsed to a sympy expression (LaTeX or plain text), or None if it does not parse."
+    if s in _SYMPY_CACHE:
+        return _SYMPY_CACHE[s]
+    check_size(s)
+    from latex2sympy2_extended import latex2sympy
+
+    text = _exact_decimals(s)
+    try:
+        expr = latex2sympy(text)
+    except Exception:  # the parser raises bare Exceptions on input it cannot read
+        expr = None
+    if not _is_expr(expr):
+        expr = _plain_sympy(text)
+    if len(_SYMPY_CACHE) > 5000:
+        _SYMPY_CACHE.clear()
+    _SYMPY_CACHE[s] = expr
+    return expr
+
+
+def _is_expr(expr):
+    import sympy
+
+    return isinstance(expr, (sympy.Basic, sympy.MatrixBase)) and not isinstance(expr, str)
+
+
+def _plain_sympy(s):
+    import sympy
+    from sympy.parsing.sympy_parser import (
+        TokenError, convert_xor, implicit_multiplication_application, parse_expr,
+        standard_transformations,
+    )
+
+    if not re.fullmatch(r"[\w\s+\-*/^().]+", s):
+        return None
+    try:
+        return parse_expr(
+            s, transformations=standard_transformations + (implicit_multiplication_application, convert_xor),
+            evaluate=True, local_dict={"e": sympy.E, "pi": sympy.pi},
+        )
+    except (SyntaxError, TypeError, ValueError, AttributeError, NameError, TokenError):
+        return None
+
+
+def sympy_equal(a, b):
+    "Exact equivalence of two sympy expressions (see the module docstring)."
+    import sympy
+
+    if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
+        if not (isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase)):
+            return False
+        if a.shape != b.shape:
+            return False
+        return all(sympy_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, sympy.Eq) or isinstance(b, sympy.Eq):
+        return False  # equations are compared side by side before this
+    if a == b:
+        return True
+    if a.is_Rational and b.is_Rational:
+        return False
+    if a.free_symbols != b.free_symbols and (a.is_number or b.is_number):
+        return False
+    diff = sympy.simplify(a - b)
+    if diff == 0:
+        return True
+    if a.is_number and b.is_number:
+        va, vb = sympy.N(a, 50), sympy.N(b, 50)
+        if va.is_finite and vb.is_finite and va.is_comparable is not False:
+            scale = max(abs(va), abs(vb), sympy.Integer(1))
+            return bool(abs(va - vb) <= sympy.Float("1e-40", 50) * scale)
+    return False
+
+
+def _plain_text(s):
+    return re.sub(r"[\s{}()\\]|text|mbox|mathrm", "", s).lower()
+
+
+def scalar_equal(gold, answer, percent_gold=False):
+    "Equivalence of two normalised scalar answers."
+    if gold == answer or gold.replace(" ", "") == answer.replace(" ", ""):
+        return True, "same text"
+    g, a = as_rational(gold), as_rational(answer)
+    if g is not None and a is not None:
+        if g == a or (percent_gold and g == a * 100):
+            return True, "equal rationals"
+        return False, "different rationals"
+    if re.search(r"\d_\{?\w", gold + answer):
+        # Numbers in other bases (52_8) are compared as written.
+        equal = _plain_text(gold) == _plain_text(answer)
+        return equal, "same base-n number" if equal else "different base-n number"
+    if re.fullmatch(r"[A-Za-z][A-Za-z ]*", gold) and len(gold) > 1:
+        equal = _plain_text(gold) == _plain_text(answer)
+        return equal, "same words" if equal else "different words"
+    ga, aa = to_sympy(gold), to_sympy(answer)
+    if ga is None or aa is None:
+        equal = _plain_text(gold) == _plain_text(answer)
+        return equal, "same text" if equal else "unparsable, different text"
+    if sympy_equal(ga, aa):
+        return True, "sympy equal"
+    if percent_gold and aa.is_number and sympy_equal(ga, aa * 100):
+        return True, "sympy equal (percent)"
+    return False, "sympy different"
+
+
+def equal(gold, answer, percent_gold=False):
+    "(equal, why) for two structures from structure()."
+    kind = gold[0]
+    if kind == "eq" and answer[0] != "eq":
+        if _is_symbol(gold[1]):
+            return equal(structure(gold[2]), answer, percent_gold)
+        return False, "gold is an equation"
+    if answer[0] == "eq" and kind != "eq":
+        if _is_symbol(answer[1]):
+            return equal(gold, structure(answer[2]), percent_gold)
+        return False, "answer is an equation"
+    if kind != answer[0]:
+        # A one-element tuple or set never matches a bare scalar; lists and sets
+        # written in different notations do.
+        if {kind, answer[0]} == {"set", "list"}:
+            return equal(("set", gold[1]), ("set", answer[1]), percent_gold)
+        return False, f"{answer[0]} where gold is {kind}"
+    if kind == "scalar":
+        return scalar_equal(gold[1], answer[1], percent_gold)
+    if kind == "eq":
+        if _is_symbol(gold[1]) and _is_symbol(answer[1]) and gold[1] == answer[1]:
+            return equal(structure(gold[2]), structure(answer[2]), percent_gold)
+        forward = scalar_equal(f"{gold[1]}-({gold[2]})", f"{answer[1]}-({answer[2]})")[0]
+        backward = scalar_equal(f"{gold[1]}-({gold[2]})", f"{answer[2]}-({answer[1]})")[0]
+        return forward or backward, "same equation" if forward or backward else "different equation"
+    if kind == "tuple":
+        if gold[1] != answer[1]:
+            return False, f"brackets {answer[1]} where gold has {gold[1]}"
+        return _all_equal(gold[2], answer[2], percent_gold, ordered=True)
+    if kind == "matrix":
+        if len(gold[1]) != len(answer[1]) or any(len(x) != len(y) for x, y in zip(gold[1], answer[1])):
+            return False, "different matrix shape"
+        return _all_equal([c for r in gold[1] for c in r], [c for r in answer[1] for c in r], percent_gold, True)
+    return _all_equal(gold[1], answer[1], percent_gold, ordered=False)
+
+
+def _all_equal(golds, answers, percent_gold, ordered):
+    if len(golds) != len(answers):
+        return False, f"{len(answers)} elements where gold has {len(golds)}"
+    if ordered:
+        for g, a in zip(golds, answers):
+            if not equal(g, a, percent_gold)[0]:
+                return False, "an element differs"
+        return True, "all elements equal"
+    remaining = list(answers)
+    for g in golds:
+        for i, a in enumerate(remaining):
+            if equal(g, a, percent_gold)[0]:
+                del remaining[i]
+                break
+        else:
+            return False, "an element has no match"
+    return True, "same elements"
+
+
+def _percent(s):
+    stripped = re.sub(r"\s*\\?%\s*$", "", s)
+    return stripped, stripped != s
+
+
+def compare(gold, answer):
+    "(passed, why) for a gold answer and an extracted answer, both raw strings."
+    g, percent_gold = _percent(normalize(gold))
+    a, _ = _percent(normalize(answer))
+    if g == a:
+        return True, "same text"
+    return equal(structure(g), structure(a), percent_gold)
+
+
+class MathVerifier(Verifier):
+    "Mathematical equivalence of the final answer with metadata.answer."
+
+    name = "math"
+    description = "Maths answers (\\boxed{}, 'final answer is', last number) compared exactly with sympy"
+    # sympy can run for a long time: checks run in worker processes with a hard timeout.
+    inline = False
+    needs_prompt = False
+
+    def check(self, answer, metadata, *, prompt=None):
+        gold = metadata.get("answer")
+        if gold is None or str(gold).strip() == "":
+            return Verdict(None, None, None, {"reason": "no gold answer"}, "no gold answer")
+        gold = str(gold)
+        extracted, how = extract_answer(answer, gold)
+        if extracted is None:
+            return Verdict(False, 0.0, None, {"reason": how, "gold": gold})
+        details = {"gold": gold, "found_by": how}
+        try:
+            passed, why = compare(gold, extracted)
+        except TooLarge as ex:
+            details["reason"] = f"refused: {ex}"
+            return Verdict(None, None, extracted, details, f"too large to evaluate: {ex}")
+        except RecursionError:
+            details["reason"] = "refused: nested too deeply"
+            return Verdict(None, None, extracted, details, "too deeply nested to evaluate")
+        details["reason"] = why
+        return Verdict(passed, float(passed), extracted, details)

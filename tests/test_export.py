@@ -1,0 +1,268 @@
+import json
+
+import pytest
+from helpers import add_prompt, add_rollout, add_score
+
+from rsr import open_db
+
+
+def build(db_path, prompts):
+    """prompts: {prompt_id: [(response, passed, score, extra kwargs)]}, verifier 'v'."""
+    db = open_db(db_path)
+    with db.atomic():
+        for prompt_id, rollouts in prompts.items():
+            add_prompt(db, prompt_id, content=f"Q {prompt_id}", level=int(prompt_id[1:]))
+            for index, (response, passed, score, extra) in enumerate(rollouts):
+                rollout_id = add_rollout(db, prompt_id, index, response, **extra)
+                add_score(db, rollout_id, "v", passed, score)
+    db.close()  # checkpoints the WAL: later byte comparisons see a settled file
+
+
+OK = {}
+LEDGER = {
+    # all pass: three lengths, for the pick rules
+    "p1": [("aaa", 1, None, OK), ("b", 1, None, OK), ("cc", 1, None, OK)],
+    # mixed, with a whitespace duplicate, a truncated and an errored pass
+    "p2": [
+        ("right", 1, None, OK),
+        ("wrong", 0, None, OK),
+        ("  right \n", 1, None, OK),
+        ("cut off", 1, None, {"truncated": 1, "finish_reason": "length"}),
+        ("boom", 1, None, {"error": "HTTP 500"}),
+    ],
+    # all fail
+    "p3": [("no", 0, None, OK), ("nope", 0, None, OK)],
+    # only a truncated rollout, scored as a pass
+    "p4": [("trunc", 1, None, {"truncated": 1, "finish_reason": "length"})],
+}
+
+
+@pytest.fixture
+def ledger(db_path):
+    build(db_path, LEDGER)
+    return db_path
+
+
+def export(invoke, db_path, *args):
+    result = invoke("export", db_path, *args)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()], result.stderr
+
+
+def answers(rows):
+    return [(r["messages"][0]["content"], r["messages"][-1]["content"]) for r in rows]
+
+
+def pairs(rows):
+    return [(r["prompt"][0]["content"], r["chosen"][0]["content"], r["rejected"][0]["content"])
+            for r in rows]
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        ([], [("Q p1", "b"), ("Q p2", "right")]),
+        (["--pick", "first"], [("Q p1", "aaa"), ("Q p2", "right")]),
+        (["--per-prompt", "2"], [("Q p1", "b"), ("Q p1", "cc"), ("Q p2", "right"),
+                                 ("Q p2", "  right \n")]),
+        (["--per-prompt", "2", "--dedupe"], [("Q p1", "b"), ("Q p1", "cc"), ("Q p2", "right")]),
+        # p2's pass rate is 2/3 counting the duplicate, 1/2 counting it once
+        (["--pass-rate-max", "0.6"], []),
+        (["--pass-rate-max", "0.6", "--dedupe"], [("Q p2", "right")]),
+        (["--pass-rate-min", "0.9"], [("Q p1", "b")]),
+        (["--where", "json_extract(metadata, '$.level') >= 2"], [("Q p2", "right")]),
+    ],
+)
+def test_export_sft(ledger, invoke, args, expected):
+    rows, stderr = export(invoke, ledger, "--format", "sft", *args)
+    assert answers(rows) == expected
+    assert stderr == f"Exported {len(expected)} rows (sft, verifier v)\n"
+    assert all(r["messages"][-1]["role"] == "assistant" and len(r["messages"]) == 2 for r in rows)
+
+
+def test_export_never_exports_truncated_or_errored(ledger, invoke):
+    for fmt in ("sft", "multi-sft", "best-of-n"):
+        rows, _ = export(invoke, ledger, "--format", fmt, "--per-prompt", "10")
+        texts = {r["messages"][-1]["content"] for r in rows}
+        assert not texts & {"cut off", "boom", "trunc"}
+    rows, _ = export(invoke, ledger, "--format", "top-k", "--k", "100")
+    assert len(rows) == 8
+    assert not {r["messages"][-1]["content"] for r in rows} & {"cut off", "boom", "trunc"}
+
+
+def test_export_multi_sft_is_distinct(ledger, invoke):
+    rows, _ = export(invoke, ledger, "--format", "multi-sft")
+    assert answers(rows) == [("Q p1", "b"), ("Q p1", "cc"), ("Q p1", "aaa"), ("Q p2", "right")]
+    rows, _ = export(invoke, ledger, "--format", "multi-sft", "--per-prompt", "2")
+    assert answers(rows) == [("Q p1", "b"), ("Q p1", "cc"), ("Q p2", "right")]
+
+
+def test_export_best_of_n_includes_all_fail_prompts(ledger, invoke):
+    rows, _ = export(invoke, ledger, "--format", "best-of-n")
+    # p3 has only fails: its best is still exported (the shortest of the tie)
+    assert answers(rows) == [("Q p1", "b"), ("Q p2", "right"), ("Q p3", "no")]
+
+
+def test_export_dpo_pass_fail(ledger, invoke):
+    rows, _ = export(invoke, ledger, "--format", "dpo")
+    assert pairs(rows) == [("Q p2", "right", "wrong")]
+    assert rows[0] == {
+        "prompt": [{"role": "user", "content": "Q p2"}],
+        "chosen": [{"role": "assistant", "content": "right"}],
+        "rejected": [{"role": "assistant", "content": "wrong"}],
+    }
+    # the duplicate pass makes a second pair, unless duplicates count once
+    rows, _ = export(invoke, ledger, "--format", "dpo", "--max-pairs-per-prompt", "5")
+    assert pairs(rows) == [("Q p2", "right", "wrong"), ("Q p2", "  right \n", "wrong")]
+    rows, _ = export(invoke, ledger, "--format", "dpo", "--max-pairs-per-prompt", "5", "--dedupe")
+    assert pairs(rows) == [("Q p2", "right", "wrong")]
+
+
+REAL = {
+    # a tie: never a pair; best-of-n picks the shorter, then the first
+    "p5": [("x1", None, 0.5, OK), ("x2", None, 0.5, OK)],
+    "p6": [("good", None, 0.9, OK), ("good", None, 0.9, OK), ("bad", None, 0.2, OK),
+           ("meh", None, 0.5, OK)],
+    # the same text (up to whitespace) on both sides: never a pair
+    "p7": [("same", None, 0.9, OK), ("same", None, 0.1, OK), ("  same", None, 0.05, OK)],
+}
+
+
+@pytest.fixture
+def real_ledger(db_path):
+    build(db_path, REAL)
+    return db_path
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--pairs", "best-worst"], [("Q p6", "good", "bad")]),
+        (["--pairs", "best-worst", "--max-pairs-per-prompt", "9"],
+         [("Q p6", "good", "bad"), ("Q p6", "good", "meh"), ("Q p6", "good", "meh"),
+          ("Q p6", "good", "bad"), ("Q p6", "meh", "bad")]),
+        (["--pairs", "best-worst", "--max-pairs-per-prompt", "9", "--min-margin", "0.35"],
+         [("Q p6", "good", "bad"), ("Q p6", "good", "meh"), ("Q p6", "good", "meh"),
+          ("Q p6", "good", "bad")]),
+        (["--pairs", "best-worst", "--max-pairs-per-prompt", "9", "--min-margin", "0.6"],
+         [("Q p6", "good", "bad"), ("Q p6", "good", "bad")]),
+        (["--pairs", "best-worst", "--max-pairs-per-prompt", "9", "--min-margin", "0.6",
+          "--dedupe"], [("Q p6", "good", "bad")]),
+        # pass-fail: the worst fail is rejected first
+        (["--pass-threshold", "0.6"], [("Q p6", "good", "bad")]),
+        (["--pass-threshold", "0.6", "--max-pairs-per-prompt", "9", "--dedupe"],
+         [("Q p6", "good", "bad"), ("Q p6", "good", "meh")]),
+    ],
+)
+def test_export_dpo_real_scores(real_ledger, invoke, args, expected):
+    rows, _ = export(invoke, real_ledger, "--format", "dpo", *args)
+    assert pairs(rows) == expected
+    for row in rows:
+        assert row["chosen"][0]["content"].split() != row["rejected"][0]["content"].split()
+
+
+def test_export_dpo_best_random_is_seeded(real_ledger, invoke):
+    seen = set()
+    for seed in range(12):
+        rows, _ = export(invoke, real_ledger, "--format", "dpo", "--pairs", "best-random",
+                         "--seed", seed)
+        again, _ = export(invoke, real_ledger, "--format", "dpo", "--pairs", "best-random",
+                          "--seed", seed)
+        assert rows == again
+        assert [r[:2] for r in pairs(rows)] == [("Q p6", "good")]
+        seen.add(rows[0]["rejected"][0]["content"])
+    assert seen == {"bad", "meh"}
+
+
+def test_export_best_of_n_tie_rules(real_ledger, invoke):
+    rows, _ = export(invoke, real_ledger, "--format", "best-of-n")
+    assert answers(rows) == [("Q p5", "x1"), ("Q p6", "good"), ("Q p7", "same")]
+    picked = set()
+    for seed in range(12):
+        rows, _ = export(invoke, real_ledger, "--format", "best-of-n", "--pick", "random",
+                         "--seed", seed, "--where", "id = 'p5'")
+        picked.add(rows[0]["messages"][-1]["content"])
+    assert picked == {"x1", "x2"}
+
+
+def test_export_reasoning_modes(db_path, invoke):
+    db = open_db(db_path)
+    add_prompt(db, "r1", content="2+2?")
+    add_score(db, add_rollout(db, "r1", 0, "4", reasoning="two and two"), "v", 1)
+    expected = {
+        "think-tags": {"role": "assistant", "content": "<think>\ntwo and two\n</think>\n\n4"},
+        "keep": {"role": "assistant", "content": "4", "reasoning_content": "two and two"},
+        "drop": {"role": "assistant", "content": "4"},
+    }
+    for mode, message in expected.items():
+        rows, _ = export(invoke, db_path, "--format", "sft", "--reasoning", mode)
+        assert rows[0]["messages"][-1] == message
+
+
+def test_export_include_metadata_and_file_output(ledger, invoke, tmp_path):
+    out = tmp_path / "train.jsonl"
+    result = invoke("export", ledger, "--format", "sft", "--include-metadata", "-o", out,
+                    "--where", "id = 'p2'")
+    assert (result.exit_code, result.stdout) == (0, "")
+    row = json.loads(out.read_text())
+    assert row["metadata"] == {
+        "prompt_id": "p2", "rollout_id": 4, "verifier": "v", "score": 1.0, "passed": 1,
+        "prompt": {"answer": "4", "level": 2},
+    }
+    result = invoke("export", ledger, "--format", "dpo", "--include-metadata")
+    meta = json.loads(result.stdout)["metadata"]
+    assert (meta["chosen_rollout_id"], meta["rejected_rollout_id"]) == (4, 5)
+
+
+def test_export_print_dataset_info(ledger, invoke, tmp_path):
+    out = tmp_path / "rsr_sft.jsonl"
+    result = invoke("export", ledger, "--format", "sft", "-o", out, "--print-dataset-info")
+    assert json.loads(result.stdout) == {
+        "rsr_sft": {
+            "file_name": "rsr_sft.jsonl",
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages"},
+            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                     "assistant_tag": "assistant", "system_tag": "system"},
+        }
+    }
+    out = tmp_path / "pairs.jsonl"
+    result = invoke("export", ledger, "--format", "dpo-sharegpt", "-o", out,
+                    "--print-dataset-info")
+    assert json.loads(result.stdout)["pairs"]["ranking"] is True
+    assert json.loads(out.read_text()) == {
+        "messages": [{"role": "user", "content": "Q p2"}],
+        "chosen": {"role": "assistant", "content": "right"},
+        "rejected": {"role": "assistant", "content": "wrong"},
+    }
+    result = invoke("export", ledger, "--format", "dpo", "-o", out, "--print-dataset-info")
+    assert result.exit_code == 1
+    assert "use --format dpo-sharegpt" in result.stderr
+    result = invoke("export", ledger, "--format", "sft", "--print-dataset-info")
+    assert "Error: --print-dataset-info needs -o FILE" in result.stderr
+
+
+def test_export_errors(ledger, invoke, db_path):
+    db = open_db(db_path)
+    add_score(db, 1, "judge", 1)
+    result = invoke("export", ledger, "--format", "sft")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: This ledger has scores from several verifiers (judge, v); "
+        "choose one with --verifier\n"
+    )
+    result = invoke("export", ledger, "--format", "sft", "--verifier", "jugde")
+    assert "No scores from verifier 'jugde' in this ledger (verifiers: judge, v)" in result.stderr
+    result = invoke("export", ledger, "--format", "sft", "--verifier", "v", "--where", "nosuch = 1")
+    assert result.exit_code == 1
+    assert "--where 'nosuch = 1' is not valid SQL on prompts: no such column: nosuch" in result.stderr
+    result = invoke("export", ledger, "--format", "top-k", "--verifier", "v")
+    assert "--format top-k needs --k N" in result.stderr
+    result = invoke("export", ledger, "--format", "sfft")
+    assert result.exit_code == 2 and "'sfft' is not one of" in result.stderr
+
+
+def test_export_leaves_ledger_unchanged(ledger, invoke):
+    before = open(ledger, "rb").read()
+    export(invoke, ledger, "--format", "dpo", "--dedupe")
+    assert open(ledger, "rb").read() == before
