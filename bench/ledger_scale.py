@@ -156,6 +156,57 @@ def timed(args):
     return elapsed, cpu, lines[-1] if lines else ""
 
 
+def early_stop_queries(path):
+    "Seconds for the pending-prompts question: its first page, and a full pass."
+    from rsr import early_stop
+
+    db = open_db(path, readonly=True)
+    target = early_stop.parse_target("sft", 16)
+    params = early_stop.state_params(target, "math", 16, 8)
+    page_sql = early_stop.pending_sql(target)
+    count_sql = (f"select count(*) from ({early_stop.prompt_state_sql(target)})"
+                 " where not satisfied and within_budget or incomplete")
+    start = time.perf_counter()
+    rows = db.execute(page_sql, dict(params, after=0, page=256)).fetchall()
+    first_page = time.perf_counter() - start
+    start = time.perf_counter()
+    pending = db.execute(count_sql, params).fetchone()[0]
+    full = time.perf_counter() - start
+    db.conn.close()
+    return first_page, len(rows), full, pending
+
+
+def resume_startup(path):
+    """Seconds from starting `rsr sample` on the ledger to its first request
+    reaching a server; the run is then stopped."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import json
+    import signal
+    import urllib.request
+
+    from common import start_stub
+
+    server, url = start_stub(0.0)
+    stats_url = url.replace("/v1", "/stats")
+    try:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rsr", "sample", str(path), "--base-url", url, "--model", "stub",
+             "--verifier", "math", "--max-rollouts", "16", "--silent"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while process.poll() is None:
+            with urllib.request.urlopen(stats_url) as response:
+                if json.load(response)["requests"]:
+                    break
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    finally:
+        server.kill()
+    return elapsed
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=100_000)
@@ -210,6 +261,13 @@ def main(argv=None):
         seconds, cpu, last = timed(command)
         note = f"  ({last})" if last else ""
         print(f"{label}: {seconds:.2f} s wall, {cpu:.2f} s CPU{note}", flush=True)
+    first_page, rows, full, pending = early_stop_queries(path)
+    print(f"pending-prompts query, first page of {rows}: {first_page:.3f} s "
+          f"(goal < 0.5 s: {'met' if first_page < 0.5 else 'NOT met'})", flush=True)
+    print(f"pending-prompts query, full pass ({pending:,} pending): {full:.3f} s", flush=True)
+    startup = resume_startup(path)
+    print(f"resume start-up, rsr sample to first request: {startup:.2f} s "
+          f"(goal < 2 s: {'met' if startup < 2 else 'NOT met'})", flush=True)
     for name in ("sft.jsonl", "dpo.jsonl", "dpo4.jsonl"):
         Path(folder, name).unlink(missing_ok=True)
     if not args.db:

