@@ -66,9 +66,13 @@ create table if not exists rollouts (
     latency_ms integer,
     error text,
     created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    -- a hash of the response with whitespace runs collapsed: identical
+    -- completions share it (NULL when unknown: then a rollout is its own kind)
+    response_hash text,
     unique (prompt_id, sample_index)
 );
 create index if not exists rollouts_run_id on rollouts(run_id);
+create index if not exists rollouts_prompt_hash on rollouts(prompt_id, response_hash);
 
 -- One row per (rollout, verifier). Several verifiers can score the same rollout;
 -- re-scoring with a new verifier needs no new sampling. `passed` is NULL when the
@@ -131,6 +135,8 @@ create table if not exists verdicts (
     failed integer not null default 0,
     -- scored but undecided (passed is NULL)
     unparsed integer not null default 0,
+    -- passes with distinct responses (identical completions count once)
+    distinct_passed integer not null default 0,
     primary key (prompt_id, verifier)
 ) without rowid;
 
@@ -158,6 +164,8 @@ begin
     where prompt_id = old.prompt_id;
 end;
 
+-- A pass adds to distinct_passed only when no other passing rollout of the
+-- prompt (same verifier) has the same response_hash.
 create trigger if not exists scores_count_insert after insert on scores
 when (select error is null and truncated = 0 and response is not null
       from rollouts where id = new.rollout_id)
@@ -168,7 +176,13 @@ begin
     update verdicts set
         passed = passed + (new.passed is 1),
         failed = failed + (new.passed is 0),
-        unparsed = unparsed + (new.passed is null)
+        unparsed = unparsed + (new.passed is null),
+        distinct_passed = distinct_passed + (new.passed is 1 and not exists (
+            select 1 from rollouts r join scores s on s.rollout_id = r.id
+            where (r.prompt_id, r.response_hash) = (select prompt_id, response_hash
+                                                    from rollouts where id = new.rollout_id)
+              and r.id != new.rollout_id and s.verifier = new.verifier and s.passed = 1
+              and r.error is null and r.truncated = 0 and r.response is not null))
     where prompt_id = (select prompt_id from rollouts where id = new.rollout_id)
       and verifier = new.verifier;
 end;
@@ -180,7 +194,13 @@ begin
     update verdicts set
         passed = passed - (old.passed is 1),
         failed = failed - (old.passed is 0),
-        unparsed = unparsed - (old.passed is null)
+        unparsed = unparsed - (old.passed is null),
+        distinct_passed = distinct_passed - (old.passed is 1 and not exists (
+            select 1 from rollouts r join scores s on s.rollout_id = r.id
+            where (r.prompt_id, r.response_hash) = (select prompt_id, response_hash
+                                                    from rollouts where id = old.rollout_id)
+              and r.id != old.rollout_id and s.verifier = old.verifier and s.passed = 1
+              and r.error is null and r.truncated = 0 and r.response is not null))
     where prompt_id = (select prompt_id from rollouts where id = old.rollout_id)
       and verifier = old.verifier;
 end;
@@ -192,7 +212,14 @@ begin
     update verdicts set
         passed = passed - (old.passed is 1) + (new.passed is 1),
         failed = failed - (old.passed is 0) + (new.passed is 0),
-        unparsed = unparsed - (old.passed is null) + (new.passed is null)
+        unparsed = unparsed - (old.passed is null) + (new.passed is null),
+        distinct_passed = distinct_passed
+            + ((new.passed is 1) - (old.passed is 1)) * not exists (
+            select 1 from rollouts r join scores s on s.rollout_id = r.id
+            where (r.prompt_id, r.response_hash) = (select prompt_id, response_hash
+                                                    from rollouts where id = new.rollout_id)
+              and r.id != new.rollout_id and s.verifier = new.verifier and s.passed = 1
+              and r.error is null and r.truncated = 0 and r.response is not null)
     where prompt_id = (select prompt_id from rollouts where id = new.rollout_id)
       and verifier = new.verifier;
 end;
@@ -255,7 +282,9 @@ select
     scores.verifier as verifier,
     sum(scores.passed is 1) as passed,
     sum(scores.passed is 0) as failed,
-    sum(scores.passed is null) as unparsed
+    sum(scores.passed is null) as unparsed,
+    count(distinct case when scores.passed is 1
+          then coalesce(rollouts.response_hash, 'rollout ' || rollouts.id) end) as distinct_passed
 from scores
 join rollouts on rollouts.id = scores.rollout_id
 where rollouts.error is null and rollouts.truncated = 0 and rollouts.response is not null

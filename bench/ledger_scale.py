@@ -130,6 +130,8 @@ def build(path, prompts=100_000, per_prompt=10, response_chars=600):
         db.execute(SCORES_SQL)
         db.execute(STEPS_SQL)
         m001_backfill_progress_counters(db)
+        # No response hashes here: every passing rollout is its own kind.
+        db.execute("update verdicts set distinct_passed = passed")
     db.close()
     db = open_db(path)
     db.execute("pragma wal_checkpoint(truncate)")

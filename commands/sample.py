@@ -52,6 +52,8 @@ def parse_key_values(ctx, param, values):
 @click.option("--max-steps", type=click.IntRange(min=1), default=8, show_default=True,
               help="Cap on steps per prompt")
 @click.option("--no-early-stop", is_flag=True, help="Sample every prompt to its budget")
+@click.option("--dedupe", is_flag=True,
+              help="Identical passing completions (whitespace-normalised) count once toward the target")
 @click.option("--verifier", "verifier_name", help="Score rollouts as they arrive (rsr verifiers lists them)")
 @click.option("verifier_options", "--verifier-option", multiple=True, callback=parse_key_values,
               metavar="KEY=VALUE", help="An option for the verifier (repeatable)")
@@ -74,7 +76,7 @@ def parse_key_values(ctx, param, values):
 @click.option("--max-model-len", type=click.IntRange(min=1), help="vllm: context length")
 @silent_option
 def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts, step_size,
-           max_steps, no_early_stop, verifier_name, verifier_options, temperature, top_p,
+           max_steps, no_early_stop, dedupe, verifier_name, verifier_options, temperature, top_p,
            max_tokens, seed, extra_params, concurrency, limit, where, request_timeout,
            max_retries, tensor_parallel_size, data_parallel_size, gpu_memory_utilization,
            max_model_len, silent):
@@ -95,7 +97,7 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
                     "concurrency": concurrency, "max_retries": max_retries,
                     "engine": {k: v for k, v in engine.items() if v is not None}},
         "sampling": {"target": target, "max_rollouts": max_rollouts, "step_size": step_size,
-                     "max_steps": max_steps, "early_stop": not no_early_stop, "limit": limit,
+                     "max_steps": max_steps, "early_stop": not no_early_stop, "dedupe": dedupe, "limit": limit,
                      "where": where, "seed": seed, "temperature": temperature, "top_p": top_p,
                      "max_tokens": max_tokens, "extra_params": extra_params},
         "verifier": {"name": verifier_name, "options": verifier_options},

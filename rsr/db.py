@@ -1,9 +1,12 @@
 """Opening the ledger: the one way in to an rsr database.
 
 `open_db()` creates a database from schema.sql, or brings an older one up to the
-same shape (schema.sql is idempotent: every statement is `if not exists`; the
-migrations below change what already exists and backfill data). It also sets the
-connection up for safe concurrent use: WAL journal, foreign keys, a busy timeout.
+same shape in three moves: columns added to existing tables since it was made
+(NEW_COLUMNS, so that schema.sql's indexes and triggers that use them can be
+created), then schema.sql itself (idempotent: every statement is
+`if not exists`), then the migrations below, which replace changed triggers and
+views and backfill data. It also sets the connection up for safe concurrent
+use: WAL journal, foreign keys, a busy timeout.
 """
 
 import sqlite3
@@ -21,6 +24,21 @@ migrations = Migrations("rsr")
 
 # How long a writer waits for another writer's transaction before giving up.
 BUSY_TIMEOUT_MS = 60_000
+
+
+# Columns that schema.sql declares and older ledgers lack: (table, column, type).
+NEW_COLUMNS = (
+    ("rollouts", "response_hash", "text"),
+    ("verdicts", "distinct_passed", "integer not null default 0"),
+)
+
+# The objects m002 replaces because their definitions changed.
+M002_REPLACED = (
+    ("trigger", "scores_count_insert"),
+    ("trigger", "scores_count_delete"),
+    ("trigger", "scores_count_update"),
+    ("view", "verifier_progress_slow"),
+)
 
 
 @migrations()
@@ -46,6 +64,36 @@ def m001_backfill_progress_counters(db):
         from verifier_progress_slow
         """
     )
+
+
+@migrations()
+def m002_distinct_passes(db):
+    # Identical completions count once toward a --dedupe target: rollouts got
+    # a response_hash and verdicts a distinct_passed counter. Older ledgers get
+    # the new triggers and view, their hashes, and the counter filled once.
+    from .selection import response_hash
+
+    for kind, name in M002_REPLACED:
+        db.execute(f"drop {kind} if exists {name}")
+    _run_script(db, SCHEMA_SQL)
+    rows = db.execute(
+        "select id, response from rollouts where response is not null and response_hash is null"
+    ).fetchall()
+    db.conn.executemany(
+        "update rollouts set response_hash = ? where id = ?",
+        [(response_hash(text), rollout_id) for rollout_id, text in rows],
+    )
+    db.execute(
+        """update verdicts set distinct_passed = coalesce((
+               select distinct_passed from verifier_progress_slow s
+               where s.prompt_id = verdicts.prompt_id and s.verifier = verdicts.verifier), 0)"""
+    )
+
+
+def _add_new_columns(db):
+    for table, column, kind in NEW_COLUMNS:
+        if table in db.table_names() and column not in db.table(table).columns_dict:
+            db.execute(f"alter table {table} add column {column} {kind}")
 
 
 def _connect(path, readonly):
@@ -87,6 +135,7 @@ def open_db(path, readonly=False) -> Database:
                 f"{path} is a SQLite database but not an rsr ledger (no prompts table)"
             )
         with db.atomic():
+            _add_new_columns(db)
             _run_script(db, SCHEMA_SQL)
         migrations.apply(db)
     except sqlite3.DatabaseError as ex:

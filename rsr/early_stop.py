@@ -102,14 +102,19 @@ def parse_target(text, max_rollouts=16) -> Target:
     return Target(kind, k)
 
 
-def prompt_state_sql(target, where=None, limit=None):
+def prompt_state_sql(target, where=None, limit=None, dedupe=False):
     """SQL for the state of prompts (satisfied, within_budget) under a target.
 
     where is the user's own SQL on the prompts table (as with `--where`); limit
-    restricts the run to the first N prompts (in load order) that match it.
+    restricts the run to the first N prompts (in load order) that match it;
+    dedupe counts identical passing completions (after whitespace
+    normalisation) once.
     """
+    satisfied = SATISFIED_SQL[target.kind]
+    if dedupe:
+        satisfied = satisfied.replace("v.passed", "v.distinct_passed")
     sql = PROMPT_STATE_SQL.format(
-        satisfied=SATISFIED_SQL[target.kind], within_budget=WITHIN_BUDGET_SQL.strip(),
+        satisfied=satisfied, within_budget=WITHIN_BUDGET_SQL.strip(),
         incomplete=INCOMPLETE_STEP_SQL,
     )
     filters = []
@@ -123,11 +128,11 @@ def prompt_state_sql(target, where=None, limit=None):
     return sql
 
 
-def pending_sql(target, where=None, limit=None):
+def pending_sql(target, where=None, limit=None, dedupe=False):
     "SQL: the next page of prompts that still need sampling, after rowid :after."
     return (
         "select * from ("
-        + prompt_state_sql(target, where, limit)
+        + prompt_state_sql(target, where, limit, dedupe)
         + ") where (not satisfied and within_budget or incomplete) and rowid > :after"
         " order by rowid limit :page"
     )

@@ -29,6 +29,7 @@ from .errors import InputError
 from .loading import MAX_ERRORS_KEPT, normalize, read_records
 from .reasoning import split_reasoning
 from .runs import finish_run, start_run
+from .selection import response_hash
 from .verification import save_scores
 
 ROLLOUT_FIELDS = (
@@ -59,10 +60,10 @@ where sampler = 'import' and params is not null
 INSERT_ROLLOUT_SQL = """
 insert into rollouts (prompt_id, sample_index, step, run_id, model, sampler, params, seed,
     response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
-    latency_ms, error)
+    latency_ms, error, response_hash)
 values (:prompt_id, :sample_index, 1, :run_id, :model, 'import', :params, :seed,
     :response, :reasoning, :finish_reason, :truncated, :prompt_tokens, :completion_tokens,
-    :latency_ms, :error)
+    :latency_ms, :error, :response_hash)
 """
 
 
@@ -219,6 +220,7 @@ class _Importer:
             sample_index=self.next_index[prompt_id],
             run_id=self.run_id,
             params=json.dumps({"imported_from": source}),
+            response_hash=response_hash(rollout.get("response")),
         )
         self.next_index[prompt_id] += 1
         rollout_id = self.db.execute(INSERT_ROLLOUT_SQL, columns).lastrowid

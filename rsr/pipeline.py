@@ -26,7 +26,8 @@ DEFAULTS = {
                 "batch_prompts": 256, "max_retries": 6},
     "sampling": {"target": "sft", "max_rollouts": 16, "step_size": 4, "max_steps": 8,
                  "early_stop": True, "temperature": 0.7, "top_p": None, "max_tokens": 1024,
-                 "seed": None, "extra_params": {}, "limit": None, "where": None},
+                 "seed": None, "extra_params": {}, "limit": None, "where": None,
+                 "dedupe": False},
     "verifier": {"name": None, "options": {}, "workers": 0, "timeout": 10.0},
 }
 
@@ -95,6 +96,7 @@ def make_settings(config):
         batch_prompts=sampler["batch_prompts"],
         limit=sampling["limit"],
         where=sampling["where"],
+        dedupe=sampling["dedupe"],
         retry=RetryPolicy(max_attempts=sampler["max_retries"] + 1),
     )
 

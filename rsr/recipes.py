@@ -46,6 +46,7 @@ class SamplingSection:
     early_stop: bool = True
     limit: Optional[int] = None
     where: Optional[str] = None
+    dedupe: bool = False
     seed: Optional[int] = None
     temperature: float = 0.7
     top_p: Optional[float] = None

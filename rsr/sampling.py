@@ -28,6 +28,7 @@ from .client import RequestFailed, RetryPolicy, with_retries
 from .errors import RsrError
 from .runs import utcnow
 from .samplers import Completion, SampleRequest
+from .selection import response_hash
 from .verification import score_row
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,10 @@ log = logging.getLogger(__name__)
 INSERT_ROLLOUT_SQL = """
 insert into rollouts (prompt_id, sample_index, step, run_id, model, sampler, params, seed,
     response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
-    latency_ms, error, created_at)
+    latency_ms, error, created_at, response_hash)
 values (:prompt_id, :sample_index, :step, :run_id, :model, :sampler, :params, :seed,
     :response, :reasoning, :finish_reason, :truncated, :prompt_tokens, :completion_tokens,
-    :latency_ms, :error, :created_at)
+    :latency_ms, :error, :created_at, :response_hash)
 """
 
 # The first write of a step creates its row; later writes of the same step (a
@@ -95,6 +96,8 @@ class SampleSettings:
     batch_prompts: int = 256
     limit: int | None = None
     where: str | None = None
+    # Identical passing completions (whitespace-normalised) count once.
+    dedupe: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Stop the run when this many requests in a row fail for good: the server is
     # down, and writing error rows would only burn every prompt's budget.
@@ -203,8 +206,10 @@ class SamplingLoop:
         self.report = SampleReport()
         self.verifier_name = scorer.name if scorer is not None else ""
         target = settings.target
-        self.state_sql = early_stop.prompt_state_sql(target, settings.where, settings.limit)
-        self.pending_sql = early_stop.pending_sql(target, settings.where, settings.limit)
+        self.state_sql = early_stop.prompt_state_sql(
+            target, settings.where, settings.limit, settings.dedupe)
+        self.pending_sql = early_stop.pending_sql(
+            target, settings.where, settings.limit, settings.dedupe)
         self.one_state_sql = f"select * from ({self.state_sql}) where id = :prompt_id"
         self.state_params = early_stop.state_params(
             target, self.verifier_name, settings.max_rollouts, settings.max_steps, settings.limit
@@ -271,6 +276,7 @@ class SamplingLoop:
             "truncated": int(completion.truncated), "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion.completion_tokens,
             "latency_ms": completion.latency_ms, "error": completion.error, "created_at": now,
+            "response_hash": response_hash(completion.response),
         }
 
     # -- scheduling ---------------------------------------------------------

@@ -229,6 +229,14 @@ def normalize_whitespace(text):
     return " ".join(text.split()) if text is not None else None
 
 
+def response_hash(text):
+    """The ledger's stored key of a completion: whitespace runs collapsed, then
+    SHA-256 (first 16 hex digits). Stable across processes, unlike normalized_key."""
+    if text is None:
+        return None
+    return hashlib.sha256(normalize_whitespace(text).encode("utf-8")).hexdigest()[:16]
+
+
 def normalized_key(text):
     """A 64-bit key of the whitespace-normalised text, small to sort and compare.
 

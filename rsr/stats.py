@@ -31,7 +31,7 @@ from . import early_stop
 from .errors import ConfigError
 from .selection import VERIFIERS_SQL
 
-DEFAULTS = {"target": "sft", "max_rollouts": 16, "max_steps": 8}
+DEFAULTS = {"target": "sft", "max_rollouts": 16, "max_steps": 8, "dedupe": False}
 
 # Runs that sampled, newest first: their configuration has the target and budget
 # (under "sampling" for rsr sample and rsr run).

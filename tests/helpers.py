@@ -27,13 +27,15 @@ def write_jsonl(path, records):
 
 def add_rollout(db, prompt_id, sample_index, response="x", *, step=1, truncated=0,
                 error=None, completion_tokens=10, finish_reason="stop", reasoning=None):
-    "Insert one rollout row directly; returns its id."
+    "Insert one rollout row directly, as rsr's writers do; returns its id."
+    from rsr.selection import response_hash
+
     return db.execute(
         """insert into rollouts (prompt_id, sample_index, step, response, reasoning,
-               finish_reason, truncated, completion_tokens, error, model, sampler)
-           values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'test-model', 'test')""",
+               finish_reason, truncated, completion_tokens, error, model, sampler, response_hash)
+           values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'test-model', 'test', ?)""",
         [prompt_id, sample_index, step, response, reasoning, finish_reason, truncated,
-         completion_tokens, error],
+         completion_tokens, error, response_hash(response)],
     ).lastrowid
 
 

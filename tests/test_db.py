@@ -36,7 +36,7 @@ def test_open_db_creates_schema(db_path):
     )
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     assert db.execute("pragma foreign_keys").fetchone()[0] == 1
-    assert schema_version(db) == "m001_backfill_progress_counters"
+    assert schema_version(db) == "m002_distinct_passes"
 
 
 def test_open_db_twice_changes_nothing(db_path):
@@ -56,13 +56,24 @@ def test_upgraded_old_ledger_equals_fresh_one(tmp_path, copy_fixture):
     assert old.execute("select sum(passed) from verdicts").fetchone()[0] == 2
 
 
+def test_upgraded_ledger_from_before_response_hashes(tmp_path, copy_fixture):
+    # ledger_v1.db was written by rsr before identical completions were tracked:
+    # prompt a passed "4", " 4 " and "four"; b passed "6" twice.
+    old = open_db(copy_fixture("ledger_v1.db"))
+    assert shape(old) == shape(open_db(tmp_path / "fresh.db"))
+    assert_counters_match(old)
+    assert old.execute("select prompt_id, passed, distinct_passed from verdicts order by 1").fetchall() == [
+        ("a", 3, 2), ("b", 2, 1)]
+    assert old.execute("select count(*) from rollouts where response_hash is null").fetchone()[0] == 0
+
+
 def counters(db):
     progress = db.execute(
         "select prompt_id, rollouts, valid, truncated, errored, steps, requested, completion_tokens"
         " from prompt_progress order by prompt_id"
     ).fetchall()
     verdicts = db.execute(
-        "select prompt_id, verifier, passed, failed, unparsed from verdicts"
+        "select prompt_id, verifier, passed, failed, unparsed, distinct_passed from verdicts"
         " where passed + failed + unparsed > 0 order by prompt_id, verifier"
     ).fetchall()
     return progress, verdicts
@@ -75,7 +86,8 @@ def assert_counters_match(db):
         " from prompt_progress_slow order by prompt_id"
     ).fetchall()
     slow_verdicts = db.execute(
-        "select prompt_id, verifier, passed, failed, unparsed from verifier_progress_slow"
+        "select prompt_id, verifier, passed, failed, unparsed, distinct_passed"
+        " from verifier_progress_slow"
         " order by prompt_id, verifier"
     ).fetchall()
     assert progress == slow_progress
@@ -99,7 +111,7 @@ def test_counters_agree_with_views_under_random_writes(db_path):
             kind = rng.choice(["ok", "ok", "ok", "truncated", "error"])
             rid = add_rollout(
                 db, prompt, index,
-                response=None if kind == "error" else "text",
+                response=None if kind == "error" else rng.choice(["4", " 4 ", "four", "4\n", "5"]),
                 truncated=int(kind == "truncated"),
                 error="HTTP 500" if kind == "error" else None,
                 completion_tokens=rng.randrange(1, 50),
@@ -194,7 +206,7 @@ def test_info_command(db_path, invoke, tmp_path):
     result = invoke("info", db_path, "--json")
     data = json.loads(result.stdout)
     assert data["counts"]["prompts"] == 1
-    assert data["schema_version"] == "m001_backfill_progress_counters"
+    assert data["schema_version"] == "m002_distinct_passes"
     assert data["runs"][0]["command"] == "load"
     text = invoke("info", db_path).stdout
     assert "prompts: 1" in text and "#1 load finished" in text

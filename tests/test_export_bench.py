@@ -24,6 +24,11 @@ def test_bench_ledger_is_consistent_and_exports(db_path, invoke):
     fast = db.execute("select * from prompt_progress order by prompt_id").fetchall()
     slow = db.execute("select * from prompt_progress_slow order by prompt_id").fetchall()
     assert fast == slow
+    verdicts = db.execute(
+        "select prompt_id, verifier, passed, failed, unparsed, distinct_passed from verdicts"
+        " where passed + failed + unparsed > 0 order by 1, 2").fetchall()
+    assert verdicts == db.execute(
+        "select * from verifier_progress_slow order by 1, 2").fetchall()
     triggers = db.execute("select count(*) from sqlite_master where type = 'trigger'").fetchone()[0]
     assert triggers == SCHEMA_SQL.count("create trigger")
     solved = db.execute(

@@ -318,3 +318,22 @@ def test_plan_completes_a_step_cut_short(db_path):
 def test_bad_targets(text):
     with pytest.raises(ConfigError):
         parse_target(text)
+
+
+def test_dedupe_counts_identical_passes_once(ledger, invoke):
+    db_path = ledger([{"id": "same", "question": "easy same", "answer": "The answer is 4"}])
+    stub = OpenAIStub(responder=lambda body: "The answer is 4").start()
+    try:
+        # Every completion is the same correct text: without --dedupe, 3 passes
+        # arrive in the first step; with it, they are one and the budget runs out.
+        invoke(*sample_args(db_path, stub, "--target", "multi-sft:3", "--max-rollouts", "8",
+                            "--step-size", "4", "--limit", "1"))
+        assert rollout_counts(db_path) == {"same": 4}
+        result = invoke(*sample_args(db_path, stub, "--target", "multi-sft:3", "--max-rollouts", "8",
+                                     "--step-size", "4", "--dedupe"))
+    finally:
+        stub.stop()
+    assert result.exit_code == 0
+    assert rollout_counts(db_path) == {"same": 8}
+    row = open_db(db_path).execute("select passed, distinct_passed from verdicts").fetchone()
+    assert row == (8, 1)
