@@ -1,6 +1,6 @@
 """Verification throughput, and rsr's math verifier beside math-verify.
 
-Builds 10,000 GSM8K-style maths rollouts (from ../shared/data/gsm8k_test.jsonl
+Builds 10,000 GSM8K-style maths rollouts (from data/gsm8k_test.jsonl
 golds) and 10,000 MMLU-style multiple-choice rollouts, half right and half
 wrong, in the phrasings models use, then times:
 
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from rsr import open_db  # noqa: E402

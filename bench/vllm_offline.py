@@ -26,13 +26,13 @@ CPU_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 1024,
 
 
 def gsm8k(count):
-    "The first count GSM8K test prompts (the repository's copy, else ../shared/data)."
-    for folder in (ROOT / "data", ROOT.parent / "shared" / "data"):
+    "The first count GSM8K test prompts (the repository's copy)."
+    for folder in (ROOT / "data",):
         path = folder / "gsm8k_test.jsonl"
         if path.exists():
             with open(path) as fp:
                 return [json.loads(line) for _, line in zip(range(count), fp)]
-    sys.exit("gsm8k_test.jsonl not found in data/ or ../shared/data/")
+    sys.exit("gsm8k_test.jsonl not found in data/")
 
 
 def bare_chat(llm, prompts, n, max_tokens):

@@ -6,16 +6,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
 REPO_DATA = ROOT / "data"
 
 
 def data_file(name):
-    "A dataset file: the repository's own copy if it ships one, else ../shared/data."
-    for folder in (REPO_DATA, SHARED_DATA):
-        if (folder / name).exists():
-            return folder / name
-    pytest.skip(f"dataset {name} not available")
+    "A dataset file the repository ships in data/."
+    path = REPO_DATA / name
+    assert path.exists(), f"data/{name} is missing"
+    return path
 
 
 def write_jsonl(path, records):
