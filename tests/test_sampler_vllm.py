@@ -167,6 +167,16 @@ def test_vllm_sampler_returns_n_completions_per_prompt(vllm_sampler, vllm_model)
 
 @pytest.mark.slow
 @pytest.mark.vllm
+def test_vllm_sampler_seeded_batch_larger_than_one_step(vllm_sampler):
+    # 32 seeded requests of ~110 prompt tokens: more than one step's token
+    # budget (1024 here), the case where vLLM on CPU used to kill its engine.
+    batch = vllm_sampler.complete_batch(gsm8k_requests(8, max_tokens=4))
+    assert [len(completions) for completions in batch] == [4] * 8
+    assert all(c.error is None and c.completion_tokens == 4 for cs in batch for c in cs)
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
 def test_vllm_sampler_flags_truncation(vllm_sampler):
     batch = vllm_sampler.complete_batch(gsm8k_requests(3, max_tokens=5))
     completions = [c for completions in batch for c in completions]

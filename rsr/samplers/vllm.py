@@ -222,6 +222,15 @@ class Engine:
 
     def __init__(self, model, engine_options):
         vllm = import_vllm()
+        from vllm.platforms import current_platform
+
+        engine_options = dict(engine_options)
+        if current_platform.is_cpu():
+            # When a chunked prefill discards a sampled token, vLLM rewinds that
+            # request's seeded generator, which a CPU generator cannot do: the
+            # engine dies ("CPU Generator does not use offset"). Whole prefills
+            # never discard one.
+            engine_options.setdefault("enable_chunked_prefill", False)
         logger.info("Starting vLLM engine for %s with %s", model, engine_options)
         self.vllm = vllm
         self.llm = vllm.LLM(model=model, **engine_options)
