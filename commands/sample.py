@@ -74,12 +74,14 @@ def parse_key_values(ctx, param, values):
 @click.option("--data-parallel-size", type=click.IntRange(min=1), help="vllm: model replicas")
 @click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), help="vllm")
 @click.option("--max-model-len", type=click.IntRange(min=1), help="vllm: context length")
+@click.option("engine_options", "--engine-option", multiple=True, callback=parse_key_values,
+              metavar="KEY=VALUE", help="Any other engine setting, e.g. dtype=float32 (repeatable)")
 @silent_option
 def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts, step_size,
            max_steps, no_early_stop, dedupe, verifier_name, verifier_options, temperature, top_p,
            max_tokens, seed, extra_params, concurrency, limit, where, request_timeout,
            max_retries, tensor_parallel_size, data_parallel_size, gpu_memory_utilization,
-           max_model_len, silent):
+           max_model_len, engine_options, silent):
     """Sample rollouts until every prompt meets its target or runs out of budget
 
     Re-running the same command resumes: the ledger says what is left.
@@ -95,7 +97,8 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
         "sampler": {"name": sampler_name or ("openai" if base_url else "local"), "model": model,
                     "base_url": base_url, "api_key": api_key, "timeout": request_timeout,
                     "concurrency": concurrency, "max_retries": max_retries,
-                    "engine": {k: v for k, v in engine.items() if v is not None}},
+                    "engine": {**engine_options,
+                               **{k: v for k, v in engine.items() if v is not None}}},
         "sampling": {"target": target, "max_rollouts": max_rollouts, "step_size": step_size,
                      "max_steps": max_steps, "early_stop": not no_early_stop, "dedupe": dedupe, "limit": limit,
                      "where": where, "seed": seed, "temperature": temperature, "top_p": top_p,

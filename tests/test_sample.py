@@ -337,3 +337,17 @@ def test_dedupe_counts_identical_passes_once(ledger, invoke):
     assert rollout_counts(db_path) == {"same": 8}
     row = open_db(db_path).execute("select passed, distinct_passed from verdicts").fetchone()
     assert row == (8, 1)
+
+
+def test_engine_options_reach_the_sampler_config(ledger, invoke):
+    db_path = ledger(FOUR[:1])
+    stub = OpenAIStub(responder=easy_hard).start()
+    try:
+        result = invoke(*sample_args(db_path, stub, "--engine-option", "dtype=float32",
+                                     "--engine-option", "enforce_eager=true"))
+    finally:
+        stub.stop()
+    assert result.exit_code == 0, result.output
+    config = json.loads(open_db(db_path).execute(
+        "select config from runs where command = 'sample'").fetchone()[0])
+    assert config["sampler"]["engine"] == {"dtype": "float32", "enforce_eager": True}
