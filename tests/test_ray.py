@@ -13,9 +13,10 @@ from servers import OpenAIStub
 from rsr import open_db
 from rsr.errors import ConfigError
 from rsr.pipeline import make_executor, make_scorer, make_settings, with_defaults
-from rsr.sampling import derive_seed, sample
-from rsr.samplers import SampleRequest
+from rsr.sampling import SampleSettings, derive_seed, sample
+from rsr.samplers import Completion, SampleRequest, Sampler
 from rsr.samplers.local import LocalSampler
+from rsr.verifiers import Verdict
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +234,36 @@ def test_ray_executor_checks_its_settings():
     config = with_defaults({"executor": {"name": "ray"}, "sampler": {"name": "nope"}})
     with pytest.raises(ConfigError, match="rsr plugins"):
         make_executor(config)
+
+
+class ScoringSampler(Sampler):
+    "Returns one fixed wrong answer with a verdict of its own, as a verifying worker does."
+
+    name = "scoring"
+    batch = True
+
+    def complete_batch(self, requests):
+        out = []
+        for request in requests:
+            assert request.metadata == {"answer": "4"}  # the gold answer travels with the request
+            cut = Completion("The answer is", finish_reason="length", seed=request.seeds[1],
+                             verdict=Verdict(True, 1.0, "never written"))
+            kept = Completion("I think 5", finish_reason="stop", seed=request.seeds[0],
+                              verdict=Verdict(True, 0.5, "5", {"by": "worker"}))
+            out.append([kept, cut])
+        return out
+
+
+def test_sample_keeps_verdicts_the_sampler_scored(db_path):
+    db = open_db(db_path)
+    add_prompt(db, "p", "2+2?", answer="4")
+    scorer = make_scorer({"name": "exact"})
+    settings = SampleSettings(max_rollouts=2, step_size=2, seed=3)
+    report = sample(db, ScoringSampler(), scorer, settings)
+    # The worker's verdict is written as is ("I think 5" would fail exact here),
+    # and the truncated completion's verdict is dropped: it never counts.
+    scores = db.execute("select r.sample_index, s.verifier, s.score, s.passed, s.extracted, s.details"
+                        " from scores s join rollouts r on r.id = s.rollout_id").fetchall()
+    assert scores == [(0, "exact", 0.5, 1, "5", '{"by": "worker"}')]
+    assert (report.passed, report.failed, report.truncated) == (1, 0, 1)
+    assert db.execute("select passed, failed from verdicts").fetchall() == [(1, 0)]
