@@ -3,6 +3,7 @@ model on two actors, verification on the workers, and a worker killed mid-round.
 The ledger stays in this process; the actors only see requests."""
 
 import json
+import sys
 import threading
 import time
 
@@ -89,7 +90,7 @@ def test_ray_local_sampler_on_30_gsm8k_prompts(ray_cluster, tmp_path, invoke):
     invoke("load", db_path, source)
     report, runner = run_config(
         db_path, {"name": "local", "concurrency": 2},
-        {"target": "sft", "max_rollouts": 2, "step_size": 1, "max_steps": 2, "max_tokens": 32,
+        {"target": "sft", "max_rollouts": 2, "step_size": 1, "max_steps": 2, "max_tokens": 24,
          "seed": 7},
         {"name": "math"}, {"num_workers": 2})
     rows = check_ledger(db_path, max_rollouts=2, step_size=1, verifier="math", base_seed=7)
@@ -115,7 +116,7 @@ def test_ray_local_sampler_on_30_gsm8k_prompts(ray_cluster, tmp_path, invoke):
             """select rollouts.prompt_id, prompts.messages, sample_index, seed, response, reasoning
                from rollouts join prompts on prompts.id = rollouts.prompt_id
                order by rollouts.id limit 2""").fetchall()
-        requests = [SampleRequest(p, json.loads(m), 1, seed, {"temperature": 0.7, "max_tokens": 32}, [seed])
+        requests = [SampleRequest(p, json.loads(m), 1, seed, {"temperature": 0.7, "max_tokens": 24}, [seed])
                     for p, m, _, seed, _, _ in picked]
         again = local.complete_batch(requests)
     finally:
@@ -267,3 +268,13 @@ def test_sample_keeps_verdicts_the_sampler_scored(db_path):
     assert scores == [(0, "exact", 0.5, 1, "5", '{"by": "worker"}')]
     assert (report.passed, report.failed, report.truncated) == (1, 0, 1)
     assert db.execute("select passed, failed from verdicts").fetchall() == [(1, 0)]
+
+
+def test_ray_executor_without_ray_says_how_to_install_it(db_path, invoke, tmp_path, monkeypatch):
+    invoke("load", db_path, write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "question": "q", "answer": "1"}]))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    result = invoke("sample", db_path, "--executor", "ray", "--verifier", "exact", "--silent")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: --executor ray needs Ray on the driver and every node: pip install 'rsr[ray]'\n")
+    assert open_db(db_path).execute("select count(*) from runs where command = 'sample'").fetchone()[0] == 0

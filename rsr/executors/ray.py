@@ -141,6 +141,7 @@ class RayExecutor(Sampler):
             raise ConfigError(f"verify_on must be one of {', '.join(VERIFY_ON)}, not {verify_on!r}")
         if num_workers < 1:
             raise ConfigError("--num-workers must be at least 1")
+        import_ray()  # before anything touches the ledger
         super().__init__(model=sampler_config.get("model"))
         self.sampler_config = sampler_config
         self.verifier_config = verifier_config if verify_on == "workers" else None
