@@ -111,7 +111,11 @@ class SamplerWorker:
         for completion, verdict in zip(valid, await self.scorer.ascore(items)):
             completion.verdict = verdict
 
-    def close(self):
+    async def close(self):
+        "Stop the engine, its connections and the verifier's processes."
+        aclose = getattr(self.sampler, "aclose", None)
+        if aclose is not None:
+            await aclose()
         if self.scorer is not None:
             self.scorer.close()
         self.sampler.close()
