@@ -162,6 +162,10 @@ class RayExecutor(Sampler):
         self.max_reissues = max_reissues
         self.workers = []
         self.load = []
+        # A replacement takes requests only once it has started (a lost node's
+        # replacement may wait for room on the cluster).
+        self.ready = []
+        self.watchers = set()
         # What happened, for the caller and the tests: requests each worker slot
         # answered, requests sent again after a worker was lost, workers lost.
         self.served = [0] * num_workers
@@ -188,6 +192,7 @@ class RayExecutor(Sampler):
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, scheduling_strategy="SPREAD")
         self.workers = [self.spawn(slot) for slot in range(self.num_workers)]
         self.load = [0] * self.num_workers
+        self.ready = [True] * self.num_workers
         try:
             infos = ray.get([worker.describe.remote() for worker in self.workers])
         except ray.exceptions.RayError as ex:
@@ -214,12 +219,13 @@ class RayExecutor(Sampler):
                                        self.batch_prompts)
 
     def pick(self):
-        "The live worker with the fewest requests outstanding."
+        "The started worker with the fewest requests outstanding (any live one if none has started)."
         live = [i for i, worker in enumerate(self.workers) if worker is not None]
         if not live:
             raise RsrError(f"All {self.num_workers} Ray workers were lost and no restarts are "
                            "left; everything that arrived is saved: re-run to resume")
-        return min(live, key=lambda i: self.load[i])
+        started = [i for i in live if self.ready[i]] or live
+        return min(started, key=lambda i: self.load[i])
 
     def lost(self, slot, worker, error):
         "A worker died: replace it while restarts are left (once, however many requests saw it)."
@@ -228,11 +234,26 @@ class RayExecutor(Sampler):
         self.workers_lost += 1
         if self.restarts_left > 0:
             self.restarts_left -= 1
-            self.workers[slot] = self.spawn(slot)
-            log.warning("Ray worker %d was lost (%s); started a replacement", slot, error)
+            self.workers[slot] = replacement = self.spawn(slot)
+            self.ready[slot] = False
+            watcher = asyncio.get_running_loop().create_task(self.watch(slot, replacement))
+            self.watchers.add(watcher)
+            watcher.add_done_callback(self.watchers.discard)
+            log.warning("Ray worker %d was lost (%s); starting a replacement", slot, error)
         else:
             self.workers[slot] = None
             log.warning("Ray worker %d was lost (%s); no restarts left", slot, error)
+
+    async def watch(self, slot, worker):
+        "Mark a replacement ready once its sampler is built; a failed start counts as lost."
+        ray = import_ray()
+        try:
+            await worker.describe.remote()
+        except ray.exceptions.RayActorError as ex:
+            self.lost(slot, worker, ex)
+            return
+        if self.workers[slot] is worker:
+            self.ready[slot] = True
 
     # -- the sampler interface --------------------------------------------------
 
