@@ -76,12 +76,21 @@ def parse_key_values(ctx, param, values):
 @click.option("--max-model-len", type=click.IntRange(min=1), help="vllm: context length")
 @click.option("engine_options", "--engine-option", multiple=True, callback=parse_key_values,
               metavar="KEY=VALUE", help="Any other engine setting, e.g. dtype=float32 (repeatable)")
+@click.option("--executor", type=click.Choice(["in-process", "ray"]), default="in-process",
+              show_default=True, help="Serve requests here, or from Ray actors (pip install 'rsr[ray]')")
+@click.option("--ray-address", help="ray: 'auto' or ray://HOST:PORT (default: start a local Ray)")
+@click.option("--num-workers", type=click.IntRange(min=1), help="ray: actors, each with its own sampler [2]")
+@click.option("--verify-on", type=click.Choice(["driver", "workers"]),
+              help="ray: where the verifier runs [driver]")
+@click.option("worker_base_urls", "--worker-base-url", multiple=True, metavar="URL",
+              help="ray: an endpoint per worker (repeatable; worker i gets the i-th)")
 @silent_option
 def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts, step_size,
            max_steps, no_early_stop, dedupe, verifier_name, verifier_options, temperature, top_p,
            max_tokens, seed, extra_params, concurrency, limit, where, request_timeout,
            max_retries, tensor_parallel_size, data_parallel_size, gpu_memory_utilization,
-           max_model_len, engine_options, silent):
+           max_model_len, engine_options, executor, ray_address, num_workers, verify_on,
+           worker_base_urls, silent):
     """Sample rollouts until every prompt meets its target or runs out of budget
 
     Re-running the same command resumes: the ledger says what is left.
@@ -90,6 +99,8 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
         rsr sample run.db --verifier math --target sft
         rsr sample run.db --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen3-8B \\
             --verifier math --target dpo --max-rollouts 16 --concurrency 128
+        rsr sample run.db --executor ray --ray-address auto --num-workers 8 \\
+            --sampler vllm --model Qwen/Qwen3-8B --verifier math --verify-on workers
     """
     engine = {"tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size,
               "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len}
@@ -104,6 +115,10 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
                      "where": where, "seed": seed, "temperature": temperature, "top_p": top_p,
                      "max_tokens": max_tokens, "extra_params": extra_params},
         "verifier": {"name": verifier_name, "options": verifier_options},
+        "executor": {k: v for k, v in {
+            "name": executor, "address": ray_address, "num_workers": num_workers,
+            "verify_on": verify_on, "base_urls": list(worker_base_urls) or None}.items()
+            if v is not None},
     }
     show = status_printer(silent)
     try:

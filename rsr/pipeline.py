@@ -8,6 +8,8 @@ A sampling configuration is a plain dict (what the `runs` table stores)::
     sampling: {target, max_rollouts, step_size, max_steps, early_stop, limit,
                where, seed, temperature, top_p, max_tokens, extra_params}
     verifier: {name, options: {...}, workers, timeout}
+    executor: {name: in-process | ray, address, num_workers, verify_on, num_cpus,
+               num_gpus, base_urls, runtime_env, max_worker_restarts}
 """
 
 import fcntl
@@ -29,6 +31,11 @@ DEFAULTS = {
                  "seed": None, "extra_params": {}, "limit": None, "where": None,
                  "dedupe": False},
     "verifier": {"name": None, "options": {}, "workers": 0, "timeout": 10.0},
+    # Where requests are served: in this process, or by Ray actors (rsr.executors.ray),
+    # each with its own sampler and `concurrency` requests in flight.
+    "executor": {"name": "in-process", "address": None, "num_workers": 2, "verify_on": "driver",
+                 "num_cpus": 1, "num_gpus": None, "base_urls": [], "runtime_env": None,
+                 "max_worker_restarts": None},
 }
 
 # Settings the sampler constructor takes (beyond name and the loop's own).
@@ -63,6 +70,35 @@ def make_sampler(sampler_config):
     return cls(**kwargs)
 
 
+def make_executor(config):
+    "The configured sampler, or a Ray executor whose workers each build it."
+    executor = config["executor"]
+    if executor["name"] == "in-process":
+        ray_only = sorted(k for k, v in executor.items()
+                          if k != "name" and v != DEFAULTS["executor"][k])
+        if ray_only:
+            names = ", ".join(k.replace("_", "-") for k in ray_only)
+            raise ConfigError(f"{names}: only with --executor ray")
+        return make_sampler(config["sampler"])
+    if executor["name"] != "ray":
+        raise ConfigError(f"Unknown executor {executor['name']!r}: use in-process or ray")
+    from .executors.ray import RayExecutor
+
+    sampler = config["sampler"]
+    # Check the name here, so a typo is reported before a cluster is touched.
+    cls = plugins.pick(plugins.get_samplers(), sampler["name"], "sampler", "rsr plugins")
+    num_gpus = executor["num_gpus"]
+    if num_gpus is None:
+        num_gpus = (sampler.get("engine") or {}).get("tensor_parallel_size", 1) if cls.name == "vllm" else 0
+    return RayExecutor(
+        sampler, verifier_config=config["verifier"], num_workers=executor["num_workers"],
+        address=executor["address"], verify_on=executor["verify_on"],
+        concurrency=sampler["concurrency"], batch_prompts=sampler["batch_prompts"],
+        num_cpus=executor["num_cpus"], num_gpus=num_gpus, runtime_env=executor["runtime_env"],
+        base_urls=executor["base_urls"], max_worker_restarts=executor["max_worker_restarts"],
+    )
+
+
 def make_scorer(verifier_config):
     "The Scorer for the configured verifier, or None when there is none."
     if not verifier_config.get("name"):
@@ -74,7 +110,7 @@ def make_scorer(verifier_config):
 
 def make_settings(config):
     "SampleSettings from the sampling and sampler sections."
-    sampling, sampler = config["sampling"], config["sampler"]
+    sampling, sampler, executor = config["sampling"], config["sampler"], config["executor"]
     target = early_stop.parse_target(sampling["target"], sampling["max_rollouts"])
     if not sampling["early_stop"]:
         target = early_stop.Target("none")
@@ -92,7 +128,8 @@ def make_settings(config):
         max_steps=sampling["max_steps"],
         params=params,
         seed=sampling["seed"],
-        concurrency=sampler["concurrency"],
+        # With Ray, each worker keeps `concurrency` requests in flight.
+        concurrency=sampler["concurrency"] * (executor["num_workers"] if executor["name"] == "ray" else 1),
         batch_prompts=sampler["batch_prompts"],
         limit=sampling["limit"],
         where=sampling["where"],
@@ -151,7 +188,7 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
             f"Target {settings.target.label} counts passes, so it needs a verifier: "
             "pass --verifier NAME ('rsr verifiers' lists them) or use --target best-of-n"
         )
-    sampler = make_sampler(config["sampler"])
+    sampler = make_executor(config)
     with WriterLock(db_path):
         run_id = start_run(db, command, redact(record if record is not None else config))
         try:

@@ -63,6 +63,19 @@ class VerifierSection:
 
 
 @dataclass
+class ExecutorSection:
+    name: str = "in-process"
+    address: Optional[str] = None
+    num_workers: int = 2
+    verify_on: str = "driver"
+    num_cpus: float = 1
+    num_gpus: Optional[float] = None
+    base_urls: list[str] = field(default_factory=list)
+    runtime_env: Optional[dict[str, Any]] = None
+    max_worker_restarts: Optional[int] = None
+
+
+@dataclass
 class ExportSpec:
     format: str = "sft"
     file: str = "sft.jsonl"
@@ -85,6 +98,7 @@ class Recipe:
     sampler: SamplerSection = field(default_factory=SamplerSection)
     sampling: SamplingSection = field(default_factory=SamplingSection)
     verifier: VerifierSection = field(default_factory=VerifierSection)
+    executor: ExecutorSection = field(default_factory=ExecutorSection)
     outputs: OutputsSection = field(default_factory=OutputsSection)
 
 
@@ -95,6 +109,7 @@ OPERATIONAL_KEYS = {
     "sampler.concurrency", "sampler.batch_prompts", "sampler.max_retries", "sampler.engine",
     "sampling.max_rollouts", "sampling.max_steps", "sampling.limit", "sampling.where",
     "verifier.workers", "verifier.timeout", "outputs", "data", "db", "name", "description",
+    "executor",
 }
 
 
@@ -169,8 +184,8 @@ def incompatible_changes(stored, new):
 
 
 def sampling_config(recipe):
-    "The recipe's sampler, sampling and verifier sections, as rsr.pipeline takes them."
-    return {key: recipe[key] for key in ("sampler", "sampling", "verifier")}
+    "The recipe's sampler, sampling, verifier and executor sections, as rsr.pipeline takes them."
+    return {key: recipe[key] for key in ("sampler", "sampling", "verifier", "executor")}
 
 
 STORED_CONFIG_SQL = """

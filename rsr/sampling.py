@@ -427,7 +427,7 @@ class SamplingLoop:
     def make_request(self, work, indexes):
         seeds = [derive_seed(self.settings.seed, work.prompt_id, i) for i in indexes]
         return SampleRequest(work.prompt_id, work.messages, len(indexes), seeds[0],
-                             self.settings.params, seeds)
+                             self.settings.params, seeds, work.metadata)
 
     async def run_batch(self, works):
         "One engine call for many prompts (batch samplers such as vLLM)."
@@ -449,10 +449,16 @@ class SamplingLoop:
             if c.error is None and not c.truncated and c.response is not None
         ]
         verdicts = [None] * len(completions)
-        if self.scorer is not None and valid:
-            items = [(completions[i].response, work.metadata, work.messages) for i in valid]
-            for i, verdict in zip(valid, await self.scorer.ascore(items)):
-                verdicts[i] = verdict
+        if self.scorer is not None:
+            # A sampler that scores where it samples (a Ray executor verifying on
+            # its workers) hands back verdicts; only the others are scored here.
+            for i in valid:
+                verdicts[i] = completions[i].verdict
+            todo = [i for i in valid if verdicts[i] is None]
+            if todo:
+                items = [(completions[i].response, work.metadata, work.messages) for i in todo]
+                for i, verdict in zip(todo, await self.scorer.ascore(items)):
+                    verdicts[i] = verdict
         future = asyncio.get_running_loop().create_future()
         self.writes.append(((work, indexes, completions, verdicts), future))
         self.write_wake.set()

@@ -31,6 +31,9 @@ class SampleRequest:
     seed: int | None = None
     params: dict = field(default_factory=dict)
     seeds: list | None = None
+    # The prompt's metadata (gold answer): only for samplers that also score
+    # what they sample (rsr.executors.ray with verification on the workers).
+    metadata: dict | None = None
 
     def seed_for(self, i):
         "The seed of the i-th completion of this request."
@@ -51,6 +54,9 @@ class Completion:
     latency_ms: int | None = None
     seed: int | None = None
     error: str | None = None
+    # A Verdict from the run's verifier, when the sampler scored it where it
+    # sampled it; the sampling loop scores only completions without one.
+    verdict: object = None
 
     @property
     def truncated(self):
