@@ -23,7 +23,7 @@ from .verifiers import get_verifier
 
 DEFAULTS = {
     "sampler": {"name": "local", "concurrency": 32, "timeout": 600.0, "transport": "aiohttp",
-                "batch_prompts": 256, "max_retries": 6},
+                "batch_prompts": 256, "max_retries": 6, "retry_base_delay": 0.5},
     "sampling": {"target": "sft", "max_rollouts": 16, "step_size": 4, "max_steps": 8,
                  "early_stop": True, "temperature": 0.7, "top_p": None, "max_tokens": 1024,
                  "seed": None, "extra_params": {}, "limit": None, "where": None},
@@ -95,7 +95,8 @@ def make_settings(config):
         batch_prompts=sampler["batch_prompts"],
         limit=sampling["limit"],
         where=sampling["where"],
-        retry=RetryPolicy(max_attempts=sampler["max_retries"] + 1),
+        retry=RetryPolicy(max_attempts=sampler["max_retries"] + 1,
+                          base_delay=sampler["retry_base_delay"]),
     )
 
 

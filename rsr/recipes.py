@@ -34,6 +34,7 @@ class SamplerSection:
     concurrency: int = 32
     batch_prompts: int = 256
     max_retries: int = 6
+    retry_base_delay: float = 0.5
     engine: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,7 +92,8 @@ class Recipe:
 # to push it, never what is sampled or how it is judged.
 OPERATIONAL_KEYS = {
     "sampler.base_url", "sampler.api_key", "sampler.timeout", "sampler.transport",
-    "sampler.concurrency", "sampler.batch_prompts", "sampler.max_retries", "sampler.engine",
+    "sampler.concurrency", "sampler.batch_prompts", "sampler.max_retries",
+    "sampler.retry_base_delay", "sampler.engine",
     "sampling.max_rollouts", "sampling.max_steps", "sampling.limit", "sampling.where",
     "verifier.workers", "verifier.timeout", "outputs", "data", "db", "name", "description",
 }
