@@ -176,4 +176,10 @@ def summary_line(report):
         f"{report.pending:,} pending; {report.passed:,} passed, {report.failed:,} failed, "
         f"{report.truncated:,} truncated, {report.errors:,} errors"
         + (f"; retries {report.retries:,}" if report.retries else "")
+        + (f"; faults {fault_counts(report.faults)}" if report.faults else "")
     )
+
+
+def fault_counts(faults):
+    "Failed attempts by kind, most frequent first: 'http_429 12, timeout 3'."
+    return ", ".join(f"{kind} {count:,}" for kind, count in sorted(faults.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -115,6 +115,8 @@ class SampleReport:
     undecided: int = 0
     completion_tokens: int = 0
     steps: int = 0
+    # Failed attempts by kind (http_429, timeout, disconnect, ...), replies with
+    # fewer choices than asked ("short") and empty answers ("empty").
     faults: Counter = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     prompts: int = 0
@@ -413,6 +415,8 @@ class SamplingLoop:
             return indexes, completions
         self.consecutive_failures = 0
         completions = completions[: len(indexes)]
+        if len(completions) < len(indexes):
+            self.report.faults["short"] += 1
         for completion in completions:
             if completion.seed is None:
                 completion.seed = seed
@@ -459,6 +463,8 @@ class SamplingLoop:
             report.rollouts += 1
             report.errors += completion.error is not None
             report.truncated += completion.truncated
+            if completion.error is None and completion.response == "":
+                report.faults["empty"] += 1
             report.completion_tokens += completion.completion_tokens or 0
             if verdict is not None:
                 if verdict.passed is None:
