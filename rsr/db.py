@@ -105,6 +105,32 @@ def open_db(path, readonly=False) -> Database:
     return db
 
 
+# SQLite errors caused by the disk or the file, not by rsr, and what to say.
+SQLITE_PROBLEMS = (
+    ("disk is full", "the disk is full ({error}): free some space and run the command "
+                     "again; everything written before this is kept"),
+    ("malformed", "the ledger is damaged ({error}): restore it from a backup, or rescue "
+                  "what is readable with: sqlite3 RUN.db .recover"),
+    ("not a database", "not a SQLite database ({error})"),
+    ("readonly", "the ledger is read-only ({error}): this command writes to it; make the "
+                 "file and its folder writable, or work on a copy"),
+    ("unable to open", "cannot open the ledger ({error}): check that its folder exists and "
+                       "is writable (SQLite creates RUN.db-wal and RUN.db-shm beside it)"),
+    ("disk I/O error", "the disk failed a read or write ({error}): check the disk and its "
+                       "free space, then run the command again"),
+)
+
+
+def describe_sqlite_error(error, path=None):
+    "A one-line message for a SQLite error the user can act on, or None (a bug)."
+    text = str(error)
+    for needle, message in SQLITE_PROBLEMS:
+        if needle in text:
+            message = message.format(error=text)
+            return f"{path}: {message}" if path else message[0].upper() + message[1:]
+    return None
+
+
 def _run_script(db, script):
     # executescript() would COMMIT the surrounding transaction; run the
     # statements one by one inside it instead.
