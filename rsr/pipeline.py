@@ -11,7 +11,9 @@ A sampling configuration is a plain dict (what the `runs` table stores)::
 """
 
 import fcntl
+import logging
 import os
+import sqlite3
 
 from . import early_stop, plugins
 from .client import RetryPolicy
@@ -20,6 +22,8 @@ from .runs import finish_run, redact, start_run
 from .sampling import Interrupted, SampleSettings, sample
 from .verification import Scorer
 from .verifiers import get_verifier
+
+log = logging.getLogger(__name__)
 
 DEFAULTS = {
     "sampler": {"name": "local", "concurrency": 32, "timeout": 600.0, "transport": "aiohttp",
@@ -104,8 +108,6 @@ def check_where(db, where):
     "Run the user's --where once on its own so a mistake reads as one."
     if not where:
         return
-    import sqlite3
-
     try:
         db.execute(f"select count(*) from prompts where {where}").fetchone()
     except sqlite3.Error as ex:
@@ -156,16 +158,24 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
         try:
             report = sample(db, sampler, scorer, settings, run_id=run_id, on_progress=on_progress)
         except Interrupted as ex:
-            finish_run(db, run_id, "interrupted", str(ex))
+            _record_end(db, run_id, "interrupted", str(ex))
             raise
         except BaseException as ex:
-            finish_run(db, run_id, "failed", f"{type(ex).__name__}: {ex}")
+            _record_end(db, run_id, "failed", f"{type(ex).__name__}: {ex}")
             raise
         finally:
             if scorer is not None:
                 scorer.close()
         finish_run(db, run_id, "finished", summary_line(report))
     return run_id, report
+
+
+def _record_end(db, run_id, status, summary):
+    "Mark how a run ended, if the ledger can still be written (a full disk may refuse)."
+    try:
+        finish_run(db, run_id, status, summary)
+    except sqlite3.Error as ex:
+        log.warning("could not record run %s as %s: %s", run_id, status, ex)
 
 
 def summary_line(report):

@@ -222,6 +222,7 @@ class SamplingLoop:
         self.n_supported = None if not sampler.batch else True
         self.consecutive_failures = 0
         self.abort_error = None
+        self.ledger_error = None
         self.stopping = False
 
     # -- the ledger ---------------------------------------------------------
@@ -290,11 +291,15 @@ class SamplingLoop:
             ticker.cancel()
             writer.cancel()
             await asyncio.gather(ticker, writer, return_exceptions=True)
-            # Whatever arrived before the stop is written, never dropped.
-            self.flush_writes()
-            close = getattr(self.sampler, "aclose", None)
-            if close is not None:
-                await close()
+            try:
+                # Whatever arrived before the stop is written, never dropped.
+                self.flush_writes()
+            finally:
+                close = getattr(self.sampler, "aclose", None)
+                if close is not None:
+                    await close()
+        if self.ledger_error is not None:
+            raise self.ledger_error
         self.refresh_summary()
         if self.abort_error is not None:
             raise RsrError(self.abort_error)
@@ -350,7 +355,12 @@ class SamplingLoop:
         if not task.cancelled() and task.exception() is not None and self.abort_error is None:
             error = task.exception()
             self.abort_error = f"Sampling failed: {type(error).__name__}: {error}"
-            log.error("sampling task failed", exc_info=error)
+            if isinstance(error, sqlite3.DatabaseError):
+                # The ledger's disk or file (full, read-only): no bug, no traceback;
+                # raised as it is for the caller to report.
+                self.ledger_error = error
+            else:
+                log.error("sampling task failed", exc_info=error)
         self.wake.set()
 
     # -- requests -----------------------------------------------------------
