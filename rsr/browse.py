@@ -46,10 +46,12 @@ def make_datasette(db_path):
     return Datasette([str(db_path)], metadata=load_metadata(Path(db_path).stem))
 
 
-def serve(db_path, host="127.0.0.1", port=8001):
-    "Serve the ledger until interrupted."
+def serve(db_path, host="127.0.0.1", port=8001, on_start=None):
+    "Serve the ledger until interrupted; on_start() is called once it is checked."
     import uvicorn
 
     datasette = make_datasette(db_path)
+    if on_start is not None:
+        on_start()
     asyncio.run(datasette.invoke_startup())
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
