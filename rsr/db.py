@@ -6,6 +6,7 @@ migrations below change what already exists and backfill data). It also sets the
 connection up for safe concurrent use: WAL journal, foreign keys, a busy timeout.
 """
 
+import os
 import sqlite3
 from importlib import resources
 from pathlib import Path
@@ -52,10 +53,27 @@ def _connect(path, readonly):
     if readonly:
         uri = Path(path).absolute().as_uri() + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        if not _folder_writable(path) and not _can_read(conn):
+            # A WAL ledger on read-only media with no -shm file beside it: SQLite
+            # can read it only as immutable (and nothing can write it there).
+            conn.close()
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), check_same_thread=False)
     conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
     return conn
+
+
+def _folder_writable(path):
+    return os.access(Path(path).absolute().parent, os.W_OK)
+
+
+def _can_read(conn):
+    try:
+        conn.execute("select count(*) from sqlite_master").fetchone()
+        return True
+    except sqlite3.OperationalError:
+        return False
 
 
 def open_db(path, readonly=False) -> Database:
@@ -98,6 +116,11 @@ def open_db(path, readonly=False) -> Database:
                 f"{path} is read-only; rsr needs to write to it for this command"
             ) from ex
         if "unable to open" in message:
+            if not readonly and not _folder_writable(path):
+                raise LedgerError(
+                    f"{path} is in a read-only folder: SQLite must create {path.name}-wal "
+                    "beside it to write; make the folder writable or work on a copy"
+                ) from ex
             raise LedgerError(f"Cannot open {path}: {message}") from ex
         if "disk is full" in message or "disk I/O" in message:
             raise LedgerError(f"Cannot write to {path}: {message}") from ex
