@@ -95,15 +95,16 @@ def open_db(path, readonly=False) -> Database:
             if "prompts" not in db.table_names():
                 raise LedgerError(f"{path} is not an rsr database (no prompts table)")
             return db
-        if conn.execute("pragma journal_mode").fetchone()[0] != "wal":
-            conn.execute("pragma journal_mode = wal")
-        # FULL: a committed rollout survives power loss, not only a killed process.
-        conn.execute("pragma synchronous = full")
+        # Checked before anything is written: someone else's database is left as it was.
         tables = set(db.table_names())
         if tables and "prompts" not in tables:
             raise LedgerError(
                 f"{path} is a SQLite database but not an rsr ledger (no prompts table)"
             )
+        if conn.execute("pragma journal_mode").fetchone()[0] != "wal":
+            conn.execute("pragma journal_mode = wal")
+        # FULL: a committed rollout survives power loss, not only a killed process.
+        conn.execute("pragma synchronous = full")
         with db.atomic():
             _run_script(db, SCHEMA_SQL)
         migrations.apply(db)
