@@ -109,6 +109,9 @@ def _omegaconf():
 def load_recipe(path=None, overrides=(), base=None) -> dict:
     """The resolved recipe as a plain dict: defaults, then base (a stored config),
     then the file at path, then the dot-list overrides."""
+    import yaml
+    from omegaconf import DictConfig
+
     OmegaConf, OmegaConfError = _omegaconf()
     where = "the stored configuration"
     try:
@@ -119,13 +122,23 @@ def load_recipe(path=None, overrides=(), base=None) -> dict:
             where = str(path)
             if not Path(path).is_file():
                 raise ConfigError(f"Recipe not found: {path}")
-            config = OmegaConf.merge(config, OmegaConf.load(path))
+            loaded = OmegaConf.load(path)
+            if not isinstance(loaded, DictConfig):
+                raise ConfigError(
+                    f"{path}: a recipe is a mapping of sections (data, sampler, sampling, "
+                    f"verifier, outputs), not a {type(loaded).__name__.replace('Config', '').lower()}"
+                )
+            config = OmegaConf.merge(config, loaded)
         if overrides:
             where = "the command-line overrides"
             config = OmegaConf.merge(config, OmegaConf.from_dotlist(list(overrides)))
         resolved = OmegaConf.to_container(config, resolve=True)
     except OmegaConfError as ex:
         raise ConfigError(f"{where}: {_describe(ex)}") from None
+    except yaml.YAMLError as ex:
+        mark = getattr(ex, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{where}: not valid YAML: {getattr(ex, 'problem', None) or ex}{at}") from None
     except (OSError, ValueError) as ex:
         raise ConfigError(f"{where}: {ex}") from None
     if path is not None:
