@@ -5,7 +5,7 @@ Every POST to /v1/chat/completions gets one answer, chosen per request:
 
 - from `script` (a queue of fault names) while it holds any, else
 - from a seeded schedule that depends only on the request itself, never on the
-  order requests arrive in: the request's key (its `seed`, `n` and messages) and
+  order requests arrive in: the request's key (its `seed` and messages) and
   how many times that key was asked before. So concurrency, retries and restarts
   cannot change which request meets which fault.
 
@@ -52,6 +52,15 @@ def default_responder(seed, index):
     return "right" if digest[0] % 3 == 0 else f"wrong {seed}-{index}"
 
 
+class QuietServer(ThreadingHTTPServer):
+    "Clients that time out, are killed or are cut off are expected here, not errors."
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
 @dataclass
 class Answer:
     "One request and what the server answered (fault None: a normal answer)."
@@ -67,7 +76,8 @@ class Answer:
     choices: list = field(default_factory=list)
     # True once the whole body was written to the socket.
     delivered: bool = False
-    arrived: float = 0.0
+    # The server's `epoch` when it arrived (a test sets it per client process).
+    epoch: int = 0
 
 
 class FaultServer:
@@ -92,11 +102,11 @@ class FaultServer:
         self.slow_s = slow_s
         self.retry_after = retry_after
         self.script = deque()
+        self.epoch = 0
         self.log = []
         self.attempts = Counter()
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -156,14 +166,16 @@ class FaultServer:
     def answer(self, handler, body):
         seed, n = body.get("seed"), body.get("n", 1)
         messages = json.dumps(body.get("messages"), sort_keys=True)
-        key = hashlib.sha256(f"{seed}:{n}:{messages}".encode()).hexdigest()[:16]
+        # n stays out of the key: a rollout's seed fixes its answer however it
+        # is asked for (n=2 to a server that ignores n, then n=1).
+        key = hashlib.sha256(f"{seed}:{messages}".encode()).hexdigest()[:16]
         prompt = (body.get("messages") or [{}])[-1].get("content", "")
         with self.lock:
             attempt = self.attempts[key]
             self.attempts[key] += 1
             fault = self.script.popleft() if self.script else self.choose(key, attempt)
             entry = Answer(len(self.log), key, attempt, seed, n, prompt, fault,
-                           arrived=time.monotonic())
+                           epoch=self.epoch)
             self.log.append(entry)
         if self.delay_s:
             time.sleep(self.delay_s)

@@ -80,3 +80,29 @@ def ledger_files(db_path):
     "The ledger and its -wal and -shm files, where they exist."
     db_path = Path(db_path)
     return [p for p in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")) if p.exists()]
+
+
+class CliResult:
+    "What an in-process `rsr` call did, shaped like a CompletedProcess."
+
+    def __init__(self, result):
+        self.returncode = result.exit_code
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+        self.exception = result.exception
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            # An exception click did not handle: what a user would see as a traceback.
+            import traceback
+
+            self.stderr += "Traceback (most recent call last):\n" + "".join(
+                traceback.format_exception(result.exception))
+
+
+def cli(*args, env=None):
+    "Run `rsr ARGS...` in this process (faster than a new process: same code path)."
+    from click.testing import CliRunner
+
+    from rsr.commands import cli as rsr_cli
+
+    env = {"OPENAI_API_KEY": None, **(env or {})}
+    return CliResult(CliRunner().invoke(rsr_cli, [str(a) for a in args], env=env))
