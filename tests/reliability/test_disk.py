@@ -184,4 +184,5 @@ def test_full_disk_while_loading(ledger, tmp_path):
         write_prompts(big, 2000)
         # SQLite reports a full tmpfs as "disk is full" or as "disk I/O error".
         assert_clean_error(cli("load", db_path, big), str(db_path), "disk")
+        filler.unlink()  # room for this test's own reader
         assert dump(db_path) == before
