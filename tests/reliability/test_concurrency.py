@@ -107,7 +107,7 @@ def test_stats_export_and_datasette_read_while_sample_writes(ledger, slow_server
     # The readers saw the ledger grow while it was written, never shrink.
     final = query(ledger, "select count(*) from rollouts")[0][0]
     assert reads_during >= 2, seen
-    assert seen == sorted(seen) and 0 < seen[0] < final
+    assert seen == sorted(seen) and any(0 < n < final for n in seen), (seen, final)
     assert data  # the last stats parsed
     # Processes, not only in-process calls, read it too (once, at the end).
     for args in (["stats", ledger], ["export", ledger, "--format", "dpo", "--verifier", "exact"]):
