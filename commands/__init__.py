@@ -6,22 +6,35 @@ import contextlib
 import importlib
 import logging
 import pkgutil
+import sqlite3
 import sys
 
 import click
 
 from rsr import __version__
+from rsr.db import describe_sqlite_error
 from rsr.errors import RsrError
+
+# Where a command keeps its ledger's path for error messages (ctx.meta is shared
+# by the group's context and the subcommand's).
+LEDGER_KEY = "rsr.ledger"
 
 
 class RsrGroup(click.Group):
-    "Shows RsrError as a one-line message instead of a traceback."
+    """Shows RsrError as a one-line message instead of a traceback, and so too
+    the SQLite errors that come from the disk or the file rather than from rsr
+    (a full disk, a read-only or damaged ledger)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RsrError as ex:
             raise click.ClickException(str(ex)) from ex
+        except sqlite3.DatabaseError as ex:
+            message = describe_sqlite_error(ex, ctx.meta.get(LEDGER_KEY))
+            if message is None:
+                raise
+            raise click.ClickException(message) from ex
 
 
 @click.group(cls=RsrGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,9 +53,18 @@ def cli(verbose):
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
 
-db_argument = click.argument("db_path", metavar="RUN.db", type=click.Path(dir_okay=False))
+def remember_ledger(ctx, param, value):
+    "Keep the ledger's path where RsrGroup can name it in an error."
+    if value is not None:
+        ctx.meta[LEDGER_KEY] = value
+    return value
+
+
+db_argument = click.argument("db_path", metavar="RUN.db", type=click.Path(dir_okay=False),
+                             callback=remember_ledger)
 existing_db_argument = click.argument(
-    "db_path", metavar="RUN.db", type=click.Path(dir_okay=False, exists=True)
+    "db_path", metavar="RUN.db", type=click.Path(dir_okay=False, exists=True),
+    callback=remember_ledger,
 )
 silent_option = click.option("--silent", is_flag=True, help="Show no progress, only errors")
 

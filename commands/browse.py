@@ -28,5 +28,5 @@ def browse(db_path, host, port):
         rsr browse run.db
         rsr browse run.db --port 8080
     """
-    echo_err(f"Serving {db_path} at http://{host}:{port}/ (Ctrl-C to stop)")
-    serve(db_path, host, port)
+    serve(db_path, host, port,
+          on_start=lambda: echo_err(f"Serving {db_path} at http://{host}:{port}/ (Ctrl-C to stop)"))

@@ -7,13 +7,13 @@ from rsr.runner import run_recipe
 from rsr.pipeline import summary_line
 from rsr.sampling import Interrupted
 
-from . import cli, echo_err, silent_option, status_printer
+from . import cli, echo_err, remember_ledger, silent_option, status_printer
 
 
 @cli.command()
 @click.argument("recipe", required=False)
 @click.argument("overrides", nargs=-1, metavar="[KEY.PATH=VALUE]...")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False),
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), callback=remember_ledger,
               help="The ledger (default: the recipe's db, else OUTPUTS_DIR/run.db)")
 @click.option("--allow-config-change", is_flag=True,
               help="Resume even if model, sampling or verifier settings differ from the ledger's")

@@ -70,6 +70,8 @@ def parse_key_values(ctx, param, values):
 @click.option("--request-timeout", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
               help="Seconds before a request is retried")
 @click.option("--max-retries", type=click.IntRange(min=0), default=6, show_default=True)
+@click.option("--retry-base-delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Seconds of the first backoff; each retry waits up to twice as long")
 @click.option("--tensor-parallel-size", type=click.IntRange(min=1), help="vllm: GPUs per model")
 @click.option("--data-parallel-size", type=click.IntRange(min=1), help="vllm: model replicas")
 @click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), help="vllm")
@@ -88,9 +90,9 @@ def parse_key_values(ctx, param, values):
 def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts, step_size,
            max_steps, no_early_stop, dedupe, verifier_name, verifier_options, temperature, top_p,
            max_tokens, seed, extra_params, concurrency, limit, where, request_timeout,
-           max_retries, tensor_parallel_size, data_parallel_size, gpu_memory_utilization,
-           max_model_len, engine_options, executor, ray_address, num_workers, verify_on,
-           worker_base_urls, silent):
+           max_retries, retry_base_delay, tensor_parallel_size, data_parallel_size,
+           gpu_memory_utilization, max_model_len, engine_options, executor, ray_address,
+           num_workers, verify_on, worker_base_urls, silent):
     """Sample rollouts until every prompt meets its target or runs out of budget
 
     Re-running the same command resumes: the ledger says what is left.
@@ -108,6 +110,7 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
         "sampler": {"name": sampler_name or ("openai" if base_url else "local"), "model": model,
                     "base_url": base_url, "api_key": api_key, "timeout": request_timeout,
                     "concurrency": concurrency, "max_retries": max_retries,
+                    "retry_base_delay": retry_base_delay,
                     "engine": {**engine_options,
                                **{k: v for k, v in engine.items() if v is not None}}},
         "sampling": {"target": target, "max_rollouts": max_rollouts, "step_size": step_size,

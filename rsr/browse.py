@@ -9,6 +9,7 @@ sampler writes.
 
 import asyncio
 import copy
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -43,13 +44,20 @@ def make_datasette(db_path):
 
     open_db(db_path, readonly=True).close()
     register_plugin()
-    return Datasette([str(db_path)], metadata=load_metadata(Path(db_path).stem))
+    metadata = load_metadata(Path(db_path).stem)
+    if not os.access(Path(db_path).absolute().parent, os.W_OK):
+        # Read-only media: SQLite cannot create the -shm file a WAL reader needs,
+        # so open the ledger as immutable (nothing can write it there anyway).
+        return Datasette(immutables=[str(db_path)], metadata=metadata)
+    return Datasette([str(db_path)], metadata=metadata)
 
 
-def serve(db_path, host="127.0.0.1", port=8001):
-    "Serve the ledger until interrupted."
+def serve(db_path, host="127.0.0.1", port=8001, on_start=None):
+    "Serve the ledger until interrupted; on_start() is called once it is checked."
     import uvicorn
 
     datasette = make_datasette(db_path)
+    if on_start is not None:
+        on_start()
     asyncio.run(datasette.invoke_startup())
     uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")

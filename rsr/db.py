@@ -9,6 +9,7 @@ views and backfill data. It also sets the connection up for safe concurrent
 use: WAL journal, foreign keys, a busy timeout.
 """
 
+import os
 import sqlite3
 from importlib import resources
 from pathlib import Path
@@ -100,10 +101,27 @@ def _connect(path, readonly):
     if readonly:
         uri = Path(path).absolute().as_uri() + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        if not _folder_writable(path) and not _can_read(conn):
+            # A WAL ledger on read-only media with no -shm file beside it: SQLite
+            # can read it only as immutable (and nothing can write it there).
+            conn.close()
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), check_same_thread=False)
     conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
     return conn
+
+
+def _folder_writable(path):
+    return os.access(Path(path).absolute().parent, os.W_OK)
+
+
+def _can_read(conn):
+    try:
+        conn.execute("select count(*) from sqlite_master").fetchone()
+        return True
+    except sqlite3.OperationalError:
+        return False
 
 
 def open_db(path, readonly=False) -> Database:
@@ -125,15 +143,16 @@ def open_db(path, readonly=False) -> Database:
             if "prompts" not in db.table_names():
                 raise LedgerError(f"{path} is not an rsr database (no prompts table)")
             return db
-        if conn.execute("pragma journal_mode").fetchone()[0] != "wal":
-            conn.execute("pragma journal_mode = wal")
-        # FULL: a committed rollout survives power loss, not only a killed process.
-        conn.execute("pragma synchronous = full")
+        # Checked before anything is written: someone else's database is left as it was.
         tables = set(db.table_names())
         if tables and "prompts" not in tables:
             raise LedgerError(
                 f"{path} is a SQLite database but not an rsr ledger (no prompts table)"
             )
+        if conn.execute("pragma journal_mode").fetchone()[0] != "wal":
+            conn.execute("pragma journal_mode = wal")
+        # FULL: a committed rollout survives power loss, not only a killed process.
+        conn.execute("pragma synchronous = full")
         with db.atomic():
             _add_new_columns(db)
             _run_script(db, SCHEMA_SQL)
@@ -147,11 +166,42 @@ def open_db(path, readonly=False) -> Database:
                 f"{path} is read-only; rsr needs to write to it for this command"
             ) from ex
         if "unable to open" in message:
+            if not readonly and not _folder_writable(path):
+                raise LedgerError(
+                    f"{path} is in a read-only folder: SQLite must create {path.name}-wal "
+                    "beside it to write; make the folder writable or work on a copy"
+                ) from ex
             raise LedgerError(f"Cannot open {path}: {message}") from ex
         if "disk is full" in message or "disk I/O" in message:
             raise LedgerError(f"Cannot write to {path}: {message}") from ex
         raise
     return db
+
+
+# SQLite errors caused by the disk or the file, not by rsr, and what to say.
+SQLITE_PROBLEMS = (
+    ("disk is full", "the disk is full ({error}): free some space and run the command "
+                     "again; everything written before this is kept"),
+    ("malformed", "the ledger is damaged ({error}): restore it from a backup, or rescue "
+                  "what is readable with: sqlite3 RUN.db .recover"),
+    ("not a database", "not a SQLite database ({error})"),
+    ("readonly", "the ledger is read-only ({error}): this command writes to it; make the "
+                 "file and its folder writable, or work on a copy"),
+    ("unable to open", "cannot open the ledger ({error}): check that its folder exists and "
+                       "is writable (SQLite creates RUN.db-wal and RUN.db-shm beside it)"),
+    ("disk I/O error", "the disk failed a read or write ({error}): check the disk and its "
+                       "free space, then run the command again"),
+)
+
+
+def describe_sqlite_error(error, path=None):
+    "A one-line message for a SQLite error the user can act on, or None (a bug)."
+    text = str(error)
+    for needle, message in SQLITE_PROBLEMS:
+        if needle in text:
+            message = message.format(error=text)
+            return f"{path}: {message}" if path else message[0].upper() + message[1:]
+    return None
 
 
 def _run_script(db, script):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import plugins
-from .errors import ConfigError
+from .errors import ConfigError, RsrError
 from .formatters import ExportOptions
 from .selection import Selection, resolve_verifier
 
@@ -45,6 +45,9 @@ def export(db, formatter, options, output=None) -> int:
         with open(partial, "w", encoding="utf-8") as out:
             count = write_jsonl(rows, out)
         partial.replace(path)
+    except OSError as ex:
+        # A full disk, a missing or read-only folder: the user's to fix.
+        raise RsrError(f"Cannot write {path}: {ex.strerror or ex}") from ex
     finally:
         partial.unlink(missing_ok=True)
     return count

@@ -299,7 +299,9 @@ def iter_prompts(paths, transform=None, skip_invalid=False, result=None):
                         result.skipped_by_transform += 1
                         continue
                 prompt = normalize(raw, where)
-                json.dumps(prompt)  # the record must be storable as JSON
+                # The record must be storable as JSON in UTF-8 text (a lone
+                # surrogate such as "\ud800" is valid JSON but not UTF-8).
+                json.dumps(prompt, ensure_ascii=False).encode("utf-8")
             except InputError as ex:
                 invalid(ex)
                 continue

@@ -13,7 +13,9 @@ A sampling configuration is a plain dict (what the `runs` table stores)::
 """
 
 import fcntl
+import logging
 import os
+import sqlite3
 
 from . import early_stop, plugins
 from .client import RetryPolicy
@@ -23,9 +25,11 @@ from .sampling import Interrupted, SampleSettings, sample
 from .verification import Scorer
 from .verifiers import get_verifier
 
+log = logging.getLogger(__name__)
+
 DEFAULTS = {
     "sampler": {"name": "local", "concurrency": 32, "timeout": 600.0, "transport": "aiohttp",
-                "batch_prompts": 256, "max_retries": 6},
+                "batch_prompts": 256, "max_retries": 6, "retry_base_delay": 0.5},
     "sampling": {"target": "sft", "max_rollouts": 16, "step_size": 4, "max_steps": 8,
                  "early_stop": True, "temperature": 0.7, "top_p": None, "max_tokens": 1024,
                  "seed": None, "extra_params": {}, "limit": None, "where": None,
@@ -134,7 +138,8 @@ def make_settings(config):
         limit=sampling["limit"],
         where=sampling["where"],
         dedupe=sampling["dedupe"],
-        retry=RetryPolicy(max_attempts=sampler["max_retries"] + 1),
+        retry=RetryPolicy(max_attempts=sampler["max_retries"] + 1,
+                          base_delay=sampler["retry_base_delay"]),
     )
 
 
@@ -142,8 +147,6 @@ def check_where(db, where):
     "Run the user's --where once on its own so a mistake reads as one."
     if not where:
         return
-    import sqlite3
-
     try:
         db.execute(f"select count(*) from prompts where {where}").fetchone()
     except sqlite3.Error as ex:
@@ -194,16 +197,24 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
         try:
             report = sample(db, sampler, scorer, settings, run_id=run_id, on_progress=on_progress)
         except Interrupted as ex:
-            finish_run(db, run_id, "interrupted", str(ex))
+            _record_end(db, run_id, "interrupted", str(ex))
             raise
         except BaseException as ex:
-            finish_run(db, run_id, "failed", f"{type(ex).__name__}: {ex}")
+            _record_end(db, run_id, "failed", f"{type(ex).__name__}: {ex}")
             raise
         finally:
             if scorer is not None:
                 scorer.close()
         finish_run(db, run_id, "finished", summary_line(report))
     return run_id, report
+
+
+def _record_end(db, run_id, status, summary):
+    "Mark how a run ended, if the ledger can still be written (a full disk may refuse)."
+    try:
+        finish_run(db, run_id, status, summary)
+    except sqlite3.Error as ex:
+        log.warning("could not record run %s as %s: %s", run_id, status, ex)
 
 
 def summary_line(report):
@@ -214,4 +225,10 @@ def summary_line(report):
         f"{report.pending:,} pending; {report.passed:,} passed, {report.failed:,} failed, "
         f"{report.truncated:,} truncated, {report.errors:,} errors"
         + (f"; retries {report.retries:,}" if report.retries else "")
+        + (f"; faults {fault_counts(report.faults)}" if report.faults else "")
     )
+
+
+def fault_counts(faults):
+    "Failed attempts by kind, most frequent first: 'http_429 12, timeout 3'."
+    return ", ".join(f"{kind} {count:,}" for kind, count in sorted(faults.items(), key=lambda kv: (-kv[1], kv[0])))

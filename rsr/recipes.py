@@ -34,6 +34,7 @@ class SamplerSection:
     concurrency: int = 32
     batch_prompts: int = 256
     max_retries: int = 6
+    retry_base_delay: float = 0.5
     engine: dict[str, Any] = field(default_factory=dict)
 
 
@@ -106,7 +107,8 @@ class Recipe:
 # to push it, never what is sampled or how it is judged.
 OPERATIONAL_KEYS = {
     "sampler.base_url", "sampler.api_key", "sampler.timeout", "sampler.transport",
-    "sampler.concurrency", "sampler.batch_prompts", "sampler.max_retries", "sampler.engine",
+    "sampler.concurrency", "sampler.batch_prompts", "sampler.max_retries",
+    "sampler.retry_base_delay", "sampler.engine",
     "sampling.max_rollouts", "sampling.max_steps", "sampling.limit", "sampling.where",
     "verifier.workers", "verifier.timeout", "outputs", "data", "db", "name", "description",
     "executor",
@@ -123,6 +125,9 @@ def _omegaconf():
 def load_recipe(path=None, overrides=(), base=None) -> dict:
     """The resolved recipe as a plain dict: defaults, then base (a stored config),
     then the file at path, then the dot-list overrides."""
+    import yaml
+    from omegaconf import DictConfig
+
     OmegaConf, OmegaConfError = _omegaconf()
     where = "the stored configuration"
     try:
@@ -133,13 +138,23 @@ def load_recipe(path=None, overrides=(), base=None) -> dict:
             where = str(path)
             if not Path(path).is_file():
                 raise ConfigError(f"Recipe not found: {path}")
-            config = OmegaConf.merge(config, OmegaConf.load(path))
+            loaded = OmegaConf.load(path)
+            if not isinstance(loaded, DictConfig):
+                raise ConfigError(
+                    f"{path}: a recipe is a mapping of sections (data, sampler, sampling, "
+                    f"verifier, outputs), not a {type(loaded).__name__.replace('Config', '').lower()}"
+                )
+            config = OmegaConf.merge(config, loaded)
         if overrides:
             where = "the command-line overrides"
             config = OmegaConf.merge(config, OmegaConf.from_dotlist(list(overrides)))
         resolved = OmegaConf.to_container(config, resolve=True)
     except OmegaConfError as ex:
         raise ConfigError(f"{where}: {_describe(ex)}") from None
+    except yaml.YAMLError as ex:
+        mark = getattr(ex, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{where}: not valid YAML: {getattr(ex, 'problem', None) or ex}{at}") from None
     except (OSError, ValueError) as ex:
         raise ConfigError(f"{where}: {ex}") from None
     if path is not None:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from .db import open_db
+from .errors import RsrError
 from .loading import load_prompts
 from .pipeline import run_sampling
 from .recipes import sampling_config
@@ -57,7 +58,10 @@ def write_outputs(db_path, recipe, on_step=None):
 
     outputs = recipe["outputs"]
     folder = Path(outputs["dir"])
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        raise RsrError(f"Cannot create the output folder {folder}: {ex.strerror or ex}") from ex
     db = open_db(db_path, readonly=True)
     verifier = recipe["verifier"]["name"]
     written = []
@@ -79,7 +83,10 @@ def write_outputs(db_path, recipe, on_step=None):
         stats = ledger_stats(db, verifier=verifier if scored else None, target=sampling["target"],
                              max_rollouts=sampling["max_rollouts"], max_steps=sampling["max_steps"])
         path = folder / outputs["stats"]
-        path.write_text(json.dumps(stats, indent=2) + "\n")
+        try:
+            path.write_text(json.dumps(stats, indent=2) + "\n")
+        except OSError as ex:
+            raise RsrError(f"Cannot write {path}: {ex.strerror or ex}") from ex
         written.append((str(path), None))
         if on_step:
             on_step(f"Wrote statistics to {path}")

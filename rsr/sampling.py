@@ -118,6 +118,8 @@ class SampleReport:
     undecided: int = 0
     completion_tokens: int = 0
     steps: int = 0
+    # Failed attempts by kind (http_429, timeout, disconnect, ...), replies with
+    # fewer choices than asked ("short") and empty answers ("empty").
     faults: Counter = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     prompts: int = 0
@@ -225,6 +227,7 @@ class SamplingLoop:
         self.n_supported = None if not sampler.batch else True
         self.consecutive_failures = 0
         self.abort_error = None
+        self.ledger_error = None
         self.stopping = False
 
     # -- the ledger ---------------------------------------------------------
@@ -294,11 +297,15 @@ class SamplingLoop:
             ticker.cancel()
             writer.cancel()
             await asyncio.gather(ticker, writer, return_exceptions=True)
-            # Whatever arrived before the stop is written, never dropped.
-            self.flush_writes()
-            close = getattr(self.sampler, "aclose", None)
-            if close is not None:
-                await close()
+            try:
+                # Whatever arrived before the stop is written, never dropped.
+                self.flush_writes()
+            finally:
+                close = getattr(self.sampler, "aclose", None)
+                if close is not None:
+                    await close()
+        if self.ledger_error is not None:
+            raise self.ledger_error
         self.refresh_summary()
         if self.abort_error is not None:
             raise RsrError(self.abort_error)
@@ -354,7 +361,12 @@ class SamplingLoop:
         if not task.cancelled() and task.exception() is not None and self.abort_error is None:
             error = task.exception()
             self.abort_error = f"Sampling failed: {type(error).__name__}: {error}"
-            log.error("sampling task failed", exc_info=error)
+            if isinstance(error, sqlite3.DatabaseError):
+                # The ledger's disk or file (full, read-only): no bug, no traceback;
+                # raised as it is for the caller to report.
+                self.ledger_error = error
+            else:
+                log.error("sampling task failed", exc_info=error)
         self.wake.set()
 
     # -- requests -----------------------------------------------------------
@@ -419,6 +431,8 @@ class SamplingLoop:
             return indexes, completions
         self.consecutive_failures = 0
         completions = completions[: len(indexes)]
+        if len(completions) < len(indexes):
+            self.report.faults["short"] += 1
         for completion in completions:
             if completion.seed is None:
                 completion.seed = seed
@@ -471,6 +485,8 @@ class SamplingLoop:
             report.rollouts += 1
             report.errors += completion.error is not None
             report.truncated += completion.truncated
+            if completion.error is None and completion.response == "":
+                report.faults["empty"] += 1
             report.completion_tokens += completion.completion_tokens or 0
             if verdict is not None:
                 if verdict.passed is None:

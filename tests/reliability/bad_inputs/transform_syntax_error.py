@@ -1,0 +1,2 @@
+def broken(record)
+    return record
