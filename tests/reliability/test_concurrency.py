@@ -5,6 +5,7 @@ refused while the first holds the ledger."""
 import json
 import os
 import signal
+import sqlite3
 import time
 import urllib.parse
 import urllib.request
@@ -55,6 +56,21 @@ def wait_for_requests(server, count, process, deadline=60):
         time.sleep(0.05)
 
 
+def wait_for_scores(ledger, process, deadline=60):
+    "Until the ledger holds a score: exporting by a verifier needs one."
+    end = time.monotonic() + deadline
+    while True:
+        conn = sqlite3.connect(ledger)
+        try:
+            if conn.execute("select count(*) from scores").fetchone()[0]:
+                return
+        finally:
+            conn.close()
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < end, "no rollout was scored"
+        time.sleep(0.05)
+
+
 def get_json(url):
     with urllib.request.urlopen(url, timeout=30) as response:
         assert response.status == 200
@@ -69,6 +85,7 @@ def test_stats_export_and_datasette_read_while_sample_writes(ledger, slow_server
         wait_for_http(f"http://127.0.0.1:{port}/-/versions.json", process=browse)
         sampler = start_rsr("sample", ledger, "--base-url", slow_server.url, *SAMPLE)
         wait_for_requests(slow_server, 1, sampler)
+        wait_for_scores(ledger, sampler)
         sql = urllib.parse.quote("select count(*) as n from rollouts")
         seen, reads_during = [], 0
         # Read until the sampler finishes (bounded: it has finite work).
