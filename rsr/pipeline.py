@@ -153,6 +153,24 @@ def check_where(db, where):
         raise ConfigError(f"--where {where!r} is not valid SQL on prompts: {ex}") from None
 
 
+# Lock descriptors this process holds. A forked child (a verifier worker)
+# closes its copies at once: a flock belongs to the open file, so a child that
+# outlived a killed sampler would otherwise keep the ledger locked.
+_HELD_LOCKS = set()
+
+
+def _close_inherited_locks():
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 class WriterLock:
     "One sampler per ledger: an exclusive advisory lock on the database file."
 
@@ -170,9 +188,11 @@ class WriterLock:
                 f"Another rsr sample is already writing to {self.db_path}; "
                 "wait for it to finish or stop it (a killed one releases the ledger at once)"
             ) from None
+        _HELD_LOCKS.add(self.fd)
         return self
 
     def __exit__(self, *exc):
+        _HELD_LOCKS.discard(self.fd)
         os.close(self.fd)
 
 

@@ -351,3 +351,40 @@ def test_engine_options_reach_the_sampler_config(ledger, invoke):
     config = json.loads(open_db(db_path).execute(
         "select config from runs where command = 'sample'").fetchone()[0])
     assert config["sampler"]["engine"] == {"dtype": "float32", "enforce_eager": True}
+
+
+def test_writer_lock_is_not_kept_by_a_forked_child_of_a_killed_sampler(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from rsr.pipeline import WriterLock
+
+    db_path = tmp_path / "run.db"
+    open_db(db_path)
+    script = tmp_path / "holder.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from rsr.pipeline import WriterLock\n"
+        f"lock = WriterLock({str(db_path)!r}).__enter__()\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print(child, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = int(holder.stdout.readline())
+    try:
+        with pytest.raises(Exception, match="Another rsr sample is already writing"):
+            WriterLock(db_path).__enter__()
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        # The child is still alive, and the ledger is free.
+        os.kill(child, 0)
+        with WriterLock(db_path):
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)

@@ -146,7 +146,7 @@ def test_sigkill_loop_of_sample_and_verify_loses_and_duplicates_nothing(tmp_path
             verifier = start_rsr("verify", db_path, *VERIFY)
             # Random moments in the work actually done, whatever this machine's
             # speed: after r requests (r = 0: while starting up), r scores.
-            requests, scored = rng.randint(0, 50), rng.randint(0, 30) + len(scores_seen)
+            requests, scored = rng.randint(0, 50), rng.randint(0, 12) + len(scores_seen)
             killed = kill_when({
                 "sample": (sampler, lambda: sum(e.epoch == epoch for e in server.log) >= requests,
                            rng.uniform(0, 0.3)),
@@ -173,7 +173,8 @@ def test_sigkill_loop_of_sample_and_verify_loses_and_duplicates_nothing(tmp_path
         finish(db_path, server.url)
     finally:
         server.stop()
-    assert kills["sample"] >= ROUNDS // 2 and kills["verify"] >= ROUNDS // 4, kills
+    # A verify run with little left to score may finish before its kill point.
+    assert kills["sample"] >= ROUNDS // 2 and kills["verify"] >= 2, kills
     # No verifier worker outlived its killed parent.
     assert leftover_processes(db_path, deadline=time.monotonic() + 10) == []
 
