@@ -43,6 +43,31 @@ def free_port():
         return s.getsockname()[1]
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    "A quiet HTTP/1.1 handler that answers JSON; the test servers build on it."
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def send_json(self, status, payload, headers=None):
+        "Send a JSON (or raw bytes) reply; False if the client had gone away."
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+            return True
+        except (BrokenPipeError, ConnectionResetError):
+            return False  # the client gave up (a timeout) or was killed
+
+
 class OpenAIStub:
     "A scripted OpenAI-compatible chat completions server on 127.0.0.1."
 
@@ -55,14 +80,10 @@ class OpenAIStub:
         self.lock = threading.Lock()
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
+        class Handler(JSONHandler):
 
             def do_GET(self):
-                self._send(200, {"object": "list", "data": [{"id": "stub-model", "object": "model"}]})
+                self.send_json(200, {"object": "list", "data": [{"id": "stub-model", "object": "model"}]})
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
@@ -73,18 +94,6 @@ class OpenAIStub:
                     step = stub.script.popleft() if stub.script else None
                 stub.handle(self, body, step)
 
-            def _send(self, status, payload, headers=None):
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client went away (a killed or timed-out test client)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -107,14 +116,14 @@ class OpenAIStub:
             handler.connection.shutdown(socket.SHUT_RDWR)
             return
         if "raw" in step:
-            handler._send(200, step["raw"].encode())
+            handler.send_json(200, step["raw"].encode())
             return
         status = step.get("status", 200)
         if status != 200:
-            handler._send(status, {"error": {"message": f"scripted {status}", "type": "error"}},
+            handler.send_json(status, {"error": {"message": f"scripted {status}", "type": "error"}},
                           step.get("headers"))
             return
-        handler._send(200, self.completion(body, step))
+        handler.send_json(200, self.completion(body, step))
 
     def completion(self, body, step):
         n = body.get("n", 1) if self.honour_n else 1
