@@ -5,6 +5,12 @@ The client uses the SDK's aiohttp transport (about half the client CPU per
 request of the default httpx transport, measured in bench/) with the SDK's own
 retries off: retries happen here, with exponential backoff, full jitter and the
 server's Retry-After honoured.
+
+Requests go through the SDK's plain `post` and come back as the JSON the server
+sent: `chat.completions.create` walks every request through its typed-dict
+transform and builds pydantic models of every reply, which costs about 0.7 ms
+of CPU per request (bench/orchestration.py), more than the rest of a request.
+Errors, timeouts, headers and the transport are still the SDK's.
 """
 
 import asyncio
@@ -186,9 +192,47 @@ def make_async_client(base_url=None, api_key=None, timeout=600.0, transport="aio
     return openai.AsyncOpenAI(**kwargs)
 
 
-async def chat_completion(client, model, messages, **params):
-    "One chat completion request; any failure is raised as RequestFailed."
+async def chat_completion(client, model, messages, extra_body=None, **params):
+    """One chat completion request; returns the reply as a dict (the server's JSON).
+
+    Any failure is raised as RequestFailed. params go into the request body as
+    they are; extra_body (top_k, min_p, ...) is merged into it.
+    """
+    body = {"model": model, "messages": messages, **params}
+    if extra_body:
+        body.update(extra_body)
     try:
-        return await client.chat.completions.create(model=model, messages=messages, **params)
+        reply = await client.post("/chat/completions", body=body, cast_to=object)
     except Exception as ex:  # classify() re-raises anything it does not know
         raise classify(ex) from ex
+    if not isinstance(reply, dict):
+        raise RequestFailed(f"malformed response: not a JSON object: {_short(repr(reply), 200)}",
+                            kind="malformed")
+    return reply
+
+
+def choices_of(reply):
+    """The reply's choices as (index, text, reasoning, finish_reason), in index order.
+
+    Raises RequestFailed for a reply without a list of choices or a choice
+    without a message.
+    """
+    choices = reply.get("choices")
+    if not isinstance(choices, list):
+        raise RequestFailed("malformed response: no choices list", kind="malformed")
+    if not choices:
+        raise RequestFailed("server returned no choices", kind="no_choices")
+    out = []
+    for position, choice in enumerate(choices):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            raise RequestFailed("malformed response: a choice has no message", kind="malformed")
+        text = message.get("content") or ""
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if not isinstance(text, str) or not isinstance(reasoning, (str, type(None))):
+            raise RequestFailed("malformed response: a message's content is not text", kind="malformed")
+        index = choice.get("index")
+        out.append((index if isinstance(index, int) else position, text, reasoning,
+                    choice.get("finish_reason")))
+    out.sort(key=lambda c: c[0])
+    return out

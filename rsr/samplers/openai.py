@@ -3,17 +3,9 @@ llama.cpp server, OpenAI itself), asynchronously."""
 
 import time
 
-from ..client import RequestFailed, chat_completion, make_async_client
+from ..client import chat_completion, choices_of, make_async_client
 from ..hookspecs import hookimpl
 from . import Sampler, make_completion
-
-# Sampling parameters the SDK's create() takes by name; anything else in
-# --extra-params travels in the request body as is (top_k, min_p, ...).
-SDK_PARAMS = {
-    "temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop",
-    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
-    "reasoning_effort", "response_format", "user",
-}
 
 
 class OpenAISampler(Sampler):
@@ -35,16 +27,12 @@ class OpenAISampler(Sampler):
         if self.client is None:
             self.client = make_async_client(**self._client_args)
         params = {k: v for k, v in request.params.items() if v is not None}
-        known = {k: v for k, v in params.items() if k in SDK_PARAMS}
-        extra = {k: v for k, v in params.items() if k not in SDK_PARAMS}
         if request.seed is not None:
-            known["seed"] = request.seed
+            params["seed"] = request.seed
         if request.n != 1:
-            known["n"] = request.n
-        if extra:
-            known["extra_body"] = extra
+            params["n"] = request.n
         started = time.perf_counter()
-        response = await chat_completion(self.client, self.model, request.messages, **known)
+        response = await chat_completion(self.client, self.model, request.messages, **params)
         latency_ms = int((time.perf_counter() - started) * 1000)
         return parse_response(response, latency_ms, request.seed)
 
@@ -54,31 +42,22 @@ class OpenAISampler(Sampler):
             self.client = None
 
 
-def parse_response(response, latency_ms, seed):
-    "Completions from a chat.completions response object."
-    choices = getattr(response, "choices", None)
-    if not isinstance(choices, list):
-        raise RequestFailed(f"malformed response: no choices list ({type(response).__name__})", kind="malformed")
-    if not choices:
-        raise RequestFailed("server returned no choices", kind="no_choices")
-    usage = getattr(response, "usage", None)
-    prompt_tokens = getattr(usage, "prompt_tokens", None)
-    total = getattr(usage, "completion_tokens", None)
-    texts = []
-    for choice in sorted(choices, key=lambda c: getattr(c, "index", 0) or 0):
-        message = getattr(choice, "message", None)
-        if message is None:
-            raise RequestFailed("malformed response: a choice has no message", kind="malformed")
-        reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
-        texts.append((message.content or "", reasoning, choice.finish_reason))
-    shares = split_tokens(total, [len(t) + len(r or "") for t, r, _ in texts])
+def parse_response(reply, latency_ms, seed):
+    "Completions from a chat completions reply (the server's JSON as a dict)."
+    choices = choices_of(reply)
+    usage = reply.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    prompt_tokens, total = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not isinstance(total, int):
+        total = None
+    shares = split_tokens(total, [len(text) + len(reasoning or "") for _, text, reasoning, _ in choices])
     return [
         make_completion(
             text, reasoning=reasoning, finish_reason=finish_reason,
-            prompt_tokens=prompt_tokens, completion_tokens=share,
-            latency_ms=latency_ms, seed=seed,
+            prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
+            completion_tokens=share, latency_ms=latency_ms, seed=seed,
         )
-        for (text, reasoning, finish_reason), share in zip(texts, shares)
+        for (_, text, reasoning, finish_reason), share in zip(choices, shares)
     ]
 
 

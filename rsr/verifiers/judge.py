@@ -20,7 +20,8 @@ import asyncio
 import re
 from pathlib import Path
 
-from ..client import RequestFailed, RetryPolicy, chat_completion, make_async_client, with_retries
+from ..client import (RequestFailed, RetryPolicy, chat_completion, choices_of,
+                      make_async_client, with_retries)
 from ..errors import ConfigError
 from ..reasoning import final_answer
 from . import Verdict, Verifier, undecided, variant_name
@@ -166,8 +167,8 @@ class JudgeVerifier(Verifier):
                 return undecided(f"judge request failed: {ex}", reason="request failed",
                                  replies=replies)
             try:
-                reply = completion.choices[0].message.content or ""
-            except (AttributeError, IndexError, TypeError):
+                reply = choices_of(completion)[0][1]
+            except RequestFailed:
                 reply = ""
             replies.append(reply)
             verdict = parse_verdict(reply)
