@@ -64,12 +64,13 @@ def rsr_loop(url, prompts, concurrency, max_rollouts, step_size, verifier):
                      "max_steps": max_rollouts, "early_stop": False, "max_tokens": 256, "seed": 1},
         "verifier": {"name": verifier},
     }
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
     _, report = run_sampling(db, path, config)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    loop_cpu = time.thread_time() - loop_cpu
     written = db.execute("select count(*) from rollouts").fetchone()[0]
     assert written == report.rollouts == len(prompts) * max_rollouts, (written, report.rollouts)
-    return elapsed, written, cpu
+    return elapsed, written, cpu, loop_cpu
 
 
 def main():
@@ -92,7 +93,7 @@ def main():
             bare_loop(url, prompts, args.concurrency, steps, args.step_size, "create"))
         bare_s, bare_n, bare_cpu = asyncio.run(
             bare_loop(url, prompts, args.concurrency, steps, args.step_size, "post"))
-        rsr_s, rsr_n, rsr_cpu = rsr_loop(url, prompts, args.concurrency, args.max_rollouts,
+        rsr_s, rsr_n, rsr_cpu, rsr_loop_cpu = rsr_loop(url, prompts, args.concurrency, args.max_rollouts,
                                          args.step_size, verifier)
     finally:
         server.kill()
@@ -103,6 +104,7 @@ def main():
     figure("bare loop (create) client CPU per request", 1000 * create_cpu / requests, "ms")
     figure("bare loop (post) client CPU per request", 1000 * bare_cpu / requests, "ms")
     figure("rsr client CPU per request", 1000 * rsr_cpu / requests, "ms")
+    figure("  of which on the event loop's thread", 1000 * rsr_loop_cpu / requests, "ms")
     figure("bare loop (create) rollouts/s", create_n / create_s, "/s")
     figure("bare loop (post) rollouts/s", bare_rate, "/s")
     if args.latency:

@@ -11,11 +11,34 @@ use: WAL journal, foreign keys, a busy timeout.
 
 import os
 import sqlite3
+import sys
 from importlib import resources
 from pathlib import Path
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+
+def _import_sqlite_utils():
+    """Import sqlite-utils without pandas and numpy.
+
+    sqlite-utils imports both when they are installed, only to map their value
+    types to column types; rsr's tables come from schema.sql and never need
+    that, and the two imports are about half a second of every command's
+    start-up. They are hidden while sqlite-utils loads (unless something has
+    imported them already) and importable as usual afterwards."""
+    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # makes `import name` raise ImportError
+    try:
+        import sqlite_utils.db  # noqa: F401
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
+_import_sqlite_utils()
+
+from sqlite_utils import Database  # noqa: E402
+from sqlite_utils.migrations import Migrations  # noqa: E402
 
 from .errors import LedgerError
 

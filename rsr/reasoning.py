@@ -17,6 +17,7 @@ _BLOCK_RE = re.compile(
     re.S | re.I,
 )
 _UNCLOSED_RE = re.compile(r"^\s*<(?:" + "|".join(_OPEN_TAGS) + r")>", re.I)
+_OPEN_RE = re.compile(r"<(?:" + "|".join(_OPEN_TAGS) + r")>", re.I)
 _CLOSE_RE = re.compile(r"</(?:" + "|".join(_OPEN_TAGS) + r")>", re.I)
 _THOUGHT_RE = re.compile(
     r"<\|begin_of_thought\|>(?P<body>.*?)(?:<\|end_of_thought\|>|$)", re.S
@@ -34,6 +35,8 @@ def split_reasoning(text):
     """
     if text is None:
         return None, None
+    if "<" not in text:
+        return None, text  # every marker starts with "<"
     if "<|begin_of_thought|>" in text or "<|begin_of_solution|>" in text:
         thoughts = [m.group("body").strip() for m in _THOUGHT_RE.finditer(text)]
         solution = _SOLUTION_RE.search(text)
@@ -49,7 +52,7 @@ def split_reasoning(text):
     # Leading text before a lone closing tag is reasoning whose opening tag
     # lived in the chat template.
     first_close = _CLOSE_RE.search(rest)
-    first_open = re.search(r"<(?:" + "|".join(_OPEN_TAGS) + r")>", rest, re.I)
+    first_open = _OPEN_RE.search(rest)
     if first_close and (first_open is None or first_close.start() < first_open.start()):
         reasoning_parts.append(rest[: first_close.start()].strip())
         rest = rest[first_close.end() :]
@@ -59,7 +62,7 @@ def split_reasoning(text):
         reasoning_parts.append(match.group("body").strip())
     if found:
         rest = _BLOCK_RE.sub("", rest)
-    unclosed = re.search(r"<(?:" + "|".join(_OPEN_TAGS) + r")>", rest, re.I)
+    unclosed = _OPEN_RE.search(rest)
     if unclosed:
         # An opened block that never closed: everything after it is reasoning.
         reasoning_parts.append(rest[unclosed.end() :].strip())

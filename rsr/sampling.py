@@ -8,12 +8,15 @@ if it still needs more, goes back to the front of the queue.
 
 Exactly once: every rollout has a fixed (prompt_id, sample_index) chosen before
 it is requested, and is written (with its scores and its step) in one small
-transaction as soon as its request returns. A crash loses only requests in
+transaction as soon as its request returns. Writes run on a thread with its own
+connection, so the event loop never waits for SQLite or the disk's fsync; a
+step's prompt is checked again only once its write has committed. A crash loses only requests in
 flight; the next run plans the lowest missing sample indexes again, with the
 same seeds, and completes a step that was cut short under the same step number.
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import hashlib
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 
 from . import early_stop
 from .client import RequestFailed, RetryPolicy, with_retries
+from .db import BUSY_TIMEOUT_MS
 from .errors import RsrError
 from .runs import utcnow
 from .samplers import Completion, SampleRequest
@@ -35,13 +39,12 @@ from .verification import score_row
 
 log = logging.getLogger(__name__)
 
+# Parameters in the order rollout_row() gives them (a tuple binds faster than a dict).
 INSERT_ROLLOUT_SQL = """
 insert into rollouts (prompt_id, sample_index, step, run_id, model, sampler, params, seed,
     response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
     latency_ms, error, created_at, response_hash)
-values (:prompt_id, :sample_index, :step, :run_id, :model, :sampler, :params, :seed,
-    :response, :reasoning, :finish_reason, :truncated, :prompt_tokens, :completion_tokens,
-    :latency_ms, :error, :created_at, :response_hash)
+values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # The first write of a step creates its row; later writes of the same step (a
@@ -228,6 +231,10 @@ class SamplingLoop:
         self.writes = []
         # Prompts whose step is written, to be checked again (in one query).
         self.finished = []
+        # The writer thread's own connection and the write it is running.
+        self.write_conn = None
+        self.write_thread = None
+        self.pending_write = None
         self.wake = asyncio.Event()
         self.write_wake = asyncio.Event()
         self.n_supported = None if not sampler.batch else True
@@ -256,7 +263,11 @@ class SamplingLoop:
             setattr(self.report, key, row[key])
 
     def write(self, batch):
-        "Write [(work, indexes, completions, verdicts)] in one transaction."
+        "Write [(work, indexes, completions, verdicts)] in one transaction, here and now."
+        self.execute_write(self.write_rows(batch))
+
+    def write_rows(self, batch):
+        "The (rollouts, scores, steps) parameters of a batch of finished requests."
         now = utcnow()
         rollouts, scores, steps = [], [], []
         for work, indexes, completions, verdicts in batch:
@@ -270,28 +281,68 @@ class SamplingLoop:
                 "requested": work.requested, "received": len(indexes),
                 "started_at": work.started_at, "now": now,
             })
-        conn = self.db.conn
-        with self.db.atomic():
+        return rollouts, scores, steps
+
+    def execute_write(self, rows):
+        "Insert rows from write_rows() in one transaction (on the writer thread when it runs)."
+        rollouts, scores, steps = rows
+        if self.write_conn is None:
+            conn = self.db.conn
+            with self.db.atomic():
+                conn.executemany(INSERT_ROLLOUT_SQL, rollouts)
+                conn.executemany(INSERT_SCORE_BY_KEY_SQL, scores)
+                conn.executemany(UPSERT_STEP_SQL, steps)
+            return
+        conn = self.write_conn
+        conn.execute("begin immediate")
+        try:
             conn.executemany(INSERT_ROLLOUT_SQL, rollouts)
             conn.executemany(INSERT_SCORE_BY_KEY_SQL, scores)
             conn.executemany(UPSERT_STEP_SQL, steps)
+            conn.execute("commit")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("rollback")
+            raise
+
+    def open_writer(self):
+        """A connection of its own for the writer thread, with the ledger's settings.
+
+        A ledger in memory, or a connection inside a transaction of the
+        caller's, is written here on the loop instead."""
+        path = self.db.conn.execute("pragma database_list").fetchone()[2]
+        if not path or self.db.conn.in_transaction:
+            return
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("pragma foreign_keys = on")
+        # As open_db sets it: a committed rollout survives power loss.
+        conn.execute("pragma synchronous = full")
+        self.write_conn = conn
+        self.write_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rsr-writer")
+
+    def close_writer(self):
+        if self.write_thread is not None:
+            self.write_thread.shutdown(wait=True)
+            self.write_thread = None
+        if self.write_conn is not None:
+            self.write_conn.close()
+            self.write_conn = None
 
     def rollout_row(self, work, index, completion, now):
-        return {
-            "prompt_id": work.prompt_id, "sample_index": index, "step": work.step,
-            "run_id": self.run_id, "model": self.info.get("model"),
-            "sampler": self.info.get("sampler"), "params": self.params_json,
-            "seed": completion.seed, "response": completion.response,
-            "reasoning": completion.reasoning, "finish_reason": completion.finish_reason,
-            "truncated": int(completion.truncated), "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
-            "latency_ms": completion.latency_ms, "error": completion.error, "created_at": now,
-            "response_hash": response_hash(completion.response),
-        }
+        "The INSERT_ROLLOUT_SQL parameters of one completion."
+        return (
+            work.prompt_id, index, work.step, self.run_id, self.info.get("model"),
+            self.info.get("sampler"), self.params_json, completion.seed, completion.response,
+            completion.reasoning, completion.finish_reason, int(completion.truncated),
+            completion.prompt_tokens, completion.completion_tokens, completion.latency_ms,
+            completion.error, now, response_hash(completion.response),
+        )
 
     # -- scheduling ---------------------------------------------------------
 
     async def run(self):
+        self.open_writer()
         writer = asyncio.create_task(self.writer())
         ticker = asyncio.create_task(self.ticker())
         try:
@@ -305,9 +356,13 @@ class SamplingLoop:
             writer.cancel()
             await asyncio.gather(ticker, writer, return_exceptions=True)
             try:
+                if self.pending_write is not None:
+                    # A write the thread is still running finishes (or fails) first.
+                    await asyncio.wait([self.pending_write])
                 # Whatever arrived before the stop is written, never dropped.
                 self.flush_writes()
             finally:
+                self.close_writer()
                 close = getattr(self.sampler, "aclose", None)
                 if close is not None:
                     await close()
@@ -529,26 +584,33 @@ class SamplingLoop:
     # -- writing and progress -------------------------------------------------
 
     async def writer(self):
+        loop = asyncio.get_running_loop()
         while True:
             await self.write_wake.wait()
             self.write_wake.clear()
-            self.flush_writes()
+            if self.write_thread is None:
+                self.flush_writes()
+            elif self.writes:
+                batch, self.writes = self.writes, []
+                rows = self.write_rows([item for item, _ in batch])
+                self.pending_write = loop.run_in_executor(self.write_thread, self.execute_write, rows)
+                self.pending_write.add_done_callback(lambda done, batch=batch: settle(batch, done))
+                # Shielded: cancelling the writer (a stop) leaves the thread's
+                # write to finish; run() waits for it before the last flush.
+                await asyncio.shield(self.pending_write)
             self.wake.set()
 
     def flush_writes(self):
+        "Write what is queued, here and now (the writer thread, if any, is idle)."
         if not self.writes:
             return
         batch, self.writes = self.writes, []
         try:
             self.write([item for item, _ in batch])
         except BaseException as ex:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(ex)
+            _settle_futures(batch, ex)
             raise
-        for _, future in batch:
-            if not future.done():
-                future.set_result(None)
+        _settle_futures(batch, None)
 
     async def ticker(self):
         last_summary = 0.0
@@ -560,6 +622,20 @@ class SamplingLoop:
                 self.refresh_summary()
                 last_summary = time.monotonic()
             self.on_progress(self.report)
+
+
+def settle(batch, done):
+    "Resolve the futures of a batch whose write (a finished future) ran on the thread."
+    _settle_futures(batch, done.exception() if not done.cancelled() else asyncio.CancelledError())
+
+
+def _settle_futures(batch, error):
+    for _, future in batch:
+        if not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """The built wheel carries what an installed rsr needs: schema.sql, the
-Datasette metadata, the commands package and every subpackage."""
+Datasette metadata, the commands package and every subpackage; and the CLI
+starts without importing what no command needs up front."""
 
 import subprocess
 import sys
@@ -28,3 +29,22 @@ def test_wheel_contents(tmp_path):
         assert f"{package}/__init__.py" in names, package
     entry_points = [n for n in names if n.endswith("entry_points.txt")]
     assert "rsr = rsr.commands:cli" in zipfile.ZipFile(wheel).read(entry_points[0]).decode()
+
+
+def test_cli_starts_without_heavy_imports():
+    # Start-up time is part of every command and of every resume: the CLI must
+    # not pull in pandas or numpy (sqlite-utils would), the openai SDK or sympy
+    # before a command needs them.
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['rsr', 'sample', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('rsr', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('pandas', 'numpy', 'openai', 'sympy', 'torch') if m in sys.modules))\n"
+        "import pandas, sqlite_utils\n"  # still importable afterwards
+        "print(pandas.DataFrame is not None)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-2:] == ["[]", "True"], result.stdout + result.stderr

@@ -388,3 +388,25 @@ def test_writer_lock_is_not_kept_by_a_forked_child_of_a_killed_sampler(tmp_path)
             pass
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_request_body_carries_every_sampling_parameter(ledger, invoke):
+    # The sampler posts the body itself: the model, messages, n, the per-request
+    # seed, the sampling options and --extra-params all reach the server, and
+    # nothing rsr-internal does.
+    db_path = ledger(FOUR[:1])
+    stub = OpenAIStub(responder=easy_hard).start()
+    try:
+        result = invoke(*sample_args(db_path, stub, "--max-rollouts", "4", "--step-size", "4",
+                                     "--temperature", "0.3", "--top-p", "0.9", "--max-tokens", "77",
+                                     "--seed", "5",
+                                     "--extra-params", '{"top_k": 20, "min_p": 0.05, "stop": ["###"]}'))
+    finally:
+        stub.stop()
+    assert result.exit_code == 0, result.output
+    (request,) = stub.requests
+    body = request["body"]
+    seed = open_db(db_path).execute("select seed from rollouts where sample_index = 0").fetchone()[0]
+    assert body == {"model": "stub", "messages": [{"role": "user", "content": "easy one"}],
+                    "n": 4, "seed": seed, "temperature": 0.3, "top_p": 0.9, "max_tokens": 77,
+                    "top_k": 20, "min_p": 0.05, "stop": ["###"]}

@@ -99,3 +99,41 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     # Deterministic engine, same seeds: the interrupted ledger equals the clean one.
     assert finished_rollouts(db_path) == finished_rollouts(clean_path)
     assert seen <= finished_rollouts(db_path)
+
+
+def test_sigint_and_sigterm_write_everything_that_arrived(tmp_path):
+    # A stop lands while requests are in flight and writes are queued or running
+    # on the writer thread: what the run says it wrote is exactly what is stored,
+    # every rollout with its score, every step's count matching its rollouts.
+    db_path = tmp_path / "run.db"
+    prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
+    assert subprocess.run([sys.executable, "-m", "rsr", "load", str(db_path), str(prompts)]).returncode == 0
+    stub = OpenAIStub(responder=seeded_responder(0.02)).start()
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            before = len(finished_rollouts(db_path))
+            process = rsr_sample(db_path, stub.url)
+            deadline = time.monotonic() + 60  # bounds the wait; not a speed check
+            while len(finished_rollouts(db_path)) < before + 6 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            process.send_signal(signum)
+            _, stderr = process.communicate(timeout=60)
+            stderr = stderr.decode()
+            assert process.returncode != 0, stderr
+            line = [x for x in stderr.splitlines() if "Interrupted by" in x]
+            assert line and signal.Signals(signum).name in line[0], stderr
+            written = int(line[0].split(": ")[-1].split(" rollouts written")[0].replace(",", ""))
+            assert len(finished_rollouts(db_path)) == before + written
+    finally:
+        stub.stop()
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("select count(*) from rollouts r where not exists "
+                            "(select 1 from scores s where s.rollout_id = r.id)").fetchone()[0] == 0
+        assert conn.execute("""select count(*) from steps s where received != (select count(*)
+                            from rollouts r where r.prompt_id = s.prompt_id and r.step = s.step)"""
+                            ).fetchone()[0] == 0
+        assert [r[0] for r in conn.execute("select status from runs where command = 'sample'")] == [
+            "interrupted", "interrupted"]
+    finally:
+        conn.close()

@@ -56,6 +56,11 @@ _ACCEPT_AFTER_RE = re.compile(
     r"""(?x)[ \t]*(?:$|\n|[.,;:!?](?:\s|$)|[\-–—"']|
         \s+(?:because|since|as|which|with|for|is|are|was|were|seems|and\s+(?:the|this|that)|\()\b)"""
 )
+_WORD_RE = re.compile(r"[A-Za-z]+")
+_LETTER_RE = re.compile(r"[A-Za-z]")
+_NEXT_LETTER_RE = re.compile(r"[A-Za-z](?![A-Za-z])|[A-Z]+(?![A-Za-z])")
+_VERB_AFTER_RE = re.compile(r"\s+(?:is|are|was|were)\b")
+_AND_RE = re.compile(r"\band\b")
 _LATEX_WRAPPERS = ("\\textbf{", "\\text{", "\\mathrm{", "\\mathbf{", "\\boxed{")
 
 
@@ -132,7 +137,7 @@ def _read_letters(text, i, multi):
     i, decorated = _skip_openers(text, i)
     letters = []
     while True:
-        match = re.match(r"[A-Za-z]+", text[i : i + 12])
+        match = _WORD_RE.match(text, i, i + 12)
         if not match:
             return None
         word = match.group()
@@ -148,7 +153,7 @@ def _read_letters(text, i, multi):
         separator = _SEPARATOR_RE.match(text, j)
         if multi and separator:
             k, _ = _skip_openers(text, separator.end())
-            if re.match(r"[A-Za-z](?![A-Za-z])|[A-Z]+(?![A-Za-z])", text[k : k + 12]):
+            if _NEXT_LETTER_RE.match(text, k, k + 12):
                 i = k
                 continue
         break
@@ -165,7 +170,7 @@ def _read_letters(text, i, multi):
             # ("Answer: B 4"); "A"/"I" followed by a word are English words.
             if not (last.isupper() and last not in "AI" and follow[:1] in (" ", "\t")):
                 return None
-        elif letters[-1].islower() and re.match(r"\s+(?:is|are|was|were)\b", text[end:]):
+        elif letters[-1].islower() and _VERB_AFTER_RE.match(text, end):
             return None
     return letters, end
 
@@ -200,7 +205,7 @@ def extract_letters(text, valid, multi=False):
         if found and text[found[1] : found[1] + 1] in ("'", '"'):
             consider(found, "json", found[1])
     for match in _SUFFIX_RE.finditer(text):
-        letters = re.findall(r"[A-Za-z]", re.sub(r"\band\b", " ", match.group("letters")))
+        letters = _LETTER_RE.findall(_AND_RE.sub(" ", match.group("letters")))
         if all(letter.isupper() for letter in letters) or "(" in match.group("letters"):
             consider((letters, match.end()), "is correct", match.end())
     offset = 0
@@ -209,7 +214,7 @@ def extract_letters(text, valid, multi=False):
         if len(line) <= _LINE_MAX:
             match = _LINE_RE.fullmatch(line)
             if match:
-                words = re.sub(r"\band\b", " ", match.group("letters")).replace(",", " ").replace("&", " ").split()
+                words = _AND_RE.sub(" ", match.group("letters")).replace(",", " ").replace("&", " ").split()
                 if all(len(w) == 1 or (multi and w.isupper()) for w in words):
                     letters = [c for w in words for c in w]
                     if len(letters) == 1 or multi:
@@ -217,7 +222,7 @@ def extract_letters(text, valid, multi=False):
         offset = end + 1
     last_line_start = text.rstrip().rfind("\n") + 1
     for match in _BOLD_RE.finditer(text, last_line_start):
-        letters = re.findall(r"[A-Za-z]", match.group("letters"))
+        letters = _LETTER_RE.findall(match.group("letters"))
         consider((letters, match.end()), "bold", match.end())
     if not candidates:
         return None
