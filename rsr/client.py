@@ -133,6 +133,15 @@ def classify(ex) -> RequestFailed:
     raise ex
 
 
+def scrub(error, secret):
+    """error with every occurrence of secret (the API key) in its message
+    replaced: servers echo keys in error text ("Incorrect API key provided:
+    sk-..."), and that text is stored in rollouts.error and logged."""
+    if secret and secret != NO_KEY and len(secret) >= 6 and secret in str(error):
+        error.args = (str(error).replace(secret, "[redacted]"),) + error.args[1:]
+    return error
+
+
 def _root(error):
     "The innermost cause of an exception, for a readable message."
     for _ in range(6):
@@ -204,7 +213,7 @@ async def chat_completion(client, model, messages, extra_body=None, **params):
     try:
         reply = await client.post("/chat/completions", body=body, cast_to=object)
     except Exception as ex:  # classify() re-raises anything it does not know
-        raise classify(ex) from ex
+        raise scrub(classify(ex), client.api_key) from None
     if not isinstance(reply, dict):
         raise RequestFailed(f"malformed response: not a JSON object: {_short(repr(reply), 200)}",
                             kind="malformed")

@@ -120,7 +120,8 @@ class OpenAIStub:
             return
         status = step.get("status", 200)
         if status != 200:
-            handler.send_json(status, {"error": {"message": f"scripted {status}", "type": "error"}},
+            message = step.get("message", f"scripted {status}")
+            handler.send_json(status, {"error": {"message": message, "type": "error"}},
                           step.get("headers"))
             return
         handler.send_json(200, self.completion(body, step))

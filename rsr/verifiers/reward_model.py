@@ -22,7 +22,7 @@ the final token. Requests go through rsr.client (shared retries), up to
 import asyncio
 import threading
 
-from ..client import RetryPolicy, classify, make_async_client, RequestFailed, with_retries
+from ..client import RequestFailed, RetryPolicy, classify, make_async_client, scrub, with_retries
 from ..errors import ConfigError
 from ..reasoning import final_answer
 from . import Verdict, Verifier, undecided, variant_name
@@ -129,7 +129,7 @@ class RewardModelVerifier(Verifier):
                 try:
                     return await client.post("/pooling", cast_to=object, body=body)
                 except Exception as ex:  # classify() re-raises anything it does not know
-                    raise classify(ex) from ex
+                    raise scrub(classify(ex), client.api_key) from None
 
             async with semaphore:
                 try:

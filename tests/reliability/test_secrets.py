@@ -3,7 +3,8 @@ rsr writes: the ledger and its -wal, -vv logs, exported files, stats.json."""
 
 import pytest
 from faultserver import FaultServer
-from proc import env_without_key, rsr, write_prompts
+from proc import env_without_key, query, rsr, write_prompts
+from servers import OpenAIStub
 
 SECRET = "sk-reliability-SECRET-7f3a9c"
 
@@ -61,3 +62,24 @@ def test_run_keeps_no_key(tmp_path, how):
     assert (tmp_path / "out" / "stats.json").exists()
     recipe.unlink()  # the user's own file holds the key; nothing rsr wrote may
     assert_nowhere(tmp_path, result.stderr, result.stdout)
+
+
+def test_a_key_echoed_in_server_errors_is_redacted(tmp_path):
+    # Servers and proxies echo the key they were sent ("Incorrect API key
+    # provided: sk-..."); that text becomes the rollout's error and log lines.
+    db_path = tmp_path / "run.db"
+    assert rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", 2)).returncode == 0
+    stub = OpenAIStub().start()
+    stub.script.extend([{"status": 401, "message": f"Incorrect API key provided: {SECRET}."}] * 2)
+    try:
+        sample = rsr("-vv", "sample", db_path, "--base-url", stub.url, "--model", "m",
+                     "--verifier", "exact", "--max-rollouts", 1, "--step-size", 1,
+                     "--api-key", SECRET)
+    finally:
+        stub.stop()
+    assert sample.returncode == 0, sample.stderr
+    assert all(r["headers"].get("Authorization", r["headers"].get("authorization")) == f"Bearer {SECRET}"
+               for r in stub.requests)
+    errors = [row[0] for row in query(db_path, "select error from rollouts")]
+    assert errors == ["HTTP 401: Incorrect API key provided: [redacted]."] * 2
+    assert_nowhere(tmp_path, sample.stderr, sample.stdout)
