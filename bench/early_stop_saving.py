@@ -68,6 +68,8 @@ def replay_early_stop(fixed_db, budget, step):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--offset", type=int, default=0,
+                        help="skip this many GSM8K prompts first (to split a run across processes)")
     parser.add_argument("--budget", type=int, default=16)
     parser.add_argument("--step", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=256)
@@ -75,7 +77,8 @@ def main():
     parser.add_argument("--replay", action="store_true",
                         help="sample only the fixed arm; derive the early-stop arm from it")
     args = parser.parse_args()
-    lines = (ROOT / "data" / "gsm8k_test.jsonl").read_text().splitlines()[: args.prompts]
+    lines = (ROOT / "data" / "gsm8k_test.jsonl").read_text().splitlines()
+    lines = lines[args.offset: args.offset + args.prompts]
     prompts = [json.loads(line) for line in lines]
     fixed = arm(prompts, False, args.budget, args.step, args.max_tokens, args.seed)
     if args.replay:
@@ -86,7 +89,7 @@ def main():
         replayed = replay_early_stop(fixed["db"], args.budget, args.step)
         assert all(replayed[k] == early[k] for k in ("draws", "tokens", "solved")), (replayed, early)
     prefix = all(fixed["rollouts"].get(key) == text for key, text in early["rollouts"].items())
-    print(f"# {machine()}; GSM8K {args.prompts} prompts, embedded model, target sft, "
+    print(f"# {machine()}; GSM8K {args.prompts} prompts from #{args.offset}, embedded model, target sft, "
           f"budget {args.budget}, step {args.step}, max_tokens {args.max_tokens}"
           + ("; early-stop arm replayed from the fixed arm" if args.replay else ""))
     figure("early stop: draws", early["draws"], "")
