@@ -55,7 +55,7 @@ def fresh_ledger(records, name="bench.db"):
 
 def figure(name, value, unit, goal=None, higher_is_better=True):
     "One line: the measurement, and the goal with whether it is met."
-    text = f"{name:<44} {value:>12,.2f} {unit}"
+    text = f"{name:<52} {value:>12,.2f} {unit}"
     if goal is not None:
         met = value >= goal if higher_is_better else value <= goal
         sign = ">=" if higher_is_better else "<="

@@ -13,6 +13,10 @@ about 0.7 ms of CPU per request on top).
     python bench/orchestration.py                     # instant server, C=128
     python bench/orchestration.py --latency 0.5       # latency-bound, C=128
     python bench/orchestration.py --latency 0.5 --concurrency 512
+
+The arms run in interleaved rounds (--repeat, default 3) and each arm's best
+round counts, so that a burst of other work on the machine does not decide the
+ratio.
 """
 
 import argparse
@@ -81,43 +85,52 @@ def main():
     parser.add_argument("--max-rollouts", type=int, default=4)
     parser.add_argument("--step-size", type=int, default=2)
     parser.add_argument("--verifier", default="mcq")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of the three arms, interleaved; each arm's best round counts")
     args = parser.parse_args()
     from rsr.plugins import get_verifiers
 
     verifier = args.verifier if args.verifier in get_verifiers() else "exact"
     prompts = mcq_prompts(args.prompts)
     steps = args.max_rollouts // args.step_size
+    requests = len(prompts) * steps
+    # Each arm: (rollouts/s, client CPU ms per request, event-loop thread CPU ms per request).
+    rounds = {"create": [], "post": [], "rsr": []}
     server, url = start_stub(args.latency)
     try:
-        create_s, create_n, create_cpu = asyncio.run(
-            bare_loop(url, prompts, args.concurrency, steps, args.step_size, "create"))
-        bare_s, bare_n, bare_cpu = asyncio.run(
-            bare_loop(url, prompts, args.concurrency, steps, args.step_size, "post"))
-        rsr_s, rsr_n, rsr_cpu, rsr_loop_cpu = rsr_loop(url, prompts, args.concurrency, args.max_rollouts,
-                                         args.step_size, verifier)
+        for _ in range(args.repeat):
+            for call in ("create", "post"):
+                seconds, rollouts, cpu = asyncio.run(
+                    bare_loop(url, prompts, args.concurrency, steps, args.step_size, call))
+                rounds[call].append((rollouts / seconds, 1000 * cpu / requests, 1000 * cpu / requests))
+            seconds, rollouts, cpu, loop_cpu = rsr_loop(
+                url, prompts, args.concurrency, args.max_rollouts, args.step_size, verifier)
+            rounds["rsr"].append((rollouts / seconds, 1000 * cpu / requests, 1000 * loop_cpu / requests))
     finally:
         server.kill()
     print(f"# {machine()}; {args.prompts} prompts x {args.max_rollouts} rollouts, n={args.step_size}, "
-          f"C={args.concurrency}, latency {args.latency}s, verifier {verifier}")
-    bare_rate, rsr_rate = bare_n / bare_s, rsr_n / rsr_s
-    requests = len(prompts) * steps
-    figure("bare loop (create) client CPU per request", 1000 * create_cpu / requests, "ms")
-    figure("bare loop (post) client CPU per request", 1000 * bare_cpu / requests, "ms")
-    figure("rsr client CPU per request", 1000 * rsr_cpu / requests, "ms")
-    figure("  of which on the event loop's thread", 1000 * rsr_loop_cpu / requests, "ms")
-    figure("bare loop (create) rollouts/s", create_n / create_s, "/s")
+          f"C={args.concurrency}, latency {args.latency}s, verifier {verifier}; "
+          f"best of {args.repeat} interleaved rounds")
+    for arm, values in rounds.items():
+        print(f"#   {arm:<7} rollouts/s by round: " + ", ".join(f"{v[0]:,.0f}" for v in values))
+    best = {arm: max(values) for arm, values in rounds.items()}
+    least_cpu = {arm: min(values, key=lambda v: v[1]) for arm, values in rounds.items()}
+    figure("bare loop (create) client CPU per request", least_cpu["create"][1], "ms")
+    figure("bare loop (post) client CPU per request", least_cpu["post"][1], "ms")
+    figure("rsr client CPU per request (all threads)", least_cpu["rsr"][1], "ms")
+    figure("  of which on the event loop's thread", least_cpu["rsr"][2], "ms")
+    create_rate, bare_rate, rsr_rate = best["create"][0], best["post"][0], best["rsr"][0]
+    figure("bare loop (create) rollouts/s", create_rate, "/s")
     figure("bare loop (post) rollouts/s", bare_rate, "/s")
     if args.latency:
-        ceiling = args.concurrency / args.latency
-        bare_req, rsr_req = bare_rate / args.step_size, rsr_rate / args.step_size
-        create_req = create_n / create_s / args.step_size
-        figure("bare (create) requests/s as a fraction of C/latency", create_req / ceiling, "x")
-        figure("bare (post) requests/s as a fraction of C/latency", bare_req / ceiling, "x")
+        ceiling = args.concurrency / args.latency * args.step_size
+        figure("bare (create) requests/s as a fraction of C/latency", create_rate / ceiling, "x")
+        figure("bare (post) requests/s as a fraction of C/latency", bare_rate / ceiling, "x")
         goal = 0.85 if args.concurrency <= 128 else 0.55
-        figure("rsr requests/s as a fraction of C/latency", rsr_req / ceiling, "x", goal)
+        figure("rsr requests/s as a fraction of C/latency", rsr_rate / ceiling, "x", goal)
     else:
         figure("rsr rollouts/s", rsr_rate, "/s", 2000)
-        figure("rsr / bare loop (create)", rsr_rate / (create_n / create_s), "x")
+        figure("rsr / bare loop (create)", rsr_rate / create_rate, "x")
         figure("rsr / bare loop (post)", rsr_rate / bare_rate, "x", 0.9)
 
 

@@ -21,12 +21,13 @@ def run(script, *args, timeout=600):
 
 
 def test_orchestration_ceiling():
-    out = run("orchestration.py", "--prompts", 20, "--concurrency", 4)
-    assert "rsr / bare loop" in out and "client CPU per request" in out
+    out = run("orchestration.py", "--prompts", 20, "--concurrency", 4, "--repeat", 2)
+    assert "rsr / bare loop (post)" in out and "client CPU per request" in out
+    assert "rsr     rollouts/s by round: " in out
 
 
 def test_orchestration_latency_bound():
-    out = run("orchestration.py", "--prompts", 8, "--concurrency", 4, "--latency", 0.05)
+    out = run("orchestration.py", "--prompts", 8, "--concurrency", 4, "--latency", 0.05, "--repeat", 1)
     assert "rsr requests/s as a fraction of C/latency" in out
 
 
@@ -38,6 +39,12 @@ def test_real_engine():
 def test_early_stop_saving():
     out = run("early_stop_saving.py", "--prompts", 1, "--budget", 2, "--step", 1, "--max-tokens", 8)
     assert "early-stop draws are a prefix of the fixed draws (same seeds): True" in out
+
+
+def test_early_stop_saving_replayed():
+    out = run("early_stop_saving.py", "--prompts", 1, "--offset", 5, "--budget", 2, "--step", 1,
+              "--max-tokens", 8, "--replay")
+    assert "early-stop arm replayed from the fixed arm" in out and "1 prompts from #5" in out
 
 
 def test_verification():
