@@ -160,6 +160,10 @@ class Work:
     requested: int
     started_at: str = field(default_factory=utcnow)
     outstanding: int = 0
+    # Sample indexes the ledger held when the step was planned, and those this
+    # step has written: together, what the prompt holds once it is written.
+    taken: set = field(default_factory=set)
+    written: list = field(default_factory=list)
 
 
 def derive_seed(base_seed, prompt_id, sample_index):
@@ -170,8 +174,12 @@ def derive_seed(base_seed, prompt_id, sample_index):
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def plan_step(db, row, settings):
-    "The next Work for a pending prompt row, or None if it needs nothing."
+def plan_step(db, row, settings, previous=None):
+    """The next Work for a pending prompt row, or None if it needs nothing.
+
+    previous is the prompt's last Work in this run, if any: its indexes and
+    parsed messages are reused instead of read again (this run holds the
+    writer lock, so nothing else adds rollouts meanwhile)."""
     rollouts, steps, requested = row["rollouts"], row["steps"], row["requested"]
     room = settings.max_rollouts - rollouts
     if room <= 0:
@@ -183,20 +191,27 @@ def plan_step(db, row, settings):
         step, count = steps + 1, min(settings.step_size, room)
         step_requested = count
     taken = set()
-    if rollouts:
+    if previous is not None and len(previous.taken) + len(previous.written) == rollouts:
+        taken = previous.taken.union(previous.written)
+    if rollouts and len(taken) != rollouts:
         taken = {r[0] for r in db.execute(SAMPLE_INDEXES_SQL, {"prompt_id": row["id"]})}
     indexes, candidate = [], 0
     while len(indexes) < count:
         if candidate not in taken:
             indexes.append(candidate)
         candidate += 1
+    if previous is not None:
+        messages, metadata = previous.messages, previous.metadata
+    else:
+        messages, metadata = json.loads(row["messages"]), json.loads(row["metadata"] or "{}")
     return Work(
         prompt_id=row["id"],
-        messages=json.loads(row["messages"]),
-        metadata=json.loads(row["metadata"] or "{}"),
+        messages=messages,
+        metadata=metadata,
         step=step,
         indexes=indexes,
         requested=step_requested,
+        taken=taken,
     )
 
 
@@ -402,8 +417,8 @@ class SamplingLoop:
             self.wake.clear()
             await self.wake.wait()
 
-    def enqueue(self, row, front):
-        work = plan_step(self.db, row, self.settings)
+    def enqueue(self, row, front, previous=None):
+        work = plan_step(self.db, row, self.settings, previous)
         if work is None:
             return False
         self.in_flight.add(work.prompt_id)
@@ -539,6 +554,7 @@ class SamplingLoop:
                     verdicts[i] = verdict
         future = asyncio.get_running_loop().create_future()
         self.writes.append(((work, indexes, completions, verdicts), future))
+        work.written.extend(indexes)
         self.write_wake.set()
         self.count(completions, verdicts)
         return future
@@ -569,17 +585,17 @@ class SamplingLoop:
             return
         # The prompt stays in flight until it is checked, so that a page of
         # pending prompts read meanwhile does not plan it twice.
-        self.finished.append(work.prompt_id)
+        self.finished.append(work)
         self.wake.set()
 
     def requeue_finished(self):
         "Check the prompts whose steps finished; requeue, in front, those that need more."
-        ids, self.finished = self.finished, []
-        rows = self.prompt_states(ids)
-        self.in_flight.difference_update(ids)
+        works, self.finished = {w.prompt_id: w for w in self.finished}, []
+        rows = self.prompt_states(list(works))
+        self.in_flight.difference_update(works)
         for row in rows:
             if not row["satisfied"] and row["within_budget"] or row["incomplete"]:
-                self.enqueue(row, front=True)
+                self.enqueue(row, front=True, previous=works[row["id"]])
 
     # -- writing and progress -------------------------------------------------
 

@@ -10,7 +10,7 @@ from servers import OpenAIStub
 from rsr import open_db
 from rsr.early_stop import parse_target
 from rsr.errors import ConfigError
-from rsr.sampling import SampleSettings, plan_step
+from rsr.sampling import SampleSettings, Work, plan_step
 
 
 def last_user(body):
@@ -312,6 +312,23 @@ def test_plan_completes_a_step_cut_short(db_path):
     add_rollout(db, "p", 2)
     work = plan_step(db, row, SampleSettings(max_rollouts=6, step_size=4))
     assert (work.step, work.indexes, work.requested) == (2, [4, 5], 2)
+
+
+def test_plan_reuses_the_previous_step_only_when_it_accounts_for_every_rollout(db_path):
+    db = open_db(db_path)
+    add_prompt(db, "p")
+    for index in (0, 1, 3):
+        add_rollout(db, "p", index)
+    row = next(db.query("select id, messages, metadata, 3 as rollouts, 2 as steps, 3 as requested from prompts"))
+    settings = SampleSettings(max_rollouts=16, step_size=2)
+    previous = Work("p", [{"role": "user", "content": "kept"}], {"answer": "x"}, 2, [3], 1,
+                    taken={0, 1}, written=[3])
+    work = plan_step(db, row, settings, previous)
+    assert (work.indexes, work.taken, work.messages) == ([2, 4], {0, 1, 3}, previous.messages)
+    # A previous step that does not add up to the ledger's count is not trusted:
+    # the indexes are read from the ledger.
+    stale = Work("p", previous.messages, {}, 2, [1], 1, taken={0}, written=[1])
+    assert plan_step(db, row, settings, stale).indexes == [2, 4]
 
 
 @pytest.mark.parametrize("text", ["sft:2", "multi-sft", "best", "dpo:1", "multi-sft:0"])

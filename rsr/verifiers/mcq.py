@@ -204,7 +204,11 @@ def extract_letters(text, valid, multi=False):
         found = _read_letters(text, match.end(), multi)
         if found and text[found[1] : found[1] + 1] in ("'", '"'):
             consider(found, "json", found[1])
-    for match in _SUFFIX_RE.finditer(text):
+    # "B is correct": the pattern needs "correct" or "right", and is the slowest
+    # scan here, so it runs only on text that has one of them.
+    lowered = text.lower()
+    suffixes = _SUFFIX_RE.finditer(text) if "correct" in lowered or "right" in lowered else ()
+    for match in suffixes:
         letters = _LETTER_RE.findall(_AND_RE.sub(" ", match.group("letters")))
         if all(letter.isupper() for letter in letters) or "(" in match.group("letters"):
             consider((letters, match.end()), "is correct", match.end())
