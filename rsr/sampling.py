@@ -18,6 +18,7 @@ same seeds, and completes a step that was cut short under the same step number.
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import gc
 import hashlib
 import json
@@ -39,32 +40,71 @@ from .verification import score_row
 
 log = logging.getLogger(__name__)
 
-# Parameters in the order rollout_row() gives them (a tuple binds faster than a dict).
-INSERT_ROLLOUT_SQL = """
-insert into rollouts (prompt_id, sample_index, step, run_id, model, sampler, params, seed,
-    response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
-    latency_ms, error, created_at, response_hash)
-values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-# The first write of a step creates its row; later writes of the same step (a
-# server that ignores n, or a run completing a step a crash cut short) add to it.
-UPSERT_STEP_SQL = """
-insert into steps (prompt_id, step, run_id, requested, received, started_at, finished_at)
-values (:prompt_id, :step, :run_id, :requested, :received, :started_at,
-        case when :received >= :requested then :now end)
-on conflict (prompt_id, step) do update set
-    received = steps.received + excluded.received,
-    run_id = excluded.run_id,
-    finished_at = case when steps.received + excluded.received >= steps.requested
-                       then :now end
-"""
+# Writes are multi-row INSERTs: one statement (one sqlite3_step) inserts many
+# rows, triggers included, without holding the GIL. executemany() would take
+# the GIL back for every row, and on the writer thread each of those handoffs
+# waits for the busy event loop (seconds per batch, measured).
+# Each is (head, one row's VALUES tuple, tail); rows are tuples in that order.
+INSERT_ROLLOUTS = (
+    """insert into rollouts (prompt_id, sample_index, step, run_id, model, sampler, params, seed,
+        response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
+        latency_ms, error, created_at, response_hash)""",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "",
+)
 
 # Scores of rollouts written in the same transaction, found by their key.
-INSERT_SCORE_BY_KEY_SQL = """
-insert into scores (rollout_id, verifier, score, passed, extracted, details, error)
-values ((select id from rollouts where prompt_id = ? and sample_index = ?), ?, ?, ?, ?, ?, ?)
-"""
+INSERT_SCORES = (
+    "insert into scores (rollout_id, verifier, score, passed, extracted, details, error)",
+    "((select id from rollouts where prompt_id = ? and sample_index = ?), ?, ?, ?, ?, ?, ?)",
+    "",
+)
+
+# The first write of a step creates its row; later writes of the same step (a
+# server that ignores n, or a run completing a step a crash cut short) add to
+# it. The tail's one parameter is the time of the write.
+UPSERT_STEPS = (
+    "insert into steps (prompt_id, step, run_id, requested, received, started_at, finished_at)",
+    "(?, ?, ?, ?, ?, ?, ?)",
+    """on conflict (prompt_id, step) do update set
+        received = steps.received + excluded.received,
+        run_id = excluded.run_id,
+        finished_at = case when steps.received + excluded.received >= steps.requested
+                           then ? end""",
+)
+
+# Rows per statement: a few sizes, so a handful of prepared statements serve
+# every batch.
+CHUNK_ROWS = (256, 64, 16, 4, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _statement(head, values, tail, rows):
+    return f"{head} values {', '.join([values] * rows)} {tail}"
+
+
+def insert_rows(conn, statement, rows, tail_params=()):
+    "Insert rows (tuples) with a few multi-row statements."
+    head, values, tail = statement
+    # Older SQLite builds allow only 999 parameters in a statement.
+    width = values.count("?")
+    limit = max(1, (_max_variables(conn) - len(tail_params)) // width)
+    start = 0
+    while start < len(rows):
+        count = next(c for c in CHUNK_ROWS if c <= min(limit, len(rows) - start))
+        chunk = rows[start:start + count]
+        params = [value for row in chunk for value in row]
+        params.extend(tail_params)
+        conn.execute(_statement(head, values, tail, count), params)
+        start += count
+
+
+def _max_variables(conn):
+    try:
+        return conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:  # Python 3.10
+        return 999
+
 
 SAMPLE_INDEXES_SQL = "select sample_index from rollouts where prompt_id = :prompt_id"
 
@@ -246,6 +286,8 @@ class SamplingLoop:
         self.writes = []
         # Prompts whose step is written, to be checked again (in one query).
         self.finished = []
+        # Steps whose requests are done and whose writes have not committed yet.
+        self.committing = 0
         # The writer thread's own connection and the write it is running.
         self.write_conn = None
         self.write_thread = None
@@ -291,29 +333,27 @@ class SamplingLoop:
                 if verdict is not None:
                     row = score_row(None, self.verifier_name, verdict)
                     scores.append((work.prompt_id, index) + row[1:])
-            steps.append({
-                "prompt_id": work.prompt_id, "step": work.step, "run_id": self.run_id,
-                "requested": work.requested, "received": len(indexes),
-                "started_at": work.started_at, "now": now,
-            })
-        return rollouts, scores, steps
+            received = len(indexes)
+            steps.append((work.prompt_id, work.step, self.run_id, work.requested, received,
+                          work.started_at, now if received >= work.requested else None))
+        return rollouts, scores, steps, now
 
     def execute_write(self, rows):
         "Insert rows from write_rows() in one transaction (on the writer thread when it runs)."
-        rollouts, scores, steps = rows
+        rollouts, scores, steps, now = rows
         if self.write_conn is None:
             conn = self.db.conn
             with self.db.atomic():
-                conn.executemany(INSERT_ROLLOUT_SQL, rollouts)
-                conn.executemany(INSERT_SCORE_BY_KEY_SQL, scores)
-                conn.executemany(UPSERT_STEP_SQL, steps)
+                insert_rows(conn, INSERT_ROLLOUTS, rollouts)
+                insert_rows(conn, INSERT_SCORES, scores)
+                insert_rows(conn, UPSERT_STEPS, steps, (now,))
             return
         conn = self.write_conn
         conn.execute("begin immediate")
         try:
-            conn.executemany(INSERT_ROLLOUT_SQL, rollouts)
-            conn.executemany(INSERT_SCORE_BY_KEY_SQL, scores)
-            conn.executemany(UPSERT_STEP_SQL, steps)
+            insert_rows(conn, INSERT_ROLLOUTS, rollouts)
+            insert_rows(conn, INSERT_SCORES, scores)
+            insert_rows(conn, UPSERT_STEPS, steps, (now,))
             conn.execute("commit")
         except BaseException:
             if conn.in_transaction:
@@ -345,7 +385,7 @@ class SamplingLoop:
             self.write_conn = None
 
     def rollout_row(self, work, index, completion, now):
-        "The INSERT_ROLLOUT_SQL parameters of one completion."
+        "The INSERT_ROLLOUTS parameters of one completion."
         return (
             work.prompt_id, index, work.step, self.run_id, self.info.get("model"),
             self.info.get("sampler"), self.params_json, completion.seed, completion.response,
@@ -406,7 +446,8 @@ class SamplingLoop:
                         found = True
             while self.ready and len(self.active) < capacity:
                 self.launch()
-            if exhausted and not (self.active or self.ready or self.writes or self.finished):
+            if exhausted and not (self.active or self.ready or self.writes or self.finished
+                                  or self.committing):
                 if not found:
                     return
                 # Start a new pass from the top; it ends the run if it finds nothing.
@@ -437,16 +478,43 @@ class SamplingLoop:
 
     def task_done(self, task):
         self.active.discard(task)
-        if not task.cancelled() and task.exception() is not None and self.abort_error is None:
-            error = task.exception()
-            self.abort_error = f"Sampling failed: {type(error).__name__}: {error}"
-            if isinstance(error, sqlite3.DatabaseError):
-                # The ledger's disk or file (full, read-only): no bug, no traceback;
-                # raised as it is for the caller to report.
-                self.ledger_error = error
-            else:
-                log.error("sampling task failed", exc_info=error)
+        if not task.cancelled() and task.exception() is not None:
+            self.fail(task.exception())
         self.wake.set()
+
+    def fail(self, error):
+        "Stop the run on an error from a task or a write (the first one is reported)."
+        if self.abort_error is not None:
+            return
+        self.abort_error = f"Sampling failed: {type(error).__name__}: {error}"
+        if isinstance(error, sqlite3.DatabaseError):
+            # The ledger's disk or file (full, read-only): no bug, no traceback;
+            # raised as it is for the caller to report.
+            self.ledger_error = error
+        else:
+            log.error("sampling task failed", exc_info=error)
+        self.wake.set()
+
+    def after_commit(self, works, waits):
+        """Finish these steps once their writes (waits) have committed.
+
+        The task that ran the requests ends now, so its concurrency slot takes
+        other work while the writer thread commits (an fsync, or a checkpoint
+        of tens of milliseconds); the prompts are checked again after it."""
+        self.committing += len(works)
+
+        def committed(done):
+            self.committing -= len(works)
+            if done.cancelled():
+                pass  # the run is stopping
+            elif done.exception() is not None:
+                self.fail(done.exception())
+            else:
+                for work in works:
+                    self.step_finished(work)
+            self.wake.set()
+
+        asyncio.gather(*waits).add_done_callback(committed)
 
     # -- requests -----------------------------------------------------------
 
@@ -458,8 +526,7 @@ class SamplingLoop:
             await self._run_requests(work, remaining, waits)
         except _Unreachable:
             pass
-        await asyncio.gather(*waits)
-        self.step_finished(work)
+        self.after_commit([work], waits)
 
     async def _run_requests(self, work, remaining, waits):
         while remaining:
@@ -531,9 +598,7 @@ class SamplingLoop:
         for work, completions in zip(works, results):
             completions = completions[: len(work.indexes)]
             waits.append(await self.submit(work, work.indexes[: len(completions)], completions))
-        await asyncio.gather(*waits)
-        for work in works:
-            self.step_finished(work)
+        self.after_commit(works, waits)
 
     async def submit(self, work, indexes, completions):
         "Score completions and queue them for writing; returns a future for the write."

@@ -2,6 +2,7 @@
 retries, truncation, servers that ignore n, secrets."""
 
 import json
+import sqlite3
 
 import pytest
 from helpers import add_prompt, add_rollout, write_jsonl
@@ -10,7 +11,7 @@ from servers import OpenAIStub
 from rsr import open_db
 from rsr.early_stop import parse_target
 from rsr.errors import ConfigError
-from rsr.sampling import SampleSettings, Work, plan_step
+from rsr.sampling import UPSERT_STEPS, SampleSettings, Work, insert_rows, plan_step
 
 
 def last_user(body):
@@ -427,3 +428,32 @@ def test_request_body_carries_every_sampling_parameter(ledger, invoke):
     assert body == {"model": "stub", "messages": [{"role": "user", "content": "easy one"}],
                     "n": 4, "seed": seed, "temperature": 0.3, "top_p": 0.9, "max_tokens": 77,
                     "top_k": 20, "min_p": 0.05, "stop": ["###"]}
+
+
+def test_multi_row_writes_keep_every_row_once_in_order(tmp_path):
+    conn = sqlite3.connect(tmp_path / "t.db")
+    conn.execute("create table t (a integer, b text)")
+    rows = [(i, f"text {i}\x00with a NUL" if i == 7 else f"text {i}") for i in range(301)]
+    insert_rows(conn, ("insert into t (a, b)", "(?, ?)", ""), rows)
+    assert conn.execute("select a, b from t order by rowid").fetchall() == rows
+    if not hasattr(conn, "setlimit"):
+        return  # Python 3.10 cannot lower the limit (and rsr assumes 999 there)
+    # An SQLite that takes few parameters per statement gets smaller statements.
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 9)
+    conn.execute("delete from t")
+    insert_rows(conn, ("insert into t (a, b)", "(?, ?)", ""), rows[:23])
+    assert conn.execute("select a, b from t order by rowid").fetchall() == rows[:23]
+
+
+def test_step_upserts_in_one_batch_add_up(db_path):
+    # A server that ignores n answers a step in several requests, which can land
+    # in the same write: the step's row counts them all.
+    db = open_db(db_path)
+    add_prompt(db, "p")
+    rows = [("p", 1, None, 4, 1, "t0", None), ("p", 1, None, 4, 2, "t0", None),
+            ("p", 1, None, 4, 1, "t0", None), ("p", 2, None, 2, 2, "t1", "t2")]
+    with db.atomic():
+        insert_rows(db.conn, UPSERT_STEPS, rows, ("t3",))
+    assert db.execute("select step, requested, received, finished_at from steps order by step"
+                      ).fetchall() == [(1, 4, 4, "t3"), (2, 2, 2, "t2")]
+    assert db.execute("select steps, requested from progress").fetchone() == (2, 6)
