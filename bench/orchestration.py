@@ -16,11 +16,18 @@ about 0.7 ms of CPU per request on top).
 
 The arms run in interleaved rounds (--repeat, default 3) and each arm's best
 round counts, so that a burst of other work on the machine does not decide the
-ratio.
+ratio. --profile instead runs the bare (post) loop and rsr once each under
+cProfile and prints where each spends its event loop's time, grouped by module
+(profiling slows both about twofold; compare the columns, not the totals).
+
+    python bench/orchestration.py --profile
 """
 
 import argparse
 import asyncio
+import collections
+import cProfile
+import pstats
 import time
 
 from common import figure, fresh_ledger, machine, mcq_prompts, start_stub
@@ -77,6 +84,44 @@ def rsr_loop(url, prompts, concurrency, max_rollouts, step_size, verifier):
     return elapsed, written, cpu, loop_cpu
 
 
+def module_group(filename, function):
+    "A readable group for a profiled function: rsr's file, a package, or a builtin."
+    if "/rsr/" in filename:
+        return "rsr/" + filename.split("/rsr/")[-1]
+    if "site-packages/" in filename:
+        return filename.split("site-packages/")[1].split("/")[0]
+    if filename.startswith("~"):
+        return "builtin " + function.split(" of ")[0].strip("<>")[:40]
+    return "stdlib " + filename.split("/")[-1]
+
+
+def profile(url, prompts, args, steps, verifier):
+    "Per-request event-loop time by module group, bare (post) loop vs rsr."
+    requests = len(prompts) * steps
+    groups = {}
+    for arm in ("post", "rsr"):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        if arm == "rsr":
+            rsr_loop(url, prompts, args.concurrency, args.max_rollouts, args.step_size, verifier)
+        else:
+            asyncio.run(bare_loop(url, prompts, args.concurrency, steps, args.step_size, "post"))
+        profiler.disable()
+        totals = collections.Counter()
+        for (filename, _, function), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():
+            totals[module_group(filename, function)] += own
+        groups[arm] = totals
+    print(f"# profiled: ms of event-loop CPU per request, {requests:,} requests; "
+          "largest differences first")
+    print(f"{'module':<48} {'bare (post)':>12} {'rsr':>10}")
+    names = set(groups["post"]) | set(groups["rsr"])
+    for name in sorted(names, key=lambda n: groups["post"][n] - groups["rsr"][n])[:25]:
+        print(f"{name:<48} {1000 * groups['post'][name] / requests:>12.3f} "
+              f"{1000 * groups['rsr'][name] / requests:>10.3f}")
+    print(f"{'total':<48} {1000 * sum(groups['post'].values()) / requests:>12.3f} "
+          f"{1000 * sum(groups['rsr'].values()) / requests:>10.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=2000)
@@ -87,6 +132,8 @@ def main():
     parser.add_argument("--verifier", default="mcq")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of the three arms, interleaved; each arm's best round counts")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the bare (post) loop and rsr instead of timing them")
     args = parser.parse_args()
     from rsr.plugins import get_verifiers
 
@@ -97,6 +144,12 @@ def main():
     # Each arm: (rollouts/s, client CPU ms per request, event-loop thread CPU ms per request).
     rounds = {"create": [], "post": [], "rsr": []}
     server, url = start_stub(args.latency)
+    if args.profile:
+        try:
+            profile(url, prompts, args, steps, verifier)
+        finally:
+            server.kill()
+        return
     try:
         for _ in range(args.repeat):
             for call in ("create", "post"):

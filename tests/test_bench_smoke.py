@@ -26,6 +26,11 @@ def test_orchestration_ceiling():
     assert "rsr     rollouts/s by round: " in out
 
 
+def test_orchestration_profile():
+    out = run("orchestration.py", "--prompts", 20, "--concurrency", 4, "--profile")
+    assert "rsr/verifiers/mcq.py" in out and "openai" in out
+
+
 def test_orchestration_latency_bound():
     out = run("orchestration.py", "--prompts", 8, "--concurrency", 4, "--latency", 0.05, "--repeat", 1)
     assert "rsr requests/s as a fraction of C/latency" in out
