@@ -68,7 +68,32 @@ class JSONHandler(BaseHTTPRequestHandler):
             return False  # the client gave up (a timeout) or was killed
 
 
-class OpenAIStub:
+class ServerThread:
+    "An HTTP server on 127.0.0.1 (a free port) served from a thread: start/stop or `with`."
+
+    def serve(self, server):
+        self.server = server
+        self.server.daemon_threads = True
+        self.port = server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class OpenAIStub(ServerThread):
     "A scripted OpenAI-compatible chat completions server on 127.0.0.1."
 
     def __init__(self, responder=None, honour_n=True, usage=True):
@@ -95,11 +120,7 @@ class OpenAIStub:
                 stub.handle(self, body, step)
 
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
 
     def handle(self, handler, body, step):
         step = step or {}
@@ -142,14 +163,6 @@ class OpenAIStub:
             payload["usage"] = {"prompt_tokens": 7, "completion_tokens": 5 * len(choices),
                                 "total_tokens": 7 + 5 * len(choices)}
         return payload
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

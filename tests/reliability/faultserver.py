@@ -33,7 +33,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 
-from servers import JSONHandler
+from servers import JSONHandler, ServerThread
 
 FAULTS_TRANSIENT = ("429", "429-retry-after", "500", "502", "503", "hang", "close",
                     "malformed", "zero-choices")
@@ -82,7 +82,7 @@ class Answer:
     epoch: int = 0
 
 
-class FaultServer:
+class FaultServer(ServerThread):
     """The server; start() it, point --base-url at .url, stop() it.
 
     rate is the share of requests that get a fault; weights picks among
@@ -108,9 +108,7 @@ class FaultServer:
         self.log = []
         self.attempts = Counter()
         self.lock = threading.Lock()
-        self.server = QuietServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(QuietServer(("127.0.0.1", 0), self._handler()))
 
     # -- the schedule -----------------------------------------------------------
 
@@ -220,16 +218,3 @@ class FaultServer:
         with self.lock:
             return Counter(entry.fault for entry in self.log)
 
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
