@@ -23,6 +23,7 @@ import gc
 import hashlib
 import json
 import logging
+import os
 import signal
 import sqlite3
 import time
@@ -147,6 +148,9 @@ class SampleSettings:
     # Stop the run when this many requests in a row fail for good: the server is
     # down, and writing error rows would only burn every prompt's budget.
     max_consecutive_failures: int = 50
+    # Score an inline verifier in a helper process when the sampler's requests
+    # keep the event loop's core busy (see rsr.verifiers.offload).
+    offload_scoring: bool = True
 
 
 @dataclass
@@ -204,6 +208,14 @@ class Work:
     # step has written: together, what the prompt holds once it is written.
     taken: set = field(default_factory=set)
     written: list = field(default_factory=list)
+
+
+def usable_cpus():
+    "CPUs this process may run on."
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def derive_seed(base_seed, prompt_id, sample_index):
@@ -299,6 +311,8 @@ class SamplingLoop:
         self.abort_error = None
         self.ledger_error = None
         self.stopping = False
+        # True when the scorer runs in a helper process (set by sample()).
+        self.offloaded = False
 
     # -- the ledger ---------------------------------------------------------
 
@@ -607,6 +621,7 @@ class SamplingLoop:
             if c.error is None and not c.truncated and c.response is not None
         ]
         verdicts = [None] * len(completions)
+        stopped = False
         if self.scorer is not None:
             # A sampler that scores where it samples (a Ray executor verifying on
             # its workers) hands back verdicts; only the others are scored here.
@@ -615,13 +630,23 @@ class SamplingLoop:
             todo = [i for i in valid if verdicts[i] is None]
             if todo:
                 items = [(completions[i].response, work.metadata, work.messages) for i in todo]
-                for i, verdict in zip(todo, await self.scorer.ascore(items)):
+                try:
+                    scored = await self.scorer.ascore(items)
+                except asyncio.CancelledError:
+                    if not self.offloaded:
+                        raise
+                    # The run is stopping while the helper process held these:
+                    # they arrived, so they are scored here and written.
+                    stopped, scored = True, self.scorer.verifier.check_many(items)
+                for i, verdict in zip(todo, scored):
                     verdicts[i] = verdict
         future = asyncio.get_running_loop().create_future()
         self.writes.append(((work, indexes, completions, verdicts), future))
         work.written.extend(indexes)
         self.write_wake.set()
         self.count(completions, verdicts)
+        if stopped:
+            raise asyncio.CancelledError()
         return future
 
     def count(self, completions, verdicts):
@@ -776,9 +801,15 @@ def sample(db, sampler, scorer, settings, run_id=None, on_progress=None) -> Samp
             for signum in installed:
                 loop.remove_signal_handler(signum)
 
+    loop_runner.offloaded = (
+        scorer is not None and settings.offload_scoring and getattr(sampler, "loop_bound", False)
+        and usable_cpus() >= 2 and scorer.start_offload()
+    )
     try:
         return asyncio.run(main())
     finally:
+        if loop_runner.offloaded:
+            scorer.stop_offload()
         close = getattr(sampler, "close", None)
         if close is not None:
             close()

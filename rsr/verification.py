@@ -4,7 +4,9 @@
 by `rsr verify` and the inline scoring in `rsr sample`. How it runs depends on
 the verifier:
 
-- inline verifiers (mcq, exact) run in this process, on the caller's thread;
+- inline verifiers (mcq, exact) run in this process, on the caller's thread,
+  or, in a sampling loop that issues HTTP requests, in one helper process
+  (start_offload(); rsr.verifiers.offload) so they take no time from the loop;
 - CPU verifiers that may hang (math, a user's function) run in worker processes
   (rsr.verifiers.pool) with a hard timeout per check, also with workers=0
   (then one worker);
@@ -103,6 +105,23 @@ class Scorer:
             self.mode = "inline"
         self._pool = None
         self._pool_lock = threading.Lock()
+        self._offload = None
+
+    def start_offload(self):
+        """Score an inline verifier in a helper process from now on (ascore only);
+        returns whether it does. Call it before starting threads: it forks."""
+        from .verifiers import offload
+
+        if self.mode != "inline" or self._offload is not None or not offload.available():
+            return False
+        self._offload = offload.ScoringProcess(self.verifier)
+        return True
+
+    def stop_offload(self):
+        "Score inline again; the helper process stops after what it holds."
+        if self._offload is not None:
+            self._offload.close()
+            self._offload = None
 
     @property
     def pool(self):
@@ -133,6 +152,8 @@ class Scorer:
         items = list(items)
         if not items:
             return []
+        if self._offload is not None:
+            return await self._offload.score(items)
         if self.mode == "async":
             return await self.verifier.acheck_many(items)
         if self.mode == "inline":
@@ -141,6 +162,7 @@ class Scorer:
 
     def close(self):
         "Stop worker processes and release the verifier's resources."
+        self.stop_offload()
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.close()

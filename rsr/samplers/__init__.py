@@ -78,6 +78,10 @@ class Sampler:
     name = ""
     description = ""
     batch = False
+    # True when the sampler's work is requests issued from the event loop (an
+    # HTTP client): the loop's one core is then the limit, and an inline
+    # verifier is better run in a helper process (rsr.verifiers.offload).
+    loop_bound = False
 
     def __init__(self, model=None, **options):
         self.model = model

@@ -11,6 +11,7 @@ from . import Sampler, make_completion
 class OpenAISampler(Sampler):
     name = "openai"
     description = "Any OpenAI-compatible chat completions endpoint (vLLM, SGLang, llama.cpp, OpenAI)"
+    loop_bound = True
 
     def __init__(self, model=None, base_url=None, api_key=None, timeout=600.0,
                  transport="aiohttp", **options):
