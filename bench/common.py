@@ -39,15 +39,16 @@ def mcq_prompts(count):
     ]
 
 
-def fresh_ledger(records, name="bench.db"):
-    "A new ledger in a temporary folder with these prompts loaded; returns (db, path)."
+def fresh_ledger(records, name="bench.db", path=None):
+    """A new ledger with these prompts loaded, in a temporary folder (or at
+    path); returns (db, path)."""
     from rsr import open_db
     from rsr.loading import load_prompts
 
     folder = Path(tempfile.mkdtemp(prefix="rsr-bench-"))
     source = folder / "prompts.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
-    path = folder / name
+    path = Path(path) if path else folder / name
     db = open_db(path)
     load_prompts(db, [source])
     return db, path

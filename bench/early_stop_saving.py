@@ -13,6 +13,15 @@ the time; the smoke test runs both arms for real and checks the prefix.
     python bench/early_stop_saving.py                      # 200 prompts, both arms (hours on 2 cores)
     python bench/early_stop_saving.py --replay             # 200 prompts, fixed arm + replay
     python bench/early_stop_saving.py --prompts 20 --max-tokens 160
+
+The fixed arm takes hours on a small machine, so it can keep its ledger
+(`--ledger`: re-running the same command resumes it, as `rsr sample` does) and
+be split across processes with `--offset`, each with its own ledger;
+`--combine` then prints the figures over the finished ledgers:
+
+    python bench/early_stop_saving.py --replay --prompts 100 --ledger a.db
+    python bench/early_stop_saving.py --replay --prompts 100 --offset 100 --ledger b.db
+    python bench/early_stop_saving.py --combine a.db b.db
 """
 
 import argparse
@@ -22,10 +31,10 @@ import time
 from common import ROOT, figure, fresh_ledger, machine
 
 
-def arm(prompts, early_stop, budget, step, max_tokens, seed):
+def arm(prompts, early_stop, budget, step, max_tokens, seed, ledger=None):
     from rsr.pipeline import run_sampling
 
-    db, path = fresh_ledger(prompts)
+    db, path = kept_ledger(prompts, ledger) if ledger else fresh_ledger(prompts)
     config = {
         "sampler": {"name": "local"},
         "sampling": {"target": "sft", "early_stop": early_stop, "max_rollouts": budget,
@@ -36,11 +45,54 @@ def arm(prompts, early_stop, budget, step, max_tokens, seed):
     started = time.perf_counter()
     run_sampling(db, path, config)
     seconds = time.perf_counter() - started
-    draws, tokens = db.execute("select count(*), sum(completion_tokens) from rollouts").fetchone()
-    solved = db.execute("select count(*) from verdicts where verifier = 'math' and passed > 0").fetchone()[0]
     rollouts = {(p, i): r for p, i, r in db.execute("select prompt_id, sample_index, response from rollouts")}
-    return {"draws": draws, "tokens": tokens, "solved": solved, "seconds": seconds,
-            "rollouts": rollouts, "db": db}
+    return dict(spent(db), seconds=seconds, rollouts=rollouts, db=db)
+
+
+def spent(db):
+    "Draws, completion tokens and prompts with a passing rollout in a ledger."
+    draws, tokens = db.execute("select count(*), coalesce(sum(completion_tokens), 0) from rollouts").fetchone()
+    solved = db.execute("select count(*) from verdicts where verifier = 'math' and passed > 0").fetchone()[0]
+    return {"draws": draws, "tokens": tokens, "solved": solved}
+
+
+def kept_ledger(prompts, path):
+    "The ledger at path, created with these prompts, or resumed if it holds exactly them."
+    from pathlib import Path
+
+    from rsr import open_db
+
+    ids = [p["id"] for p in prompts]
+    if not Path(path).exists():
+        return fresh_ledger(prompts, path=path)
+    db = open_db(path)
+    held = [row[0] for row in db.execute("select id from prompts order by rowid")]
+    if held != ids:
+        raise SystemExit(f"{path} holds other prompts ({len(held)}, from {held[:1]}) than these "
+                         f"({len(ids)}, from {ids[:1]}): use another --ledger or the same --offset/--prompts")
+    return db, path
+
+
+def combine(paths, budget, step):
+    "The figures over finished fixed-arm ledgers (a run split with --offset)."
+    import sqlite3
+
+    fixed, early, seen = {"draws": 0, "tokens": 0, "solved": 0}, {"draws": 0, "tokens": 0, "solved": 0}, set()
+    for path in paths:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        short = db.execute("select count(*) from prompts where (select count(*) from rollouts r"
+                           " where r.prompt_id = prompts.id) < ?", [budget]).fetchone()[0]
+        if short:
+            raise SystemExit(f"{path}: {short} prompts have fewer than {budget} rollouts; "
+                             "finish that run first (re-run its command)")
+        ids = {row[0] for row in db.execute("select id from prompts")}
+        if ids & seen:
+            raise SystemExit(f"{path} repeats prompts of an earlier ledger: {sorted(ids & seen)[:3]}")
+        seen |= ids
+        for totals, figures in ((fixed, spent(db)), (early, replay_early_stop(db, budget, step))):
+            for key in totals:
+                totals[key] += figures[key]
+    return len(seen), fixed, early
 
 
 def replay_early_stop(fixed_db, budget, step):
@@ -76,11 +128,20 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--replay", action="store_true",
                         help="sample only the fixed arm; derive the early-stop arm from it")
+    parser.add_argument("--ledger", help="keep the fixed arm's ledger here; resume it if it exists")
+    parser.add_argument("--combine", nargs="+", metavar="LEDGER",
+                        help="sample nothing: print the figures over these finished fixed-arm ledgers")
     args = parser.parse_args()
+    if args.combine:
+        count, fixed, early = combine(args.combine, args.budget, args.step)
+        print(f"# {machine()}; GSM8K, {count} prompts over {len(args.combine)} ledgers, embedded model, "
+              f"target sft, budget {args.budget}, step {args.step}; early-stop arm replayed from the fixed arm")
+        report(fixed, early)
+        return
     lines = (ROOT / "data" / "gsm8k_test.jsonl").read_text().splitlines()
     lines = lines[args.offset: args.offset + args.prompts]
     prompts = [json.loads(line) for line in lines]
-    fixed = arm(prompts, False, args.budget, args.step, args.max_tokens, args.seed)
+    fixed = arm(prompts, False, args.budget, args.step, args.max_tokens, args.seed, args.ledger)
     if args.replay:
         early = replay_early_stop(fixed["db"], args.budget, args.step)
     else:
@@ -92,6 +153,13 @@ def main():
     print(f"# {machine()}; GSM8K {args.prompts} prompts from #{args.offset}, embedded model, target sft, "
           f"budget {args.budget}, step {args.step}, max_tokens {args.max_tokens}"
           + ("; early-stop arm replayed from the fixed arm" if args.replay else ""))
+    report(fixed, early)
+    if not args.replay:
+        print(f"early-stop draws are a prefix of the fixed draws (same seeds): {prefix}")
+    print(f"seconds: early stop {early['seconds']:.0f}, fixed {fixed['seconds']:.0f}")
+
+
+def report(fixed, early):
     figure("early stop: draws", early["draws"], "")
     figure("fixed sampling: draws", fixed["draws"], "")
     figure("draws saved", 1 - early["draws"] / fixed["draws"], "fraction")
@@ -100,9 +168,6 @@ def main():
     figure("tokens saved", 1 - early["tokens"] / fixed["tokens"], "fraction")
     figure("prompts with a pass, early stop", early["solved"], "")
     figure("prompts with a pass, fixed", fixed["solved"], "")
-    if not args.replay:
-        print(f"early-stop draws are a prefix of the fixed draws (same seeds): {prefix}")
-    print(f"seconds: early stop {early['seconds']:.0f}, fixed {fixed['seconds']:.0f}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,22 @@ def test_early_stop_saving_replayed():
     assert "early-stop arm replayed from the fixed arm" in out and "1 prompts from #5" in out
 
 
+def test_early_stop_saving_kept_ledgers_resume_and_combine(tmp_path):
+    tiny = ["--replay", "--prompts", 1, "--budget", 2, "--step", 1, "--max-tokens", 8]
+    first = run("early_stop_saving.py", *tiny, "--ledger", tmp_path / "a.db")
+    again = run("early_stop_saving.py", *tiny, "--ledger", tmp_path / "a.db")
+    run("early_stop_saving.py", *tiny, "--offset", 1, "--ledger", tmp_path / "b.db")
+    both = run("early_stop_saving.py", "--combine", tmp_path / "a.db", tmp_path / "b.db",
+               "--budget", 2, "--step", 1)
+
+    def draws(out):
+        return [line.split()[-1] for line in out.splitlines() if line.startswith("fixed sampling: draws")]
+
+    # The second run resumes the kept ledger: nothing is drawn again.
+    assert draws(first) == draws(again) == ["2.00"]
+    assert "2 prompts over 2 ledgers" in both and draws(both) == ["4.00"]
+
+
 def test_verification():
     out = run("verify_bench.py", "--rollouts", 200, "--workers", 0, 1)
     assert "mcq" in out and "math" in out
