@@ -167,6 +167,9 @@ def main():
             server.kill()
         return
     try:
+        # Untimed warm-up: imports and first connections count in neither arm.
+        asyncio.run(bare_loop(url, prompts[:20], args.concurrency, steps, args.step_size, "post"))
+        rsr_loop(url, prompts[:20], args.concurrency, args.max_rollouts, args.step_size, verifier)
         for round_ in range(args.repeat):
             order = ("create", "post", "rsr") if round_ % 2 == 0 else ("rsr", "post", "create")
             for arm in order:

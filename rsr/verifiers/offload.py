@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 
 from . import Verdict
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 
 
 def available():
-    "True where a helper process can be forked (it must start with the verifier loaded)."
-    return "fork" in multiprocessing.get_all_start_methods()
+    """True where the helper process can be forked (it starts with the verifier
+    loaded): Linux. macOS can fork, but a forked child of a threaded process
+    may crash there."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
 def _serve(conn, verifier):
