@@ -742,6 +742,10 @@ def _settle_futures(batch, error):
                 future.set_result(None)
             else:
                 future.set_exception(error)
+                # The error reaches the user through the run (fail() or the last
+                # flush raises it); a step cancelled by the stop never awaits its
+                # future, and asyncio would log a traceback for it at exit.
+                future.exception()
 
 
 @contextlib.contextmanager

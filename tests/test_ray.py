@@ -167,8 +167,21 @@ def test_ray_lost_worker_is_replaced_and_its_requests_sent_again(ray_cluster, tm
     for i in range(12):
         add_prompt(db, f"p{i:02d}", f"question {i}")
 
+    # Once the run is under way the server holds its answers, so that the
+    # worker is killed while its request is surely at the server: the server
+    # then answers more requests than the ledger needs.
+    released = threading.Event()
+    released.set()
+    at_server = [0]
+    lock = threading.Lock()
+
     def slow(body):
+        with lock:
+            at_server[0] += 1
         time.sleep(0.3)
+        released.wait(120)
+        with lock:
+            at_server[0] -= 1
         return "I think 5"
 
     stub = OpenAIStub(responder=slow).start()
@@ -179,11 +192,18 @@ def test_ray_lost_worker_is_replaced_and_its_requests_sent_again(ray_cluster, tm
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             runner = holder.get("runner")
-            if runner is not None and runner.workers and len(stub.requests) >= 6 and runner.load[0] > 0:
+            if runner is not None and runner.workers and len(stub.requests) >= 6:
+                released.clear()
+                break
+            time.sleep(0.01)
+        while time.monotonic() < deadline:
+            # Every request the driver has handed out has reached the server.
+            if runner.load[0] > 0 and at_server[0] >= sum(runner.load):
                 killed.append(runner.workers[0])
                 ray_cluster.kill(runner.workers[0])
-                return
+                break
             time.sleep(0.01)
+        released.set()
 
     config = with_defaults({
         "sampler": {"name": "openai", "base_url": stub.url, "model": "stub", "concurrency": 2},
