@@ -388,9 +388,10 @@ def test_writer_lock_is_not_kept_by_a_forked_child_of_a_killed_sampler(tmp_path)
         f"lock = WriterLock({str(db_path)!r}).__enter__()\n"
         "child = os.fork()\n"
         "if child == 0:\n"
+        # The child speaks once it runs, after its fork hooks closed the lock.
+        "    print(os.getpid(), flush=True)\n"
         "    time.sleep(60)\n"
         "    os._exit(0)\n"
-        "print(child, flush=True)\n"
         "time.sleep(60)\n"
     )
     holder = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
