@@ -1,27 +1,34 @@
-"""Orchestration overhead: rsr's sampling loop vs a bare asyncio loop, same client.
+"""Orchestration overhead: rsr's sampling loop vs bare asyncio loops.
 
-Both issue the same requests (every prompt: max_rollouts / step_size requests of
-n = step_size, concurrency C) with the openai SDK over its aiohttp transport,
-against bench/stub_server.py in another process. The bare loop does nothing else;
-rsr plans each step from the ledger, scores every rollout (mcq runs in rsr's
-scoring process, beside the loop) and writes it.
+Every arm issues the same requests (every prompt: max_rollouts / step_size
+requests of n = step_size, concurrency C) to bench/stub_server.py in another
+process. The bare loops do nothing else; rsr plans each step from the ledger,
+scores every rollout (mcq runs in rsr's scoring process, beside the loop) and
+writes it.
 
-Two bare loops run: one calls `client.post("/chat/completions", ...)` exactly
-as rsr does (the goal's yardstick), the other `client.chat.completions.create`,
-as most scripts do (the SDK's typed request transform and response models cost
-about 0.7 ms of CPU per request on top).
+Three bare loops run:
+- `create`: the openai SDK's `client.chat.completions.create` over its aiohttp
+  transport, as most scripts do;
+- `post`: the same SDK and transport with its plain `client.post(...)`, which
+  skips the typed request transform and the reply's pydantic models. The
+  goal's yardstick: the bare loop a user would write with the openai SDK;
+- `aiohttp`: the same JSON bodies posted over a plain aiohttp session, the
+  transport rsr's own client uses, with nothing around it. rsr / this ratio is
+  what rsr itself costs per request (its client, planning, rows, scoring
+  hand-over, writes).
 
     python bench/orchestration.py                     # instant server, C=128
     python bench/orchestration.py --latency 0.5       # latency-bound, C=128
     python bench/orchestration.py --latency 0.5 --concurrency 512
 
 The arms run in interleaved rounds (--repeat, default 3), in turn forwards and
-backwards (create, post, rsr; then rsr, post, create), because this kind of
-machine changes speed within minutes. The ratio against the goal is the median
-of the rounds' own ratios (arms measured a few seconds apart); each arm's best
-round is printed too. --profile instead runs the bare (post) loop and rsr once each under
-cProfile and prints where each spends its event loop's time, grouped by module
-(profiling slows both about twofold; compare the columns, not the totals).
+backwards (create, post, aiohttp, rsr; then rsr, aiohttp, post, create),
+because this kind of machine changes speed within minutes. Ratios against the
+goal are medians of the rounds' own ratios (arms measured a few seconds
+apart); each arm's best round is printed too. --profile instead runs the bare
+aiohttp loop and rsr once each under cProfile and prints where each spends its
+event loop's time, grouped by module (profiling slows both severalfold;
+compare the columns, not the totals).
 
     python bench/orchestration.py --profile
 """
@@ -30,6 +37,7 @@ import argparse
 import asyncio
 import collections
 import cProfile
+import json
 import os
 import pstats
 import statistics
@@ -40,10 +48,16 @@ from common import figure, fresh_ledger, machine, mcq_prompts, start_stub
 
 async def bare_loop(url, prompts, concurrency, steps, n, call="post"):
     "The same requests with nothing around them; returns (seconds, rollouts, CPU seconds)."
+    import aiohttp
     import openai
 
-    client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0,
-                                http_client=openai.DefaultAioHttpClient(timeout=600))
+    if call == "aiohttp":
+        client = aiohttp.ClientSession(headers={"Authorization": "Bearer none",
+                                                "Content-Type": "application/json"},
+                                       connector=aiohttp.TCPConnector(limit=0))
+    else:
+        client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0,
+                                    http_client=openai.DefaultAioHttpClient(timeout=600))
     semaphore = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -51,7 +65,12 @@ async def bare_loop(url, prompts, concurrency, steps, n, call="post"):
         nonlocal done
         for _ in range(steps):
             async with semaphore:
-                if call == "post":
+                if call == "aiohttp":
+                    body = json.dumps({"model": "stub", "messages": prompt["messages"], "n": n,
+                                       "temperature": 0.7, "max_tokens": 256})
+                    async with client.post(url + "/chat/completions", data=body) as response:
+                        done += len(json.loads(await response.read())["choices"])
+                elif call == "post":
                     response = await client.post("/chat/completions", cast_to=object, body={
                         "model": "stub", "messages": prompt["messages"], "n": n,
                         "temperature": 0.7, "max_tokens": 256})
@@ -111,16 +130,16 @@ def module_group(filename, function):
 
 
 def profile(url, prompts, args, steps, verifier):
-    "Per-request event-loop time by module group, bare (post) loop vs rsr."
+    "Per-request event-loop time by module group, bare (aiohttp) loop vs rsr."
     requests = len(prompts) * steps
     groups = {}
-    for arm in ("post", "rsr"):
+    for arm in ("aiohttp", "rsr"):
         profiler = cProfile.Profile()
         profiler.enable()
         if arm == "rsr":
             rsr_loop(url, prompts, args.concurrency, args.max_rollouts, args.step_size, verifier)
         else:
-            asyncio.run(bare_loop(url, prompts, args.concurrency, steps, args.step_size, "post"))
+            asyncio.run(bare_loop(url, prompts, args.concurrency, steps, args.step_size, "aiohttp"))
         profiler.disable()
         totals = collections.Counter()
         for (filename, _, function), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():
@@ -128,12 +147,12 @@ def profile(url, prompts, args, steps, verifier):
         groups[arm] = totals
     print(f"# profiled: ms of event-loop CPU per request, {requests:,} requests; "
           "largest differences first")
-    print(f"{'module':<48} {'bare (post)':>12} {'rsr':>10}")
-    names = set(groups["post"]) | set(groups["rsr"])
-    for name in sorted(names, key=lambda n: groups["post"][n] - groups["rsr"][n])[:25]:
-        print(f"{name:<48} {1000 * groups['post'][name] / requests:>12.3f} "
+    print(f"{'module':<48} {'bare (aiohttp)':>12} {'rsr':>10}")
+    names = set(groups["aiohttp"]) | set(groups["rsr"])
+    for name in sorted(names, key=lambda n: groups["aiohttp"][n] - groups["rsr"][n])[:25]:
+        print(f"{name:<48} {1000 * groups['aiohttp'][name] / requests:>12.3f} "
               f"{1000 * groups['rsr'][name] / requests:>10.3f}")
-    print(f"{'total':<48} {1000 * sum(groups['post'].values()) / requests:>12.3f} "
+    print(f"{'total':<48} {1000 * sum(groups['aiohttp'].values()) / requests:>12.3f} "
           f"{1000 * sum(groups['rsr'].values()) / requests:>10.3f}")
     print("# rsr scores mcq in its scoring process, beside the loop: not in these columns")
 
@@ -147,9 +166,9 @@ def main():
     parser.add_argument("--step-size", type=int, default=2)
     parser.add_argument("--verifier", default="mcq")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds of the three arms, interleaved; the goal reads the median of the rounds' ratios")
+                        help="rounds of the four arms, interleaved; the goal reads the median of the rounds' ratios")
     parser.add_argument("--profile", action="store_true",
-                        help="profile the bare (post) loop and rsr instead of timing them")
+                        help="profile the bare (aiohttp) loop and rsr instead of timing them")
     args = parser.parse_args()
     from rsr.plugins import get_verifiers
 
@@ -157,8 +176,10 @@ def main():
     prompts = mcq_prompts(args.prompts)
     steps = args.max_rollouts // args.step_size
     requests = len(prompts) * steps
-    # Each arm: (rollouts/s, client CPU ms per request, event-loop thread CPU ms per request).
-    rounds = {"create": [], "post": [], "rsr": []}
+    # Each arm: (rollouts/s, client CPU ms per request, event-loop thread CPU ms
+    # per request[, scoring process CPU ms per request]).
+    arms = ("create", "post", "aiohttp", "rsr")
+    rounds = {arm: [] for arm in arms}
     server, url = start_stub(args.latency)
     if args.profile:
         try:
@@ -167,12 +188,12 @@ def main():
             server.kill()
         return
     try:
-        # Untimed warm-up: imports and first connections count in neither arm.
-        asyncio.run(bare_loop(url, prompts[:20], args.concurrency, steps, args.step_size, "post"))
+        # Untimed warm-up: imports and first connections count in no arm.
+        for arm in ("post", "aiohttp"):
+            asyncio.run(bare_loop(url, prompts[:20], args.concurrency, steps, args.step_size, arm))
         rsr_loop(url, prompts[:20], args.concurrency, args.max_rollouts, args.step_size, verifier)
         for round_ in range(args.repeat):
-            order = ("create", "post", "rsr") if round_ % 2 == 0 else ("rsr", "post", "create")
-            for arm in order:
+            for arm in arms if round_ % 2 == 0 else arms[::-1]:
                 if arm == "rsr":
                     seconds, rollouts, cpu, loop_cpu, helper_cpu = rsr_loop(
                         url, prompts, args.concurrency, args.max_rollouts, args.step_size, verifier)
@@ -189,29 +210,31 @@ def main():
           f"{args.repeat} interleaved rounds")
     for arm, values in rounds.items():
         print(f"#   {arm:<7} rollouts/s by round: " + ", ".join(f"{v[0]:,.0f}" for v in values))
-    paired = [ours[0] / bare[0] for ours, bare in zip(rounds["rsr"], rounds["post"])]
-    print("#   rsr / bare (post) by round: " + ", ".join(f"{r:.2f}" for r in paired))
-    best = {arm: max(values) for arm, values in rounds.items()}
+    paired = {bare: [ours[0] / theirs[0] for ours, theirs in zip(rounds["rsr"], rounds[bare])]
+              for bare in ("post", "aiohttp")}
+    for bare, ratios in paired.items():
+        print(f"#   rsr / bare ({bare}) by round: " + ", ".join(f"{r:.2f}" for r in ratios))
+    best = {arm: max(values)[0] for arm, values in rounds.items()}
     least_cpu = {arm: min(values, key=lambda v: v[1]) for arm, values in rounds.items()}
-    figure("bare loop (create) client CPU per request", least_cpu["create"][1], "ms")
-    figure("bare loop (post) client CPU per request", least_cpu["post"][1], "ms")
+    for arm in ("create", "post", "aiohttp"):
+        figure(f"bare loop ({arm}) client CPU per request", least_cpu[arm][1], "ms")
     figure("rsr client CPU per request (its threads)", least_cpu["rsr"][1], "ms")
     figure("  of which on the event loop's thread", least_cpu["rsr"][2], "ms")
     figure("rsr scoring process CPU per request", least_cpu["rsr"][3], "ms")
-    create_rate, bare_rate, rsr_rate = best["create"][0], best["post"][0], best["rsr"][0]
-    figure("bare loop (create) rollouts/s", create_rate, "/s")
-    figure("bare loop (post) rollouts/s", bare_rate, "/s")
+    for arm in ("create", "post", "aiohttp"):
+        figure(f"bare loop ({arm}) rollouts/s, best round", best[arm], "/s")
     if args.latency:
         ceiling = args.concurrency / args.latency * args.step_size
-        figure("bare (create) requests/s as a fraction of C/latency", create_rate / ceiling, "x")
-        figure("bare (post) requests/s as a fraction of C/latency", bare_rate / ceiling, "x")
+        for arm in ("create", "post", "aiohttp"):
+            figure(f"bare ({arm}) requests/s as a fraction of C/latency", best[arm] / ceiling, "x")
         goal = 0.85 if args.concurrency <= 128 else 0.55
-        figure("rsr requests/s as a fraction of C/latency", rsr_rate / ceiling, "x", goal)
+        figure("rsr requests/s as a fraction of C/latency", best["rsr"] / ceiling, "x", goal)
     else:
-        figure("rsr rollouts/s (best round)", rsr_rate, "/s", 2000)
-        figure("rsr / bare loop (create), best rounds", rsr_rate / create_rate, "x")
-        figure("rsr / bare loop (post), best rounds", rsr_rate / bare_rate, "x")
-        figure("rsr / bare loop (post), median of rounds", statistics.median(paired), "x", 0.9)
+        figure("rsr rollouts/s (best round)", best["rsr"], "/s", 2000)
+        figure("rsr / bare loop (create), best rounds", best["rsr"] / best["create"], "x")
+        figure("rsr / bare openai SDK loop (post), median of rounds",
+               statistics.median(paired["post"]), "x", 0.9)
+        figure("rsr / bare aiohttp loop (rsr's own cost), median", statistics.median(paired["aiohttp"]), "x")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,23 @@
-"""Talking to OpenAI-compatible servers: one client setup and one retry policy,
-shared by the `openai` sampler and the `judge` verifier.
+"""Talking to OpenAI-compatible servers: one client and one retry policy,
+shared by the `openai` sampler, the `judge` verifier and the `reward-model`
+verifier's endpoint.
 
-The client uses the SDK's aiohttp transport (about half the client CPU per
-request of the default httpx transport, measured in bench/) with the SDK's own
-retries off: retries happen here, with exponential backoff, full jitter and the
-server's Retry-After honoured.
+The default transport is rsr's own small client over aiohttp: it posts the
+JSON body and reads the JSON reply, with the headers, URL and timeouts worked
+out once per client. The openai SDK does the same request in about 1.2 ms
+more CPU per request (its request building, header and URL models, option
+validation: bench/orchestration.py measures both), which at a few thousand
+requests a second is most of a core. `transport: httpx` sends requests
+through the openai SDK instead (its httpx transport).
 
-Requests go through the SDK's plain `post` and come back as the JSON the server
-sent: `chat.completions.create` walks every request through its typed-dict
-transform and builds pydantic models of every reply, which costs about 0.7 ms
-of CPU per request (bench/orchestration.py), more than the rest of a request.
-Errors, timeouts, headers and the transport are still the SDK's.
+Retries happen here (the SDK's are off), with exponential backoff, full
+jitter and the server's Retry-After honoured. Every failure reaches callers
+as RequestFailed, whichever transport raised it.
 """
 
 import asyncio
 import email.utils
+import json
 import logging
 import os
 import random
@@ -180,25 +183,139 @@ def resolve_api_key(api_key=None):
 
 
 def make_async_client(base_url=None, api_key=None, timeout=600.0, transport="aiohttp"):
-    "An AsyncOpenAI client with our retries (SDK retries off) and the chosen transport."
-    import openai
-
-    kwargs = {
-        "base_url": base_url,
-        "api_key": resolve_api_key(api_key),
-        "timeout": timeout,
-        "max_retries": 0,
-    }
+    """A client for an OpenAI-compatible server: rsr's own over aiohttp, or
+    the openai SDK's (httpx). Both have post_json(path, body), api_key and close()."""
     if transport == "aiohttp":
+        return HTTPClient(base_url, api_key, timeout)
+    if transport == "httpx":
+        return SDKClient(base_url, api_key, timeout)
+    raise ConfigError(f"transport must be aiohttp or httpx, not {transport!r}")
+
+
+def resolve_base_url(base_url=None):
+    "The server's URL: the option, else OPENAI_BASE_URL, else OpenAI's."
+    return (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+
+
+class HTTPClient:
+    """POSTs JSON to an OpenAI-compatible server over one aiohttp session.
+
+    timeout bounds connecting and each wait for data from the server (for a
+    reply that is not streamed: the wait for the whole reply). Proxies from
+    the environment (HTTPS_PROXY, NO_PROXY, ...) are honoured; they are read
+    once, when the session opens.
+    """
+
+    def __init__(self, base_url=None, api_key=None, timeout=600.0):
+        from . import __version__
+
+        self.base_url = resolve_base_url(base_url)
+        self.api_key = resolve_api_key(api_key)
+        self.timeout = timeout
+        self.headers = {"Authorization": f"Bearer {self.api_key}",
+                        "Content-Type": "application/json", "Accept": "application/json",
+                        "User-Agent": f"rsr/{__version__}"}
+        self._session = None
+        self._proxy = None
+
+    def _open(self):
+        import aiohttp
+        from aiohttp.helpers import get_env_proxy_for_url
+        from yarl import URL
+
         try:
-            kwargs["http_client"] = openai.DefaultAioHttpClient(timeout=timeout)
-        except (AttributeError, RuntimeError) as ex:
-            raise ConfigError(
-                "The aiohttp transport needs openai[aiohttp]: pip install 'openai[aiohttp]'"
-            ) from ex
-    elif transport != "httpx":
-        raise ConfigError(f"transport must be aiohttp or httpx, not {transport!r}")
-    return openai.AsyncOpenAI(**kwargs)
+            self._proxy, self._proxy_auth = get_env_proxy_for_url(URL(self.base_url))
+        except LookupError:
+            self._proxy = self._proxy_auth = None
+        # rsr bounds concurrency itself (a semaphore per sampler or verifier),
+        # so the pool does not: limit=0.
+        self._session = aiohttp.ClientSession(
+            headers=self.headers, connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
+                                          sock_read=self.timeout),
+        )
+
+    async def post_json(self, path, body):
+        "POST body as JSON to base_url + path; the reply's JSON, or RequestFailed."
+        if self._session is None:
+            self._open()
+        data = json.dumps(body, ensure_ascii=False).encode()
+        try:
+            async with self._session.post(self.base_url + path, data=data, proxy=self._proxy,
+                                          proxy_auth=self._proxy_auth) as response:
+                raw = await response.read()
+                status, headers = response.status, response.headers
+        except Exception as ex:  # transport_error() re-raises anything it does not know
+            raise scrub(transport_error(ex, self.timeout), self.api_key) from None
+        if status >= 400:
+            raise scrub(status_error(status, raw, headers), self.api_key)
+        try:
+            return json.loads(raw)
+        except ValueError as ex:  # UnicodeDecodeError is a ValueError too
+            raise RequestFailed(f"malformed response: {_short(ex)}", kind="malformed") from None
+
+    async def close(self):
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def transport_error(ex, timeout):
+    "An exception from aiohttp (or the OS) as RequestFailed; anything else is re-raised."
+    import aiohttp
+
+    if isinstance(ex, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return RequestFailed(f"connection error: {ex}", kind="connection")
+    if isinstance(ex, asyncio.TimeoutError):
+        return RequestFailed(f"timeout: no reply within {timeout:g}s", kind="timeout")
+    if isinstance(ex, (aiohttp.ClientError, OSError)):
+        # Connected, then the server closed or reset the connection, or sent
+        # something that is not HTTP.
+        return RequestFailed(f"connection error: {_short(ex) or type(ex).__name__}",
+                             kind="disconnect")
+    raise ex
+
+
+def status_error(status, raw, headers):
+    "RequestFailed for an HTTP error status, with the server's own message when it sent one."
+    detail = None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            detail = error.get("message")
+        elif isinstance(error, str):
+            detail = error
+        detail = detail or data.get("message") or data.get("detail")
+    if not detail:
+        detail = raw.decode("utf-8", "replace").strip() or "(empty body)"
+    retryable = status in (408, 409, 425, 429) or status >= 500
+    return RequestFailed(f"HTTP {status}: {_short(detail)}", retryable, parse_retry_after(headers),
+                         status, kind=f"http_{status}")
+
+
+class SDKClient:
+    "The openai SDK's AsyncOpenAI client (httpx transport, SDK retries off) behind post_json."
+
+    def __init__(self, base_url=None, api_key=None, timeout=600.0):
+        import openai
+
+        self.api_key = resolve_api_key(api_key)
+        self.sdk = openai.AsyncOpenAI(base_url=base_url, api_key=self.api_key, timeout=timeout,
+                                      max_retries=0)
+        self.base_url = str(self.sdk.base_url).rstrip("/")
+
+    async def post_json(self, path, body):
+        try:
+            return await self.sdk.post(path, body=body, cast_to=object)
+        except Exception as ex:  # classify() re-raises anything it does not know
+            raise scrub(classify(ex), self.api_key) from None
+
+    async def close(self):
+        await self.sdk.close()
 
 
 async def chat_completion(client, model, messages, extra_body=None, **params):
@@ -210,10 +327,7 @@ async def chat_completion(client, model, messages, extra_body=None, **params):
     body = {"model": model, "messages": messages, **params}
     if extra_body:
         body.update(extra_body)
-    try:
-        reply = await client.post("/chat/completions", body=body, cast_to=object)
-    except Exception as ex:  # classify() re-raises anything it does not know
-        raise scrub(classify(ex), client.api_key) from None
+    reply = await client.post_json("/chat/completions", body)
     if not isinstance(reply, dict):
         raise RequestFailed(f"malformed response: not a JSON object: {_short(repr(reply), 200)}",
                             kind="malformed")

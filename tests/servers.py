@@ -10,6 +10,7 @@ Scripted replies are dicts:
     {"hang": 5}                                            sleep 5 s, then answer
     {"close": True}                                        drop the connection
     {"raw": "not json"}                                    a malformed 200 body
+    {"status": 502, "raw": "<html>..."}                    an error page that is not JSON
 """
 
 import importlib.util
@@ -137,7 +138,7 @@ class OpenAIStub(ServerThread):
             handler.connection.shutdown(socket.SHUT_RDWR)
             return
         if "raw" in step:
-            handler.send_json(200, step["raw"].encode())
+            handler.send_json(step.get("status", 200), step["raw"].encode())
             return
         status = step.get("status", 200)
         if status != 200:

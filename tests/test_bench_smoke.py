@@ -22,14 +22,16 @@ def run(script, *args, timeout=600):
 
 def test_orchestration_ceiling():
     out = run("orchestration.py", "--prompts", 20, "--concurrency", 4, "--repeat", 2)
-    assert "rsr / bare loop (post), median of rounds" in out and "client CPU per request" in out
+    assert "rsr / bare openai SDK loop (post), median of rounds" in out and "client CPU per request" in out
     assert "rsr     rollouts/s by round: " in out and "rsr / bare (post) by round: " in out
+    assert "rsr / bare aiohttp loop (rsr's own cost), median" in out
+    assert "aiohttp rollouts/s by round: " in out
     assert "rsr scoring process CPU per request" in out
 
 
 def test_orchestration_profile():
     out = run("orchestration.py", "--prompts", 20, "--concurrency", 4, "--profile")
-    assert "rsr/sampling.py" in out and "openai" in out
+    assert "rsr/sampling.py" in out and "rsr/client.py" in out and "aiohttp" in out
 
 
 def test_orchestration_latency_bound():

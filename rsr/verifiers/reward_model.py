@@ -22,7 +22,7 @@ the final token. Requests go through rsr.client (shared retries), up to
 import asyncio
 import threading
 
-from ..client import RequestFailed, RetryPolicy, classify, make_async_client, scrub, with_retries
+from ..client import RequestFailed, RetryPolicy, make_async_client, with_retries
 from ..errors import ConfigError
 from ..reasoning import final_answer
 from . import Verdict, Verifier, undecided, variant_name
@@ -116,7 +116,7 @@ class RewardModelVerifier(Verifier):
         if not self.model:
             raise ConfigError("The reward-model verifier needs the served model's name: --option model=NAME")
         root = self.base_url.rstrip("/").removesuffix("/v1")
-        client = make_async_client(root, self.api_key, self.timeout, "httpx")
+        client = make_async_client(root, self.api_key, self.timeout)
         semaphore = asyncio.Semaphore(self.concurrency)
 
         async def one(item):
@@ -125,15 +125,9 @@ class RewardModelVerifier(Verifier):
             body = {"model": self.model,
                     "messages": messages + [{"role": "assistant", "content": final_answer(response or "")}]}
 
-            async def post():
-                try:
-                    return await client.post("/pooling", cast_to=object, body=body)
-                except Exception as ex:  # classify() re-raises anything it does not know
-                    raise scrub(classify(ex), client.api_key) from None
-
             async with semaphore:
                 try:
-                    reply = await with_retries(post, self.retry)
+                    reply = await with_retries(lambda: client.post_json("/pooling", body), self.retry)
                 except RequestFailed as ex:
                     return undecided(f"reward request failed: {ex}", reason="request failed")
             score = last_value(reply)
