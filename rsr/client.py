@@ -215,6 +215,11 @@ class HTTPClient:
         self.headers = {"Authorization": f"Bearer {self.api_key}",
                         "Content-Type": "application/json", "Accept": "application/json",
                         "User-Agent": f"rsr/{__version__}"}
+        # As the openai SDK does: an organisation and project from the environment.
+        for header, variable in (("OpenAI-Organization", "OPENAI_ORG_ID"),
+                                 ("OpenAI-Project", "OPENAI_PROJECT_ID")):
+            if os.environ.get(variable):
+                self.headers[header] = os.environ[variable]
         self._session = None
         self._proxy = None
 

@@ -40,8 +40,8 @@ def test_orchestration_latency_bound():
 
 
 def test_real_engine():
-    out = run("real_engine.py", "--prompts", 1, "--rollouts", 1, "--max-tokens", 8)
-    assert "rsr / bare client" in out
+    out = run("real_engine.py", "--prompts", 1, "--rollouts", 1, "--max-tokens", 8, "--repeat", 2)
+    assert "rsr / bare client, median of rounds" in out and "rsr / bare by round: " in out
 
 
 def test_early_stop_saving():

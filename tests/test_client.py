@@ -39,7 +39,9 @@ def stub():
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_reply_headers_and_body(stub, transport):
+def test_reply_headers_and_body(stub, transport, monkeypatch):
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-42")
+    monkeypatch.delenv("OPENAI_PROJECT_ID", raising=False)
     client = make_async_client(stub.url, "sk-test-123", 30, transport)
     messages = [{"role": "user", "content": "Quelle est la réponse? 数学"}]
     reply = call(client, messages, n=2, temperature=0.5, extra_body={"top_k": 20})
@@ -50,6 +52,7 @@ def test_reply_headers_and_body(stub, transport):
     assert request["path"] == "/v1/chat/completions"
     assert headers["authorization"] == "Bearer sk-test-123"
     assert headers["content-type"].startswith("application/json")
+    assert headers["openai-organization"] == "org-42" and "openai-project" not in headers
     assert request["body"] == {"model": "stub-model", "messages": messages, "n": 2,
                                "temperature": 0.5, "top_k": 20}
 
