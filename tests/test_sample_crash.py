@@ -50,7 +50,10 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     db_path = tmp_path / "run.db"
     prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
     assert subprocess.run([sys.executable, "-m", "rsr", "load", str(db_path), str(prompts)]).returncode == 0
-    stub = OpenAIStub(responder=seeded_responder(0.08), honour_n=False).start()
+    # Slow enough answers (0.5 s each, 8 in flight: about 10 s of sampling in
+    # all) that six kills 0.8-2 s apart all land before the run could finish,
+    # whatever rsr's start-up costs.
+    stub = OpenAIStub(responder=seeded_responder(0.5), honour_n=False).start()
     rng = random.Random(11)
     kills, seen = 0, set()
     try:
@@ -108,7 +111,8 @@ def test_sigint_and_sigterm_write_everything_that_arrived(tmp_path):
     db_path = tmp_path / "run.db"
     prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
     assert subprocess.run([sys.executable, "-m", "rsr", "load", str(db_path), str(prompts)]).returncode == 0
-    stub = OpenAIStub(responder=seeded_responder(0.02)).start()
+    # About 2 s of sampling in all: the stop always lands mid-run.
+    stub = OpenAIStub(responder=seeded_responder(0.1)).start()
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):
             before = len(finished_rollouts(db_path))
