@@ -114,7 +114,7 @@ def classify(ex) -> RequestFailed:
         return ex
     if isinstance(ex, openai.APITimeoutError):
         if _is_connect_error(ex.__cause__):
-            # The aiohttp transport reports "connection refused" as a timeout.
+            # A connect timeout, or "connection refused" reported as one.
             return RequestFailed(f"connection error: {_root(ex)}", kind="connection")
         return RequestFailed(f"timeout: {ex}", kind="timeout")
     if isinstance(ex, openai.APIConnectionError):
@@ -122,13 +122,8 @@ def classify(ex) -> RequestFailed:
         kind = "connection" if _is_connect_error(ex) else "disconnect"
         return RequestFailed(f"connection error: {cause}", kind=kind)
     if isinstance(ex, openai.APIStatusError):
-        status = ex.status_code
-        retry_after = parse_retry_after(getattr(ex.response, "headers", None))
-        retryable = status in (408, 409, 425, 429) or status >= 500
-        body = ex.body if isinstance(ex.body, dict) else {}
-        detail = body.get("message") or (body.get("error") or {}).get("message") if body else None
-        message = f"HTTP {status}: {_short(detail or ex.message)}"
-        return RequestFailed(message, retryable, retry_after, status, kind=f"http_{status}")
+        return http_failure(ex.status_code, error_detail(ex.body) or ex.message,
+                            getattr(ex.response, "headers", None))
     if isinstance(ex, (openai.APIResponseValidationError, ValueError, KeyError, TypeError)):
         return RequestFailed(f"malformed response: {_short(str(ex))}", kind="malformed")
     if isinstance(ex, (asyncio.TimeoutError, ConnectionError, OSError)):
@@ -221,7 +216,7 @@ class HTTPClient:
             if os.environ.get(variable):
                 self.headers[header] = os.environ[variable]
         self._session = None
-        self._proxy = None
+        self._proxy = self._proxy_auth = None
 
     def _open(self):
         import aiohttp
@@ -283,20 +278,26 @@ def transport_error(ex, timeout):
 
 def status_error(status, raw, headers):
     "RequestFailed for an HTTP error status, with the server's own message when it sent one."
-    detail = None
     try:
-        data = json.loads(raw)
+        detail = error_detail(json.loads(raw))
     except ValueError:
-        data = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict):
-            detail = error.get("message")
-        elif isinstance(error, str):
-            detail = error
-        detail = detail or data.get("message") or data.get("detail")
-    if not detail:
-        detail = raw.decode("utf-8", "replace").strip() or "(empty body)"
+        detail = None
+    return http_failure(status, detail or raw.decode("utf-8", "replace").strip() or "(empty body)",
+                        headers)
+
+
+def error_detail(data):
+    """The message in an error body ({"error": {"message": ...}}, {"message": ...}, ...), or None."""
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    return (error if isinstance(error, str) else None) or data.get("message") or data.get("detail")
+
+
+def http_failure(status, detail, headers):
+    "RequestFailed for an HTTP error status; 408, 409, 425, 429 and 5xx are worth retrying."
     retryable = status in (408, 409, 425, 429) or status >= 500
     return RequestFailed(f"HTTP {status}: {_short(detail)}", retryable, parse_retry_after(headers),
                          status, kind=f"http_{status}")
