@@ -4,7 +4,6 @@ failure into the same dict or the same RequestFailed."""
 
 import asyncio
 import json
-import time
 
 import pytest
 
@@ -101,11 +100,11 @@ def test_malformed_body(stub, transport):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_timeout(stub, transport):
+    # The stub answers normally after 3 s: a client that ignored its 0.5 s
+    # timeout would get that answer instead of the failure.
     stub.script.append({"hang": 3})
-    started = time.monotonic()
     error = failure(make_async_client(stub.url, None, 0.5, transport))
     assert error.kind == "timeout" and error.retryable
-    assert time.monotonic() - started < 2.9  # gave up before the server answered
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
