@@ -3,8 +3,8 @@ OpenAI-compatible server running the embedded model (SmolLM2-135M-Instruct).
 
 Both send the same prompts with the same seeds, max_tokens and requests in
 flight, each prompt's rollouts back to back (llama.cpp keeps the last prompt's
-cache, so requests for one prompt in a row skip its prompt processing: about
-15% of this run's time when they are not); the server does the same work, so
+cache, so requests for one prompt in a row skip its prompt processing: 12-16%
+of this run's time when they are not); the server does the same work, so
 the ratio is what rsr's loop costs end to end.
 The arms run in interleaved rounds (--repeat), in turn bare first and rsr
 first, because this kind of machine changes speed within minutes; the goal
@@ -146,6 +146,7 @@ def main():
     figure("rsr tokens/s, best round", max(rounds["rsr"])[0], "tok/s")
     figure("rsr / bare client, median of rounds", statistics.median(paired), "x", 0.95)
     print(f"(same seeds: bare {rounds['bare'][0][1]} tokens, rsr {rounds['rsr'][0][1]} tokens)")
+
 
 if __name__ == "__main__":
     main()
