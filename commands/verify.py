@@ -41,7 +41,7 @@ def parse_options(pairs, partial):
 def verify(db_path, verifier_names, options, partial, rescore, workers, timeout, batch_size, silent):
     """Score every rollout that has no score from these verifiers yet
 
-    Truncated and errored rollouts are skipped. Re-running continues where the
+    Truncated, errored and empty rollouts are skipped. Re-running continues where the
     last run stopped; --rescore scores everything again.
 
     \b

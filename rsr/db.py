@@ -9,6 +9,7 @@ views and backfill data. It also sets the connection up for safe concurrent
 use: WAL journal, foreign keys, a busy timeout.
 """
 
+import json
 import os
 import sqlite3
 import sys
@@ -54,6 +55,7 @@ BUSY_TIMEOUT_MS = 60_000
 NEW_COLUMNS = (
     ("rollouts", "response_hash", "text"),
     ("verdicts", "distinct_passed", "integer not null default 0"),
+    ("progress", "empty", "integer not null default 0"),
 )
 
 # The objects m002 replaces because their definitions changed.
@@ -112,6 +114,64 @@ def m002_distinct_passes(db):
                select distinct_passed from verifier_progress_slow s
                where s.prompt_id = verdicts.prompt_id and s.verifier = verdicts.verifier), 0)"""
     )
+
+
+# The objects m003 replaces: their definitions of a valid rollout now leave
+# out empty answers. Their new text says so with this.
+M003_REPLACED = (
+    ("trigger", "rollouts_count_insert"),
+    ("trigger", "rollouts_count_delete"),
+    ("trigger", "scores_count_insert"),
+    ("trigger", "scores_count_delete"),
+    ("trigger", "scores_count_update"),
+    ("view", "prompt_progress"),
+    ("view", "prompt_progress_slow"),
+    ("view", "verifier_progress_slow"),
+)
+M003_MARKER = "trim("
+
+# Rollouts whose answer is empty or whitespace only (not truncated, no error).
+EMPTY_ROLLOUTS_SQL = """
+select id from rollouts where error is null and truncated = 0
+  and coalesce(trim(response, char(32, 9, 10, 11, 12, 13)), '') = ''
+"""
+
+
+@migrations()
+def m003_empty_answers_are_invalid(db):
+    # An empty answer (whitespace only, reasoning aside) used to be a valid
+    # rollout, scored like any other: a "fail" that satisfied dpo targets and
+    # filled DPO pairs. Now it is invalid, like a truncated one. Older ledgers
+    # get the new triggers and views; their empty rollouts lose their scores
+    # and the counters of their prompts are computed again.
+    stale = [
+        (kind, name) for kind, name in M003_REPLACED
+        if M003_MARKER not in (db.execute(
+            "select coalesce(sql, '') from sqlite_master where type = ? and name = ?",
+            [kind, name]).fetchone() or ("",))[0]
+    ]
+    for kind, name in stale:
+        db.execute(f"drop {kind} if exists {name}")
+    if stale:
+        _run_script(db, SCHEMA_SQL)
+    empty = [row[0] for row in db.execute(EMPTY_ROLLOUTS_SQL).fetchall()]
+    if not empty:
+        return
+    ids = json.dumps(empty)
+    prompts = "select distinct prompt_id from rollouts where id in (select value from json_each(:ids))"
+    db.execute("delete from scores where rollout_id in (select value from json_each(:ids))",
+               {"ids": ids})
+    db.execute(
+        f"""update progress set
+               valid = (select valid from prompt_progress_slow s where s.prompt_id = progress.prompt_id),
+               empty = (select empty from prompt_progress_slow s where s.prompt_id = progress.prompt_id)
+           where prompt_id in ({prompts})""", {"ids": ids})
+    slow = """coalesce((select {0} from verifier_progress_slow s where s.prompt_id = verdicts.prompt_id
+                        and s.verifier = verdicts.verifier), 0)"""
+    db.execute(
+        f"""update verdicts set passed = {slow.format('passed')}, failed = {slow.format('failed')},
+               unparsed = {slow.format('unparsed')}, distinct_passed = {slow.format('distinct_passed')}
+           where prompt_id in ({prompts})""", {"ids": ids})
 
 
 def _add_new_columns(db):
