@@ -53,7 +53,7 @@ def verify(db_path, verifier_names, options, partial, rescore, workers, timeout,
     kwargs = parse_options(options, partial)
     if len(verifier_names) > 1 and kwargs:
         raise ConfigError("--option and --partial apply to one verifier; run rsr verify once per verifier")
-    db = open_db(db_path)
+    db = open_db(db_path, create=False)
     for name in verifier_names:
         verifier = get_verifier(name, **kwargs)
         config = {"verifier": verifier.name, "options": kwargs, "workers": workers,

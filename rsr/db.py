@@ -174,6 +174,22 @@ def m003_empty_answers_are_invalid(db):
            where prompt_id in ({prompts})""", {"ids": ids})
 
 
+def _check_not_newer(db, path):
+    "LedgerError if a newer rsr has applied migrations this one does not know."
+    from . import __version__
+
+    if "_sqlite_migrations" not in db.table_names():
+        return
+    known = [m.name for m in migrations._migrations]
+    unknown = sorted({m.name for m in migrations.applied(db)} - set(known))
+    if unknown:
+        raise LedgerError(
+            f"{path} was written by a newer rsr: it has schema migration {unknown[-1]}, and "
+            f"rsr {__version__} knows up to {known[-1]}. Upgrade rsr (pip install -U rsr) to "
+            "write to it; rsr stats, export, info and browse can still read it"
+        )
+
+
 def _add_new_columns(db):
     for table, column, kind in NEW_COLUMNS:
         if table in db.table_names() and column not in db.table(table).columns_dict:
@@ -207,17 +223,25 @@ def _can_read(conn):
         return False
 
 
-def open_db(path, readonly=False) -> Database:
+def open_db(path, readonly=False, create=True) -> Database:
     """Open an rsr ledger, creating it from schema.sql or upgrading it.
 
     With readonly=True the file must exist and is never written (for stats,
-    export and browsing while a sampler writes).
+    export and browsing while a sampler writes). With create=False it must
+    exist too: commands that only add to a ledger (sample, verify) never make
+    one out of a mistyped path.
+
+    A ledger that a newer rsr has migrated further than this one knows is
+    refused for writing (LedgerError naming the migration); reading it works.
     """
     path = Path(path)
     if path.is_dir():
         raise LedgerError(f"{path} is a directory, not a database file")
-    if readonly and not path.exists():
-        raise LedgerError(f"No such database: {path}")
+    if (readonly or not create) and (not path.exists() or path.stat().st_size == 0):
+        state = "is empty" if path.exists() else "does not exist"
+        raise LedgerError(
+            f"No ledger at {path} (the file {state}): create it with rsr load {path} PROMPTS.jsonl"
+        )
     try:
         conn = _connect(path, readonly)
         db = Database(conn)
@@ -232,6 +256,8 @@ def open_db(path, readonly=False) -> Database:
             raise LedgerError(
                 f"{path} is a SQLite database but not an rsr ledger (no prompts table)"
             )
+        if tables:
+            _check_not_newer(db, path)
         if conn.execute("pragma journal_mode").fetchone()[0] != "wal":
             conn.execute("pragma journal_mode = wal")
         # FULL: a committed rollout survives power loss, not only a killed process.
