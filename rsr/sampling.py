@@ -10,9 +10,18 @@ Exactly once: every rollout has a fixed (prompt_id, sample_index) chosen before
 it is requested, and is written (with its scores and its step) in one small
 transaction as soon as its request returns. Writes run on a thread with its own
 connection, so the event loop never waits for SQLite or the disk's fsync; a
-step's prompt is checked again only once its write has committed. A crash loses only requests in
-flight; the next run plans the lowest missing sample indexes again, with the
-same seeds, and completes a step that was cut short under the same step number.
+step's prompt is checked again only once its write has committed. With one
+request per rollout (a server that ignores n), each reply is written as it
+returns, never held for its step's slowest sibling. A crash loses only the
+requests in flight and the replies queued behind the commit that was running;
+the next run plans the lowest missing sample indexes again, with the same
+seeds, and completes a step that was cut short under the same step number.
+SIGINT/SIGTERM start no new request, wait up to STOP_GRACE_S for those in
+flight, and write everything that arrived.
+
+Until the endpoint has answered one request correctly, a failure that says
+it is the wrong endpoint (ENDPOINT_FAULTS) writes nothing, and a few of them
+stop the run: a mistyped URL spends no prompt's budget.
 """
 
 import asyncio
