@@ -340,6 +340,7 @@ class SamplingLoop:
         # Set by a first SIGINT/SIGTERM: no new request starts, and replies on
         # their way are awaited (for up to STOP_GRACE_S) and written.
         self.stop_requested = False
+        self.stop_timer = None
         # True when the scorer runs in a helper process (set by sample()).
         self.offloaded = False
 
@@ -448,7 +449,11 @@ class SamplingLoop:
             if self.stop_requested:
                 await self.drain()
         finally:
+            # From here on the run only writes what arrived and closes: no
+            # cancellation may cut that short (see sample()).
             self.stopping = True
+            if self.stop_timer is not None:
+                self.stop_timer.cancel()
             for task in list(self.active):
                 task.cancel()
             await asyncio.gather(*self.active, return_exceptions=True)
@@ -503,9 +508,12 @@ class SamplingLoop:
             self.wake.clear()
             await self.wake.wait()
 
-    def request_stop(self):
-        "Start no new request; run() ends once the requests in flight have returned."
+    def request_stop(self, grace, on_timeout):
+        """Start no new request; run() ends once the requests in flight have
+        returned, or on_timeout() is called after grace seconds (unless run()
+        is already writing what arrived and closing by then)."""
         self.stop_requested = True
+        self.stop_timer = asyncio.get_running_loop().call_later(grace, on_timeout)
         self.wake.set()
 
     async def drain(self):
@@ -862,9 +870,10 @@ def sample(db, sampler, scorer, settings, run_id=None, on_progress=None) -> Samp
             # (for up to STOP_GRACE_S); a second one, or the grace running out,
             # stops at once, still writing everything that has arrived.
             received.append(signum)
+            if loop_runner.stopping:
+                return  # already writing what arrived and closing
             if len(received) == 1:
-                loop_runner.request_stop()
-                loop.call_later(STOP_GRACE_S, task.cancel)
+                loop_runner.request_stop(STOP_GRACE_S, task.cancel)
             else:
                 task.cancel()
 
