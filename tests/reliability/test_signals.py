@@ -127,3 +127,24 @@ def test_sigkill_loses_only_replies_of_the_last_moment(tmp_path):
     # Killed runs are found by the next one and marked.
     statuses = [s for (s,) in query(db_path, "select status from runs where command = 'sample'")]
     assert statuses[-1] == "finished" and "running" not in statuses
+
+
+def test_a_second_signal_stops_at_once_and_still_writes_what_arrived(tmp_path):
+    db_path = tmp_path / "run.db"
+    assert start_rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", PROMPTS)).wait(60) == 0
+    server = make_server()
+    try:
+        process = start_rsr("sample", db_path, "--base-url", server.url, *SAMPLE)
+        wait_for(lambda: delivered_count(server) >= 100
+                 and any(e.fault == "hang" and not e.delivered for e in list(server.log)))
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        server.stop()
+    assert process.returncode == 130, stderr
+    line = [x for x in stderr.splitlines() if "Interrupted by SIGINT" in x]
+    assert line, stderr
+    reported = int(line[0].split(": ")[-1].split(" rollouts written")[0].replace(",", ""))
+    assert query(db_path, "select count(*) from rollouts") == [(reported,)]
+    assert_ledger_consistent(db_path)
