@@ -3,10 +3,8 @@ run starts, and an endpoint that never answered one request correctly (no
 server, not JSON, not a chat reply) stops the run with one line and no rows.
 Only failures after the endpoint has answered correctly become error rows."""
 
-from http.server import ThreadingHTTPServer
-
 import pytest
-from faultserver import FaultServer
+from faultserver import FaultServer, QuietServer
 from proc import assert_clean_error, cli, query, rsr, write_prompts
 from servers import JSONHandler, OpenAIStub, ServerThread, free_port
 
@@ -41,7 +39,7 @@ class HTMLServer(ServerThread):
 
             do_GET = do_POST = reply
 
-        self.serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+        self.serve(QuietServer(("127.0.0.1", 0), Handler))
 
 
 class NotChatServer(ServerThread):
@@ -53,7 +51,7 @@ class NotChatServer(ServerThread):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 self.send_json(200, {"status": "ok", "items": []})
 
-        self.serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+        self.serve(QuietServer(("127.0.0.1", 0), Handler))
 
 
 @pytest.mark.parametrize("url, words", [
