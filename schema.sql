@@ -46,7 +46,9 @@ create table if not exists runs (
 -- <think> blocks or the API's reasoning_content), kept apart so verifiers never
 -- grade it. `truncated` comes from the engine's finish_reason ("length").
 -- A request that failed for good is a row with `error` set and no response: it
--- counts against the prompt's budget but never toward its target.
+-- counts against the prompt's budget but never toward its target. So does an
+-- empty answer (nothing but whitespace once reasoning is set apart): it is
+-- kept, never scored, never exported.
 create table if not exists rollouts (
     id integer primary key,
     prompt_id text not null references prompts(id),
@@ -115,7 +117,7 @@ create table if not exists progress (
     prompt_id text primary key references prompts(id),
     -- every rollout row, whatever its fate: the budget
     rollouts integer not null default 0,
-    -- rollouts with a response that was neither truncated nor errored
+    -- rollouts with a non-empty answer that was neither truncated nor errored
     valid integer not null default 0,
     truncated integer not null default 0,
     errored integer not null default 0,
@@ -123,11 +125,13 @@ create table if not exists progress (
     steps integer not null default 0,
     -- rollouts asked for by all steps; rollouts < requested means a step was
     -- cut short (a crash) and the next run completes it
-    requested integer not null default 0
+    requested integer not null default 0,
+    -- answers that were empty or whitespace only (not truncated, no error)
+    empty integer not null default 0
 ) without rowid;
 
--- Per-(prompt, verifier) verdict counts over valid rollouts only: truncated and
--- errored rollouts never count toward a target.
+-- Per-(prompt, verifier) verdict counts over valid rollouts only: truncated,
+-- errored and empty rollouts never count toward a target.
 create table if not exists verdicts (
     prompt_id text not null references prompts(id),
     verifier text not null,
@@ -146,9 +150,12 @@ begin
         on conflict (prompt_id) do nothing;
     update progress set
         rollouts = rollouts + 1,
-        valid = valid + (new.error is null and new.truncated = 0 and new.response is not null),
+        valid = valid + (new.error is null and new.truncated = 0 and new.response is not null
+                         and trim(new.response, char(32, 9, 10, 11, 12, 13)) != ''),
         truncated = truncated + (new.truncated = 1),
         errored = errored + (new.error is not null),
+        empty = empty + (new.error is null and new.truncated = 0
+                         and coalesce(trim(new.response, char(32, 9, 10, 11, 12, 13)), '') = ''),
         completion_tokens = completion_tokens + coalesce(new.completion_tokens, 0)
     where prompt_id = new.prompt_id;
 end;
@@ -157,9 +164,12 @@ create trigger if not exists rollouts_count_delete after delete on rollouts
 begin
     update progress set
         rollouts = rollouts - 1,
-        valid = valid - (old.error is null and old.truncated = 0 and old.response is not null),
+        valid = valid - (old.error is null and old.truncated = 0 and old.response is not null
+                         and trim(old.response, char(32, 9, 10, 11, 12, 13)) != ''),
         truncated = truncated - (old.truncated = 1),
         errored = errored - (old.error is not null),
+        empty = empty - (old.error is null and old.truncated = 0
+                         and coalesce(trim(old.response, char(32, 9, 10, 11, 12, 13)), '') = ''),
         completion_tokens = completion_tokens - coalesce(old.completion_tokens, 0)
     where prompt_id = old.prompt_id;
 end;
@@ -167,7 +177,8 @@ end;
 -- A pass adds to distinct_passed only when no other passing rollout of the
 -- prompt (same verifier) has the same response_hash.
 create trigger if not exists scores_count_insert after insert on scores
-when (select error is null and truncated = 0 and response is not null
+when (select error is null and truncated = 0
+             and trim(response, char(32, 9, 10, 11, 12, 13)) != ''
       from rollouts where id = new.rollout_id)
 begin
     insert into verdicts (prompt_id, verifier)
@@ -182,13 +193,15 @@ begin
             where (r.prompt_id, r.response_hash) = (select prompt_id, response_hash
                                                     from rollouts where id = new.rollout_id)
               and r.id != new.rollout_id and s.verifier = new.verifier and s.passed = 1
-              and r.error is null and r.truncated = 0 and r.response is not null))
+              and r.error is null and r.truncated = 0
+              and trim(r.response, char(32, 9, 10, 11, 12, 13)) != ''))
     where prompt_id = (select prompt_id from rollouts where id = new.rollout_id)
       and verifier = new.verifier;
 end;
 
 create trigger if not exists scores_count_delete after delete on scores
-when (select error is null and truncated = 0 and response is not null
+when (select error is null and truncated = 0
+             and trim(response, char(32, 9, 10, 11, 12, 13)) != ''
       from rollouts where id = old.rollout_id)
 begin
     update verdicts set
@@ -200,13 +213,15 @@ begin
             where (r.prompt_id, r.response_hash) = (select prompt_id, response_hash
                                                     from rollouts where id = old.rollout_id)
               and r.id != old.rollout_id and s.verifier = old.verifier and s.passed = 1
-              and r.error is null and r.truncated = 0 and r.response is not null))
+              and r.error is null and r.truncated = 0
+              and trim(r.response, char(32, 9, 10, 11, 12, 13)) != ''))
     where prompt_id = (select prompt_id from rollouts where id = old.rollout_id)
       and verifier = old.verifier;
 end;
 
 create trigger if not exists scores_count_update after update of passed on scores
-when (select error is null and truncated = 0 and response is not null
+when (select error is null and truncated = 0
+             and trim(response, char(32, 9, 10, 11, 12, 13)) != ''
       from rollouts where id = new.rollout_id)
 begin
     update verdicts set
@@ -219,7 +234,8 @@ begin
             where (r.prompt_id, r.response_hash) = (select prompt_id, response_hash
                                                     from rollouts where id = new.rollout_id)
               and r.id != new.rollout_id and s.verifier = new.verifier and s.passed = 1
-              and r.error is null and r.truncated = 0 and r.response is not null)
+              and r.error is null and r.truncated = 0
+              and trim(r.response, char(32, 9, 10, 11, 12, 13)) != '')
     where prompt_id = (select prompt_id from rollouts where id = new.rollout_id)
       and verifier = new.verifier;
 end;
@@ -255,7 +271,8 @@ select
     coalesce(progress.errored, 0) as errored,
     coalesce(progress.steps, 0) as steps,
     coalesce(progress.requested, 0) as requested,
-    coalesce(progress.completion_tokens, 0) as completion_tokens
+    coalesce(progress.completion_tokens, 0) as completion_tokens,
+    coalesce(progress.empty, 0) as empty
 from prompts
 left join progress on progress.prompt_id = prompts.id;
 
@@ -265,12 +282,14 @@ select
     prompts.id as prompt_id,
     count(rollouts.id) as rollouts,
     coalesce(sum(rollouts.error is null and rollouts.truncated = 0
-                 and rollouts.response is not null), 0) as valid,
+                 and trim(rollouts.response, char(32, 9, 10, 11, 12, 13)) != ''), 0) as valid,
     coalesce(sum(rollouts.truncated = 1), 0) as truncated,
     coalesce(sum(rollouts.error is not null), 0) as errored,
     (select count(*) from steps where steps.prompt_id = prompts.id) as steps,
     (select coalesce(sum(requested), 0) from steps where steps.prompt_id = prompts.id) as requested,
-    coalesce(sum(rollouts.completion_tokens), 0) as completion_tokens
+    coalesce(sum(rollouts.completion_tokens), 0) as completion_tokens,
+    coalesce(sum(rollouts.error is null and rollouts.truncated = 0
+                 and coalesce(trim(rollouts.response, char(32, 9, 10, 11, 12, 13)), '') = ''), 0) as empty
 from prompts
 left join rollouts on rollouts.prompt_id = prompts.id
 group by prompts.id;
@@ -287,7 +306,8 @@ select
           then coalesce(rollouts.response_hash, 'rollout ' || rollouts.id) end) as distinct_passed
 from scores
 join rollouts on rollouts.id = scores.rollout_id
-where rollouts.error is null and rollouts.truncated = 0 and rollouts.response is not null
+where rollouts.error is null and rollouts.truncated = 0
+  and trim(rollouts.response, char(32, 9, 10, 11, 12, 13)) != ''
 group by rollouts.prompt_id, scores.verifier;
 
 -- Pass rate per prompt and verifier: the numbers behind curricula (easy / hard).

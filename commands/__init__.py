@@ -62,9 +62,10 @@ def remember_ledger(ctx, param, value):
 
 db_argument = click.argument("db_path", metavar="RUN.db", type=click.Path(dir_okay=False),
                              callback=remember_ledger)
+# A ledger that must exist already: open_db() refuses a missing one with a
+# line that says how to create it (click's exists=True would not).
 existing_db_argument = click.argument(
-    "db_path", metavar="RUN.db", type=click.Path(dir_okay=False, exists=True),
-    callback=remember_ledger,
+    "db_path", metavar="RUN.db", type=click.Path(dir_okay=False), callback=remember_ledger,
 )
 silent_option = click.option("--silent", is_flag=True, help="Show no progress, only errors")
 

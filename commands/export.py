@@ -97,7 +97,7 @@ rate = click.FloatRange(0, 1)
 def export(db_path, format_, output, print_dataset_info, **options):
     """Export training data as JSONL: SFT, DPO pairs, best-of-N or top-K
 
-    Only valid rollouts are exported: truncated and errored ones never are.
+    Only valid rollouts are exported: truncated, errored and empty ones never are.
 
     \b
         rsr export run.db --format sft -o train.jsonl

@@ -125,7 +125,7 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
     }
     show = status_printer(silent)
     try:
-        _, report = run_sampling(open_db(db_path), db_path, config, on_progress=show)
+        _, report = run_sampling(open_db(db_path, create=False), db_path, config, on_progress=show)
     except Interrupted as ex:
         echo_err(f"\n{ex}")
         sys.exit(130)

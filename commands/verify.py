@@ -41,7 +41,7 @@ def parse_options(pairs, partial):
 def verify(db_path, verifier_names, options, partial, rescore, workers, timeout, batch_size, silent):
     """Score every rollout that has no score from these verifiers yet
 
-    Truncated and errored rollouts are skipped. Re-running continues where the
+    Truncated, errored and empty rollouts are skipped. Re-running continues where the
     last run stopped; --rescore scores everything again.
 
     \b
@@ -53,7 +53,7 @@ def verify(db_path, verifier_names, options, partial, rescore, workers, timeout,
     kwargs = parse_options(options, partial)
     if len(verifier_names) > 1 and kwargs:
         raise ConfigError("--option and --partial apply to one verifier; run rsr verify once per verifier")
-    db = open_db(db_path)
+    db = open_db(db_path, create=False)
     for name in verifier_names:
         verifier = get_verifier(name, **kwargs)
         config = {"verifier": verifier.name, "options": kwargs, "workers": workers,

@@ -187,9 +187,38 @@ def make_async_client(base_url=None, api_key=None, timeout=600.0, transport="aio
     raise ConfigError(f"transport must be aiohttp or httpx, not {transport!r}")
 
 
-def resolve_base_url(base_url=None):
-    "The server's URL: the option, else OPENAI_BASE_URL, else OpenAI's."
-    return (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+def resolve_base_url(base_url=None, source="--base-url"):
+    """The server's URL: the option, else OPENAI_BASE_URL, else OpenAI's.
+
+    A URL that is given is checked first (ConfigError): an empty one is a
+    mistake, not a request for the default."""
+    if base_url is not None:
+        return check_base_url(base_url, source)
+    if os.environ.get("OPENAI_BASE_URL"):
+        return check_base_url(os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
+    return "https://api.openai.com/v1"
+
+
+def check_base_url(url, source="--base-url"):
+    """url without a trailing slash, or ConfigError unless it is an http(s)
+    URL with a host and a port in range. Checked before any request, so a
+    typo costs no budget and reads as one line."""
+    from urllib.parse import urlsplit
+
+    example = "e.g. http://127.0.0.1:8000/v1"
+    text = url.strip() if isinstance(url, str) else ""
+    if not text:
+        raise ConfigError(f"{source} is empty: give the server's URL, {example}")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError as ex:
+        raise ConfigError(f"{source} {url!r} is not a valid URL ({ex}), {example}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"{source} {url!r} is not an http:// or https:// URL, {example}")
+    if not parts.hostname:
+        raise ConfigError(f"{source} {url!r} names no host, {example}")
+    return text.rstrip("/")
 
 
 class HTTPClient:
@@ -310,7 +339,8 @@ class SDKClient:
         import openai
 
         self.api_key = resolve_api_key(api_key)
-        self.sdk = openai.AsyncOpenAI(base_url=base_url, api_key=self.api_key, timeout=timeout,
+        self.sdk = openai.AsyncOpenAI(base_url=resolve_base_url(base_url), api_key=self.api_key,
+                                      timeout=timeout,
                                       max_retries=0)
         self.base_url = str(self.sdk.base_url).rstrip("/")
 

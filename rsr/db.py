@@ -9,6 +9,7 @@ views and backfill data. It also sets the connection up for safe concurrent
 use: WAL journal, foreign keys, a busy timeout.
 """
 
+import json
 import os
 import sqlite3
 import sys
@@ -54,6 +55,7 @@ BUSY_TIMEOUT_MS = 60_000
 NEW_COLUMNS = (
     ("rollouts", "response_hash", "text"),
     ("verdicts", "distinct_passed", "integer not null default 0"),
+    ("progress", "empty", "integer not null default 0"),
 )
 
 # The objects m002 replaces because their definitions changed.
@@ -114,6 +116,80 @@ def m002_distinct_passes(db):
     )
 
 
+# The objects m003 replaces: their definitions of a valid rollout now leave
+# out empty answers. Their new text says so with this.
+M003_REPLACED = (
+    ("trigger", "rollouts_count_insert"),
+    ("trigger", "rollouts_count_delete"),
+    ("trigger", "scores_count_insert"),
+    ("trigger", "scores_count_delete"),
+    ("trigger", "scores_count_update"),
+    ("view", "prompt_progress"),
+    ("view", "prompt_progress_slow"),
+    ("view", "verifier_progress_slow"),
+)
+M003_MARKER = "trim("
+
+# Rollouts whose answer is empty or whitespace only (not truncated, no error).
+EMPTY_ROLLOUTS_SQL = """
+select id from rollouts where error is null and truncated = 0
+  and coalesce(trim(response, char(32, 9, 10, 11, 12, 13)), '') = ''
+"""
+
+
+@migrations()
+def m003_empty_answers_are_invalid(db):
+    # An empty answer (whitespace only, reasoning aside) used to be a valid
+    # rollout, scored like any other: a "fail" that satisfied dpo targets and
+    # filled DPO pairs. Now it is invalid, like a truncated one. Older ledgers
+    # get the new triggers and views; their empty rollouts lose their scores
+    # and the counters of their prompts are computed again.
+    stale = [
+        (kind, name) for kind, name in M003_REPLACED
+        if M003_MARKER not in (db.execute(
+            "select coalesce(sql, '') from sqlite_master where type = ? and name = ?",
+            [kind, name]).fetchone() or ("",))[0]
+    ]
+    for kind, name in stale:
+        db.execute(f"drop {kind} if exists {name}")
+    if stale:
+        _run_script(db, SCHEMA_SQL)
+    empty = [row[0] for row in db.execute(EMPTY_ROLLOUTS_SQL).fetchall()]
+    if not empty:
+        return
+    ids = json.dumps(empty)
+    prompts = "select distinct prompt_id from rollouts where id in (select value from json_each(:ids))"
+    db.execute("delete from scores where rollout_id in (select value from json_each(:ids))",
+               {"ids": ids})
+    db.execute(
+        f"""update progress set
+               valid = (select valid from prompt_progress_slow s where s.prompt_id = progress.prompt_id),
+               empty = (select empty from prompt_progress_slow s where s.prompt_id = progress.prompt_id)
+           where prompt_id in ({prompts})""", {"ids": ids})
+    slow = """coalesce((select {0} from verifier_progress_slow s where s.prompt_id = verdicts.prompt_id
+                        and s.verifier = verdicts.verifier), 0)"""
+    db.execute(
+        f"""update verdicts set passed = {slow.format('passed')}, failed = {slow.format('failed')},
+               unparsed = {slow.format('unparsed')}, distinct_passed = {slow.format('distinct_passed')}
+           where prompt_id in ({prompts})""", {"ids": ids})
+
+
+def _check_not_newer(db, path):
+    "LedgerError if a newer rsr has applied migrations this one does not know."
+    from . import __version__
+
+    if "_sqlite_migrations" not in db.table_names():
+        return
+    known = [m.name for m in migrations._migrations]
+    unknown = sorted({m.name for m in migrations.applied(db)} - set(known))
+    if unknown:
+        raise LedgerError(
+            f"{path} was written by a newer rsr: it has schema migration {unknown[-1]}, and "
+            f"rsr {__version__} knows up to {known[-1]}. Upgrade rsr (pip install -U rsr) to "
+            "write to it; rsr stats, export, info and browse can still read it"
+        )
+
+
 def _add_new_columns(db):
     for table, column, kind in NEW_COLUMNS:
         if table in db.table_names() and column not in db.table(table).columns_dict:
@@ -147,17 +223,25 @@ def _can_read(conn):
         return False
 
 
-def open_db(path, readonly=False) -> Database:
+def open_db(path, readonly=False, create=True) -> Database:
     """Open an rsr ledger, creating it from schema.sql or upgrading it.
 
     With readonly=True the file must exist and is never written (for stats,
-    export and browsing while a sampler writes).
+    export and browsing while a sampler writes). With create=False it must
+    exist too: commands that only add to a ledger (sample, verify) never make
+    one out of a mistyped path.
+
+    A ledger that a newer rsr has migrated further than this one knows is
+    refused for writing (LedgerError naming the migration); reading it works.
     """
     path = Path(path)
     if path.is_dir():
         raise LedgerError(f"{path} is a directory, not a database file")
-    if readonly and not path.exists():
-        raise LedgerError(f"No such database: {path}")
+    if (readonly or not create) and (not path.exists() or path.stat().st_size == 0):
+        state = "is empty" if path.exists() else "does not exist"
+        raise LedgerError(
+            f"No ledger at {path} (the file {state}): create it with rsr load {path} PROMPTS.jsonl"
+        )
     try:
         conn = _connect(path, readonly)
         db = Database(conn)
@@ -172,6 +256,8 @@ def open_db(path, readonly=False) -> Database:
             raise LedgerError(
                 f"{path} is a SQLite database but not an rsr ledger (no prompts table)"
             )
+        if tables:
+            _check_not_newer(db, path)
         if conn.execute("pragma journal_mode").fetchone()[0] != "wal":
             conn.execute("pragma journal_mode = wal")
         # FULL: a committed rollout survives power loss, not only a killed process.

@@ -6,6 +6,8 @@ read-only by the caller, so an export can run while a sampler writes.
 """
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -36,10 +38,11 @@ def export(db, formatter, options, output=None) -> int:
     A file is written beside its final name and renamed at the end, so a failed
     export never leaves a half-written training file behind.
     """
-    rows = formatter.rows(db, options)
     if output is None or str(output) == "-":
-        return write_jsonl(rows, sys.stdout)
+        return write_jsonl(formatter.rows(db, options), sys.stdout)
     path = Path(output)
+    check_replaceable(path)
+    rows = formatter.rows(db, options)
     partial = path.with_name(path.name + ".partial")
     try:
         with open(partial, "w", encoding="utf-8") as out:
@@ -51,6 +54,27 @@ def export(db, formatter, options, output=None) -> int:
     finally:
         partial.unlink(missing_ok=True)
     return count
+
+
+def check_replaceable(path):
+    """RsrError unless path is missing or a file its owner may write.
+
+    The export replaces the file by a rename, which the folder's permissions
+    allow even over a read-only file (and root may write anything): the mode
+    bits are checked here so that a file made read-only stays as it is, as
+    with any other tool."""
+    if path.is_dir():
+        raise RsrError(f"Cannot write {path}: it is a folder; give a file name with -o")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as ex:
+        raise RsrError(f"Cannot write {path}: {ex.strerror or ex}") from ex
+    if not mode & 0o222 or not os.access(path, os.W_OK):
+        raise RsrError(
+            f"Cannot write {path}: it is read-only (mode {stat.S_IMODE(mode):o}); "
+            "make it writable (chmod u+w) or choose another -o")
 
 
 def dataset_info(formatter, output) -> dict:

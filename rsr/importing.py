@@ -13,7 +13,8 @@ Accepted records (JSONL, JSON arrays, gzip, Parquet: the same readers as
 Prompts not yet in the ledger are added (ids as `rsr load` makes them, so a
 file's prompts match a loaded dataset's). A score in the file is stored in
 `scores` under the chosen verifier name; a boolean score, or `passed`, is a
-verdict. `finish_reason: "length"` marks a rollout truncated, and reasoning in
+verdict. An empty answer's score is not stored (it is an invalid rollout).
+`finish_reason: "length"` marks a rollout truncated, and reasoning in
 `<think>` tags is split from the final answer as the samplers do.
 
 An import is one transaction: a bad record (unless skipped) leaves the ledger
@@ -30,6 +31,7 @@ from .loading import MAX_ERRORS_KEPT, normalize, read_records
 from .reasoning import split_reasoning
 from .runs import finish_run, start_run
 from .selection import response_hash
+from .samplers import WHITESPACE
 from .verification import save_scores
 
 ROLLOUT_FIELDS = (
@@ -226,7 +228,9 @@ class _Importer:
         rollout_id = self.db.execute(INSERT_ROLLOUT_SQL, columns).lastrowid
         self.imported.add((prompt_id, source))
         self.result.rollouts_added += 1
-        if rollout["score"] is not None or rollout["passed"] is not None:
+        scored = rollout["score"] is not None or rollout["passed"] is not None
+        # An empty answer is an invalid rollout: kept, never scored (schema.sql).
+        if scored and (rollout.get("response") or "").strip(WHITESPACE):
             score = rollout["score"] if rollout["score"] is not None else float(rollout["passed"])
             save_scores(
                 self.db,

@@ -18,7 +18,7 @@ import os
 import sqlite3
 
 from . import early_stop, plugins
-from .client import RetryPolicy
+from .client import RetryPolicy, check_base_url
 from .errors import ConfigError, RsrError
 from .runs import finish_run, redact, start_run
 from .sampling import Interrupted, SampleSettings, sample
@@ -63,6 +63,9 @@ def make_sampler(sampler_config):
     cls = plugins.pick(plugins.get_samplers(), sampler_config["name"], "sampler", "rsr plugins")
     kwargs = {k: sampler_config.get(k) for k in SAMPLER_ARGS if sampler_config.get(k) is not None}
     kwargs.update(sampler_config.get("engine") or {})
+    if sampler_config.get("base_url") is not None:
+        # An empty or malformed URL is reported as such, whichever sampler was picked.
+        check_base_url(sampler_config["base_url"])
     if cls.name != "openai":
         for key in ("base_url", "api_key", "transport"):
             if key in kwargs and sampler_config.get(key) is not None:
@@ -213,7 +216,8 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
         )
     sampler = make_executor(config)
     with WriterLock(db_path):
-        run_id = start_run(db, command, redact(record if record is not None else config))
+        run_id = start_run(db, command, redact(record if record is not None else config),
+                           holds_writer_lock=True)
         try:
             report = sample(db, sampler, scorer, settings, run_id=run_id, on_progress=on_progress)
         except Interrupted as ex:

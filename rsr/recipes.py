@@ -8,11 +8,15 @@ The resolved configuration is stored in the `runs` table; `rsr run --db RUN.db`
 without a recipe continues from it.
 """
 
+import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,6 +99,9 @@ class Recipe:
     name: str = "run"
     description: str = ""
     db: Optional[str] = None
+    # The recipe file this came from (absolute), so that a resumed run can
+    # read secrets the ledger never keeps (an inline api_key) from it again.
+    recipe_file: Optional[str] = None
     data: DataSection = field(default_factory=DataSection)
     sampler: SamplerSection = field(default_factory=SamplerSection)
     sampling: SamplingSection = field(default_factory=SamplingSection)
@@ -111,7 +118,7 @@ OPERATIONAL_KEYS = {
     "sampler.retry_base_delay", "sampler.engine",
     "sampling.max_rollouts", "sampling.max_steps", "sampling.limit", "sampling.where",
     "verifier.workers", "verifier.timeout", "outputs", "data", "db", "name", "description",
-    "executor",
+    "executor", "recipe_file",
 }
 
 
@@ -161,6 +168,7 @@ def load_recipe(path=None, overrides=(), base=None) -> dict:
         # Data paths are relative to the recipe file; store them absolute so a
         # resumed run (which has no recipe file) finds the same files.
         folder = Path(path).resolve().parent
+        resolved["recipe_file"] = str(Path(path).resolve())
         data = resolved["data"]
         data["files"] = [str(folder / f) for f in data["files"]]
         if data["transform"]:
@@ -208,18 +216,40 @@ select config from runs where command = 'run' order by id desc limit 1
 """
 
 
-def stored_recipe(db):
-    "The configuration of the latest `rsr run` on this ledger, or None."
+def stored_recipe(db, resume=False):
+    """The configuration of the latest `rsr run` on this ledger, or None.
+
+    Secrets were redacted when stored. To resume (resume=True), an inline
+    api_key is read from the recipe file again; failing that the client falls
+    back on OPENAI_API_KEY, and with neither a warning says no key is sent."""
     import json
+
+    from .runs import REDACTED
 
     row = db.execute(STORED_CONFIG_SQL).fetchone()
     if row is None:
         return None
     config = json.loads(row[0])
-    # Secrets were redacted when stored: they come from the environment again.
-    if config.get("sampler", {}).get("api_key") == "***":
-        config["sampler"]["api_key"] = None
+    sampler = config.get("sampler", {})
+    if sampler.get("api_key") == REDACTED:
+        sampler["api_key"] = _recipe_api_key(config.get("recipe_file")) if resume else None
+        if resume and sampler["api_key"] is None and not os.environ.get("OPENAI_API_KEY"):
+            log.warning(
+                "The stored run sent an api_key, which the ledger never keeps, and %s: set "
+                "OPENAI_API_KEY or pass sampler.api_key=... to send one (none is sent now)",
+                f"its recipe {config['recipe_file']} has none now" if config.get("recipe_file")
+                else "its recipe file is not recorded")
     return config
+
+
+def _recipe_api_key(recipe_file):
+    "sampler.api_key of the recipe file (resolved), or None if it is gone or has none."
+    if not recipe_file or not Path(recipe_file).is_file():
+        return None
+    try:
+        return load_recipe(recipe_file)["sampler"]["api_key"]
+    except ConfigError:
+        return None
 
 
 def default_db_path(recipe):
@@ -240,7 +270,8 @@ def prepare(recipe_path, db_path, overrides, allow_config_change):
         raise ConfigError("Give a recipe file, or --db RUN.db to resume a run stored in a ledger")
     stored = None
     if db_path is not None and Path(db_path).exists():
-        stored = stored_recipe(open_db(db_path, readonly=True))
+        resume = recipe_path is None and not any(o.startswith("sampler.api_key=") for o in overrides)
+        stored = stored_recipe(open_db(db_path, readonly=True), resume=resume)
     if recipe_path is None and stored is None:
         raise ConfigError(f"{db_path} holds no `rsr run` configuration to resume; give a recipe file")
     recipe = load_recipe(recipe_path, overrides, base=stored if recipe_path is None else None)

@@ -50,8 +50,54 @@ def redact(value):
     return value
 
 
-def start_run(db, command, config) -> int:
-    "Record the start of a command; returns the run id."
+# Runs still marked running, with what they wrote.
+RUNNING_SQL = """
+select runs.id, runs.command, runs.hostname, runs.pid,
+       (select count(*) from rollouts where rollouts.run_id = runs.id) as rollouts
+from runs where status = 'running'
+"""
+
+# Commands that write only under the ledger's writer lock (one at a time).
+LOCKED_COMMANDS = ("sample", "run")
+
+
+def mark_interrupted(db, holds_writer_lock=False):
+    """Mark runs left `running` by a process that is gone (a SIGKILL, a power
+    cut) as interrupted, with what they wrote; returns how many.
+
+    A run is gone when its process no longer exists on this host, or, for the
+    caller that holds the writer lock, when it is a sample/run (only one holds
+    the lock, so any other still marked running died holding it)."""
+    host, marked = socket.gethostname(), 0
+    for run_id, command, hostname, pid, rollouts in db.execute(RUNNING_SQL).fetchall():
+        locked = holds_writer_lock and command in LOCKED_COMMANDS
+        if not locked and not (hostname == host and pid and not _alive(pid)):
+            continue
+        db.execute(FINISH_RUN_SQL, {
+            "id": run_id, "status": "interrupted", "finished_at": None,
+            "summary": f"found still marked running by a later run (process {pid} on {hostname} "
+                       f"was gone); {rollouts:,} rollouts written",
+        })
+        marked += 1
+    return marked
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def start_run(db, command, config, holds_writer_lock=False) -> int:
+    """Record the start of a command; returns the run id. Runs found left
+    running by a killed process are marked interrupted first."""
+    mark_interrupted(db, holds_writer_lock)
     cursor = db.execute(
         INSERT_RUN_SQL,
         {

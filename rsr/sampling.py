@@ -10,9 +10,18 @@ Exactly once: every rollout has a fixed (prompt_id, sample_index) chosen before
 it is requested, and is written (with its scores and its step) in one small
 transaction as soon as its request returns. Writes run on a thread with its own
 connection, so the event loop never waits for SQLite or the disk's fsync; a
-step's prompt is checked again only once its write has committed. A crash loses only requests in
-flight; the next run plans the lowest missing sample indexes again, with the
-same seeds, and completes a step that was cut short under the same step number.
+step's prompt is checked again only once its write has committed. With one
+request per rollout (a server that ignores n), each reply is written as it
+returns, never held for its step's slowest sibling. A crash loses only the
+requests in flight and the replies queued behind the commit that was running;
+the next run plans the lowest missing sample indexes again, with the same
+seeds, and completes a step that was cut short under the same step number.
+SIGINT/SIGTERM start no new request, wait up to STOP_GRACE_S for those in
+flight, and write everything that arrived.
+
+Until the endpoint has answered one request correctly, a failure that says
+it is the wrong endpoint (ENDPOINT_FAULTS) writes nothing, and a few of them
+stop the run: a mistyped URL spends no prompt's budget.
 """
 
 import asyncio
@@ -33,7 +42,7 @@ from dataclasses import dataclass, field
 from . import early_stop
 from .client import RequestFailed, RetryPolicy, with_retries
 from .db import BUSY_TIMEOUT_MS
-from .errors import RsrError
+from .errors import ConfigError, RsrError
 from .runs import utcnow
 from .samplers import Completion, SampleRequest
 from .selection import response_hash
@@ -77,6 +86,17 @@ UPSERT_STEPS = (
 # Rows per statement: a few sizes, so a handful of prepared statements serve
 # every batch.
 CHUNK_ROWS = (256, 64, 16, 4, 1)
+
+# Failures that, before an endpoint has answered once, say it is the wrong
+# one (no server there, not HTTP, not JSON, not a chat reply, no such path, a
+# key refused); after ENDPOINT_CHECKS of them in a row the run stops.
+ENDPOINT_FAULTS = {"connection", "disconnect", "malformed", "http_401", "http_403",
+                   "http_404", "http_405"}
+ENDPOINT_CHECKS = 3
+
+# Seconds a SIGINT/SIGTERM waits for the requests in flight before cancelling
+# them: a reply already on the wire when the signal came is read and written.
+STOP_GRACE_S = 1.0
 
 
 @functools.lru_cache(maxsize=64)
@@ -162,6 +182,7 @@ class SampleReport:
     rollouts: int = 0
     errors: int = 0
     truncated: int = 0
+    empty: int = 0
     passed: int = 0
     failed: int = 0
     undecided: int = 0
@@ -308,9 +329,18 @@ class SamplingLoop:
         self.write_wake = asyncio.Event()
         self.n_supported = None if not sampler.batch else True
         self.consecutive_failures = 0
+        # Until the endpoint has answered one request correctly, a failure that
+        # says it is the wrong one (ENDPOINT_FAULTS) writes nothing.
+        self.endpoint_ok = False
+        self.endpoint_failures = 0
+        self.abort_config = False
         self.abort_error = None
         self.ledger_error = None
         self.stopping = False
+        # Set by a first SIGINT/SIGTERM: no new request starts, and replies on
+        # their way are awaited (for up to STOP_GRACE_S) and written.
+        self.stop_requested = False
+        self.stop_timer = None
         # True when the scorer runs in a helper process (set by sample()).
         self.offloaded = False
 
@@ -416,8 +446,14 @@ class SamplingLoop:
         ticker = asyncio.create_task(self.ticker())
         try:
             await self.dispatch()
+            if self.stop_requested:
+                await self.drain()
         finally:
+            # From here on the run only writes what arrived and closes: no
+            # cancellation may cut that short (see sample()).
             self.stopping = True
+            if self.stop_timer is not None:
+                self.stop_timer.cancel()
             for task in list(self.active):
                 task.cancel()
             await asyncio.gather(*self.active, return_exceptions=True)
@@ -439,7 +475,7 @@ class SamplingLoop:
             raise self.ledger_error
         self.refresh_summary()
         if self.abort_error is not None:
-            raise RsrError(self.abort_error)
+            raise (ConfigError if self.abort_config else RsrError)(self.abort_error)
         return self.report
 
     async def dispatch(self):
@@ -448,7 +484,7 @@ class SamplingLoop:
         page = max(2 * self.settings.concurrency, 256)
         capacity = 1 if self.sampler.batch else self.settings.concurrency
         after, exhausted, found = 0, False, False
-        while self.abort_error is None:
+        while self.abort_error is None and not self.stop_requested:
             if self.finished:
                 self.requeue_finished()
             if not exhausted and len(self.ready) < page:
@@ -471,6 +507,19 @@ class SamplingLoop:
                 continue
             self.wake.clear()
             await self.wake.wait()
+
+    def request_stop(self, grace, on_timeout):
+        """Start no new request; run() ends once the requests in flight have
+        returned, or on_timeout() is called after grace seconds (unless run()
+        is already writing what arrived and closing by then)."""
+        self.stop_requested = True
+        self.stop_timer = asyncio.get_running_loop().call_later(grace, on_timeout)
+        self.wake.set()
+
+    async def drain(self):
+        "Wait for the steps in flight: what they receive is written like any reply."
+        while self.active:
+            await asyncio.wait(list(self.active))
 
     def enqueue(self, row, front, previous=None):
         work = plan_step(self.db, row, self.settings, previous)
@@ -545,9 +594,7 @@ class SamplingLoop:
     async def _run_requests(self, work, remaining, waits):
         while remaining:
             if self.n_supported is False and len(remaining) > 1:
-                results = await asyncio.gather(*(self.request(work, [i]) for i in remaining))
-                for indexes, completions in results:
-                    waits.append(await self.submit(work, indexes, completions))
+                await self._run_singles(work, remaining, waits)
                 break
             indexes, completions = await self.request(work, remaining)
             if len(remaining) > 1 and len(completions) == 1 and not completions[0].error:
@@ -559,6 +606,24 @@ class SamplingLoop:
             waits.append(await self.submit(work, indexes, completions))
             remaining = remaining[len(completions):]
 
+    async def _run_singles(self, work, remaining, waits):
+        """One request per rollout (a server that ignores n), each written the
+        moment it returns: a reply never waits in memory for a sibling that
+        hangs. The step's task ends once all of them have."""
+
+        async def one(index):
+            indexes, completions = await self.request(work, [index])
+            return await self.submit(work, indexes, completions)
+
+        results = await asyncio.gather(*(one(i) for i in remaining), return_exceptions=True)
+        waits.extend(r for r in results if isinstance(r, asyncio.Future))
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for error in errors:
+            if not isinstance(error, _Unreachable):
+                raise error
+        if errors:
+            raise errors[0]
+
     async def request(self, work, indexes):
         "Ask for len(indexes) completions; a request that fails for good becomes error rows."
         request = self.make_request(work, indexes)
@@ -569,6 +634,9 @@ class SamplingLoop:
             self.report.faults[error.kind] += 1
 
         async def call():
+            if self.stop_requested:
+                # A stop is draining the run: no new request, no retry.
+                raise _Unreachable("stopping")
             self.report.requests += 1
             return await self.sampler.complete(request)
 
@@ -576,6 +644,8 @@ class SamplingLoop:
             completions = await with_retries(call, self.settings.retry, on_retry)
         except RequestFailed as ex:
             self.report.faults[ex.kind] += 1
+            if not self.endpoint_ok and ex.kind in ENDPOINT_FAULTS:
+                self.endpoint_failed(ex)
             self.consecutive_failures += 1
             if self.consecutive_failures >= self.settings.max_consecutive_failures:
                 self.abort_error = (
@@ -590,6 +660,7 @@ class SamplingLoop:
             completions = [Completion(None, error=str(ex), seed=seed) for _ in indexes]
             return indexes, completions
         self.consecutive_failures = 0
+        self.endpoint_ok = True
         completions = completions[: len(indexes)]
         if len(completions) < len(indexes):
             self.report.faults["short"] += 1
@@ -597,6 +668,21 @@ class SamplingLoop:
             if completion.seed is None:
                 completion.seed = seed
         return indexes[: len(completions)], completions
+
+    def endpoint_failed(self, error):
+        """A request failed for good, in a way that says the endpoint is wrong,
+        before it ever answered: nothing is written (the step is planned again),
+        and after ENDPOINT_CHECKS of them the run stops with a config error."""
+        self.endpoint_failures += 1
+        if self.endpoint_failures >= ENDPOINT_CHECKS and self.abort_error is None:
+            where = self.info.get("base_url") or "the endpoint"
+            self.abort_error = (
+                f"{where} gave no usable chat completion on the first {self.endpoint_failures} "
+                f"requests (last: {error}): check --base-url, --model and --api-key; "
+                "nothing was written")
+            self.abort_config = True
+            self.wake.set()
+        raise _Unreachable(str(error)) from error
 
     def make_request(self, work, indexes):
         seeds = [derive_seed(self.settings.seed, work.prompt_id, i) for i in indexes]
@@ -616,10 +702,8 @@ class SamplingLoop:
 
     async def submit(self, work, indexes, completions):
         "Score completions and queue them for writing; returns a future for the write."
-        valid = [
-            i for i, c in enumerate(completions)
-            if c.error is None and not c.truncated and c.response is not None
-        ]
+        # Errors, truncated and empty answers are written, never scored.
+        valid = [i for i, c in enumerate(completions) if c.valid]
         verdicts = [None] * len(completions)
         stopped = False
         if self.scorer is not None:
@@ -655,8 +739,9 @@ class SamplingLoop:
             report.rollouts += 1
             report.errors += completion.error is not None
             report.truncated += completion.truncated
-            if completion.error is None and completion.response == "":
+            if completion.empty:
                 report.faults["empty"] += 1
+                report.empty += 1
             report.completion_tokens += completion.completion_tokens or 0
             if verdict is not None:
                 if verdict.passed is None:
@@ -670,7 +755,7 @@ class SamplingLoop:
         """The step is written: the prompt is checked again (with the others
         finished meanwhile, in one query) and requeued if it needs more."""
         self.report.steps += 1
-        if self.stopping or self.abort_error is not None:
+        if self.stopping or self.stop_requested or self.abort_error is not None:
             self.in_flight.discard(work.prompt_id)
             return
         # The prompt stays in flight until it is checked, so that a page of
@@ -781,8 +866,22 @@ def sample(db, sampler, scorer, settings, run_id=None, on_progress=None) -> Samp
         received = []
 
         def stop(signum):
+            # The first signal lets replies on their way arrive and be written
+            # (for up to STOP_GRACE_S); a second one, or the grace running out,
+            # stops at once, still writing everything that has arrived.
             received.append(signum)
-            task.cancel()
+            if loop_runner.stopping:
+                return  # already writing what arrived and closing
+            if len(received) == 1:
+                loop_runner.request_stop(STOP_GRACE_S, task.cancel)
+            else:
+                task.cancel()
+
+        def interrupted():
+            return Interrupted(
+                f"Interrupted by {signal.Signals(received[0]).name}: "
+                f"{loop_runner.report.rollouts:,} rollouts written; re-run to resume"
+            )
 
         installed = []
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -793,13 +892,13 @@ def sample(db, sampler, scorer, settings, run_id=None, on_progress=None) -> Samp
                 pass  # not the main thread: the caller handles signals
         try:
             with collector_tuned():
-                return await loop_runner.run()
+                report = await loop_runner.run()
+            if received:
+                raise interrupted()
+            return report
         except asyncio.CancelledError:
             if received:
-                raise Interrupted(
-                    f"Interrupted by {signal.Signals(received[0]).name}: "
-                    f"{loop_runner.report.rollouts:,} rollouts written; re-run to resume"
-                ) from None
+                raise interrupted() from None
             raise
         finally:
             for signum in installed:

@@ -55,7 +55,7 @@ with scored as (
     from rollouts
     join scores on scores.rollout_id = rollouts.id and scores.verifier = :verifier
     where rollouts.error is null and rollouts.truncated = 0
-      and rollouts.response is not null
+      and trim(rollouts.response, char(32, 9, 10, 11, 12, 13)) != ''
       {prompt_filter}
       {prefilter}
 )"""

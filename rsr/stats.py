@@ -12,10 +12,10 @@ in seconds. The sections:
 - pass@k for k = 1, 2, 4, ... with the unbiased estimator of Chen et al.
   (2021), 1 - C(n-c, k) / C(n, k) averaged over the prompts with n >= k draws.
   A draw is a rollout the model finished: valid rollouts with a verdict count,
-  a truncated rollout counts as a failed draw, an errored request or an
-  undecided score is not a draw.
+  a truncated rollout or an empty answer counts as a failed draw, an errored
+  request or an undecided score is not a draw.
 - completion tokens per rollout (p50/p90/p99/max, nearest rank), passed vs
-  failed; truncation and error rates
+  failed; truncation, error and empty-answer rates
 - draws spent against the budget without early stop (prompts x max_rollouts)
 - time, rollouts and completion tokens per second for each run that sampled
 
@@ -50,7 +50,8 @@ from ({states})
 
 TOTALS_SQL = """
 select coalesce(sum(rollouts), 0) as draws_spent, coalesce(sum(valid), 0) as valid,
-       coalesce(sum(truncated), 0) as truncated, coalesce(sum(errored), 0) as errored
+       coalesce(sum(truncated), 0) as truncated, coalesce(sum(errored), 0) as errored,
+       coalesce(sum(empty), 0) as empty
 from progress
 """
 
@@ -86,7 +87,8 @@ group by bucket
 """
 
 DRAWS_SQL = """
-select coalesce(v.passed, 0) + coalesce(v.failed, 0) + coalesce(pp.truncated, 0) as n,
+select coalesce(v.passed, 0) + coalesce(v.failed, 0) + coalesce(pp.truncated, 0)
+       + coalesce(pp.empty, 0) as n,
        coalesce(v.passed, 0) as c, count(*) as prompts
 from prompt_progress pp
 left join verdicts v on v.prompt_id = pp.prompt_id and v.verifier = :verifier
@@ -96,7 +98,8 @@ group by n, c
 TOKENS_SQL = """
 select scores.passed, rollouts.completion_tokens, count(*) as rollouts
 from rollouts join scores on scores.rollout_id = rollouts.id and scores.verifier = :verifier
-where rollouts.error is null and rollouts.truncated = 0 and rollouts.response is not null
+where rollouts.error is null and rollouts.truncated = 0
+  and trim(rollouts.response, char(32, 9, 10, 11, 12, 13)) != ''
   and rollouts.completion_tokens is not null and scores.passed is not null
 group by scores.passed, rollouts.completion_tokens
 """
@@ -235,8 +238,10 @@ def ledger_stats(
         "valid": counts["valid"],
         "truncated": counts["truncated"],
         "errored": counts["errored"],
+        "empty": counts["empty"],
         "truncation_rate": _rate(counts["truncated"], spent),
         "error_rate": _rate(counts["errored"], spent),
+        "empty_rate": _rate(counts["empty"], spent),
     }
     budget = total * settings["max_rollouts"]
     out["draws"] = {
@@ -305,7 +310,7 @@ def format_text(stats) -> str:
         )
     lines.append(
         f"Rollouts: {r['total']:,}, truncated {_pct(r['truncation_rate'])}, "
-        f"errored {_pct(r['error_rate'])}"
+        f"errored {_pct(r['error_rate'])}, empty {_pct(r['empty_rate'])}"
     )
     lines.append(
         f"Draws: {d['spent']:,} of {d['budget_without_early_stop']:,} without early "

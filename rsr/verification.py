@@ -39,11 +39,12 @@ on conflict (rollout_id, verifier) do update set
     created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
 """
 
-# Valid rollouts (a response, not truncated, no error) after :after that need a
+# Valid rollouts (a non-empty answer, not truncated, no error) after :after that need a
 # score from :verifier: none yet, or (rescoring) one older than :rescore_before.
 PENDING_WHERE = """
 from rollouts join prompts on prompts.id = rollouts.prompt_id
-where rollouts.error is null and rollouts.truncated = 0 and rollouts.response is not null
+where rollouts.error is null and rollouts.truncated = 0
+  and trim(rollouts.response, char(32, 9, 10, 11, 12, 13)) != ''
   and not exists (
       select 1 from scores
       where scores.rollout_id = rollouts.id and scores.verifier = :verifier
@@ -58,7 +59,8 @@ PENDING_SQL = (
 COUNT_PENDING_SQL = "select count(*)" + PENDING_WHERE
 COUNT_SKIPPED_SQL = """
 select count(*) from rollouts
-where error is not null or truncated = 1 or response is null
+where error is not null or truncated = 1
+   or coalesce(trim(response, char(32, 9, 10, 11, 12, 13)), '') = ''
 """
 
 
@@ -221,7 +223,7 @@ class VerifyCounts:
         return (
             f"{self.scored:,} scored: {self.passed:,} passed, {self.failed:,} failed, "
             f"{self.undecided:,} undecided ({self.errors:,} errors); "
-            f"{self.skipped:,} truncated or errored rollouts skipped"
+            f"{self.skipped:,} truncated, errored or empty rollouts skipped"
         )
 
 

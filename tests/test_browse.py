@@ -200,3 +200,20 @@ def test_browse_refuses_a_file_that_is_not_a_ledger(tmp_path, invoke):
     result = invoke("browse", other)
     assert result.exit_code == 1
     assert "is not an rsr database (no prompts table)" in result.stderr
+
+
+@pytest.mark.parametrize("path", ["/run/hardest_prompts", "/run/prompt_rollouts.json"])
+def test_browse_post_to_a_canned_query_is_a_clean_405(db_path, path):
+    build_ledger(db_path)
+    datasette = make_datasette(db_path)
+
+    async def run():
+        await datasette.invoke_startup()
+        post = await datasette.client.post(path, data={"verifier": "math"})
+        get = await datasette.client.get(path.split(".")[0] + ".json?prompt_id=x&verifier=")
+        return post, get
+
+    post, get = asyncio.run(run())
+    assert (post.status_code, post.headers["allow"]) == (405, "GET, HEAD")
+    assert "read-only" in post.text and "Traceback" not in post.text
+    assert get.status_code == 200

@@ -36,7 +36,7 @@ def test_open_db_creates_schema(db_path):
     )
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     assert db.execute("pragma foreign_keys").fetchone()[0] == 1
-    assert schema_version(db) == "m002_distinct_passes"
+    assert schema_version(db) == "m003_empty_answers_are_invalid"
 
 
 def test_open_db_twice_changes_nothing(db_path):
@@ -69,7 +69,7 @@ def test_upgraded_ledger_from_before_response_hashes(tmp_path, copy_fixture):
 
 def counters(db):
     progress = db.execute(
-        "select prompt_id, rollouts, valid, truncated, errored, steps, requested, completion_tokens"
+        "select prompt_id, rollouts, valid, truncated, errored, steps, requested, completion_tokens, empty"
         " from prompt_progress order by prompt_id"
     ).fetchall()
     verdicts = db.execute(
@@ -82,7 +82,7 @@ def counters(db):
 def assert_counters_match(db):
     progress, verdicts = counters(db)
     slow_progress = db.execute(
-        "select prompt_id, rollouts, valid, truncated, errored, steps, requested, completion_tokens"
+        "select prompt_id, rollouts, valid, truncated, errored, steps, requested, completion_tokens, empty"
         " from prompt_progress_slow order by prompt_id"
     ).fetchall()
     slow_verdicts = db.execute(
@@ -186,7 +186,7 @@ def test_sqlite_database_that_is_not_a_ledger(tmp_path):
 
 
 def test_readonly_open_missing_file(tmp_path):
-    with pytest.raises(LedgerError, match="No such database"):
+    with pytest.raises(LedgerError, match="No ledger at .*missing.db .*create it with rsr load"):
         open_db(tmp_path / "missing.db", readonly=True)
 
 
@@ -206,7 +206,92 @@ def test_info_command(db_path, invoke, tmp_path):
     result = invoke("info", db_path, "--json")
     data = json.loads(result.stdout)
     assert data["counts"]["prompts"] == 1
-    assert data["schema_version"] == "m002_distinct_passes"
+    assert data["schema_version"] == "m003_empty_answers_are_invalid"
     assert data["runs"][0]["command"] == "load"
     text = invoke("info", db_path).stdout
     assert "prompts: 1" in text and "#1 load finished" in text
+
+
+def test_upgrade_makes_old_empty_answers_invalid(tmp_path, copy_fixture):
+    # An older rsr scored empty answers like any other: here one failed (" \n")
+    # and one "passed" (""). After the upgrade they are invalid rollouts: no
+    # score, no verdict, counted as empty; the ledger matches a fresh one.
+    path = copy_fixture("ledger_v1.db")
+    conn = sqlite3.connect(path)
+    with conn:
+        for index, (text, passed) in enumerate([(" \n", 0), ("", 1)], start=4):
+            rollout = conn.execute(
+                "insert into rollouts (prompt_id, sample_index, response) values ('a', ?, ?)",
+                [index, text]).lastrowid
+            conn.execute("insert into scores (rollout_id, verifier, passed) values (?, 'math', ?)",
+                         [rollout, passed])
+    assert conn.execute("select passed, failed from verdicts where prompt_id = 'a'").fetchone() == (4, 2)
+    conn.close()
+    old = open_db(path)
+    assert shape(old) == shape(open_db(tmp_path / "fresh.db"))
+    assert_counters_match(old)
+    assert old.execute("select passed, failed from verdicts where prompt_id = 'a'").fetchone() == (3, 1)
+    assert old.execute("select valid, empty from progress where prompt_id = 'a'").fetchone() == (4, 2)
+    assert old.execute("select count(*) from scores join rollouts on rollouts.id = rollout_id"
+                       " where trim(response) = ''").fetchone() == (0,)
+
+
+def test_empty_answers_count_as_empty_never_as_verdicts(db_path):
+    db = open_db(db_path)
+    add_prompt(db, "p")
+    for index, text in enumerate(["", "  \t\n", "4"]):
+        add_score(db, add_rollout(db, "p", index, response=text), "math", 0)
+    assert db.execute("select rollouts, valid, empty from progress").fetchone() == (3, 1, 2)
+    assert db.execute("select passed, failed from verdicts").fetchone() == (0, 1)
+    assert_counters_match(db)
+
+
+@pytest.mark.parametrize("args", [
+    ["sample", "--base-url", "http://127.0.0.1:9/v1", "--verifier", "exact"],
+    ["verify", "--verifier", "exact"],
+    ["stats"],
+    ["export", "--format", "sft"],
+    ["info"],
+    ["browse"],
+])
+def test_commands_never_create_a_ledger_from_a_mistyped_path(tmp_path, invoke, args):
+    # Only load, import and run make a ledger; the others refuse a missing one.
+    path = tmp_path / "typo.db"
+    result = invoke(args[0], str(path), *args[1:])
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: No ledger at {path} (the file does not exist): "
+                             f"create it with rsr load {path} PROMPTS.jsonl\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sample_refuses_an_empty_file_as_a_ledger(tmp_path, invoke):
+    path = tmp_path / "touched.db"
+    path.touch()
+    result = invoke("verify", str(path), "--verifier", "exact")
+    assert result.exit_code == 1 and "(the file is empty): create it with rsr load" in result.stderr
+    assert path.read_bytes() == b""
+
+
+def newer_ledger(db_path):
+    "A ledger a later rsr has migrated further (a migration this rsr does not know)."
+    db = open_db(db_path)
+    add_prompt(db, "p")
+    db.execute("insert into _sqlite_migrations (migration_set, name, applied_at)"
+               " values ('rsr', 'm999_from_the_future', '2099-01-01')")
+    db.close()
+    return db_path
+
+
+def test_newer_ledger_is_refused_for_writing_and_readable(db_path, invoke):
+    newer_ledger(db_path)
+    before = sqlite3.connect(db_path).execute("select count(*) from runs").fetchone()
+    with pytest.raises(LedgerError, match=(
+            r"written by a newer rsr: it has schema migration m999_from_the_future, and rsr \S+ "
+            r"knows up to m003_empty_answers_are_invalid. Upgrade rsr")):
+        open_db(db_path)
+    result = invoke("verify", db_path, "--verifier", "exact")
+    assert result.exit_code == 1 and "newer rsr" in result.stderr
+    assert sqlite3.connect(db_path).execute("select count(*) from runs").fetchone() == before
+    # Reading still works.
+    assert open_db(db_path, readonly=True).execute("select id from prompts").fetchall() == [("p",)]
+    assert invoke("stats", db_path, "--json").exit_code == 0

@@ -400,3 +400,18 @@ def test_export_sft_with_a_pass_threshold_on_real_scores(real_ledger, invoke):
     # without a threshold, real scores with no verdict are never passes
     rows, _ = export(invoke, real_ledger, "--format", "sft")
     assert rows == []
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o400])
+def test_export_refuses_to_replace_a_read_only_file(ledger, invoke, tmp_path, mode):
+    # The rename the export ends with would replace it (and root may write
+    # anything): the file's own mode bits decide.
+    out = tmp_path / "train.jsonl"
+    out.write_text("keep me\n")
+    out.chmod(mode)
+    result = invoke("export", ledger, "--format", "sft", "-o", str(out))
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: Cannot write {out}: it is read-only (mode {mode:o}); "
+                             "make it writable (chmod u+w) or choose another -o\n")
+    assert out.read_text() == "keep me\n" and out.stat().st_mode & 0o777 == mode
+    assert not (tmp_path / "train.jsonl.partial").exists()

@@ -204,3 +204,15 @@ def test_import_skip_invalid(db_path, tmp_path, invoke):
         "Imported 2 rollouts with 1 scores (1 new prompts, 0 already imported, 2 invalid skipped)"
     )
     assert f"skipped: {source}:3: prompt_id 'nope' is not in the ledger" in result.stderr
+
+
+def test_import_keeps_empty_answers_without_their_scores(db_path, invoke, tmp_path):
+    # An empty answer (whitespace, or reasoning alone) is an invalid rollout:
+    # imported, never scored, never a fail.
+    rows = [{"messages": [{"role": "user", "content": "2+2?"}], "response": text, "score": False}
+            for text in ("4", " \n", "<think>hmm</think>")]
+    result = invoke("import", db_path, write_jsonl(tmp_path / "flat.jsonl", rows))
+    assert result.stderr.startswith("Imported 3 rollouts with 1 scores")
+    db = open_db(db_path)
+    assert db.execute("select valid, empty from progress").fetchone() == (1, 2)
+    assert db.execute("select passed, failed from verdicts").fetchone() == (0, 1)

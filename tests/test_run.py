@@ -190,3 +190,38 @@ def test_quickstart_killed_and_resumed(tmp_path):
                 texts = [row["messages"][-1]["content"]]
             assert not truncated & set(texts)
     assert json.loads((out / "stats.json").read_text())["prompts"]["total"] == 8
+
+
+def test_run_resume_takes_an_inline_api_key_from_the_recipe_again(tmp_path, invoke, monkeypatch,
+                                                                  caplog):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    secret = "sk-inline-recipe-key-5150"
+    stub = OpenAIStub(responder=responder, honour_n=False).start()
+    try:
+        recipe = stub_recipe(tmp_path, stub.url)
+        text = recipe.read_text().replace("${oc.env:STUB_KEY}", secret)
+        recipe.write_text(text)
+        assert invoke("run", recipe, "--silent").exit_code == 0
+        db_path = tmp_path / "out" / "run.db"
+        sent = len(stub.requests)
+        # Resumed from the ledger alone: the key comes from the recipe file again.
+        result = invoke("run", "--db", db_path, "sampling.max_rollouts=6", "--silent")
+        assert result.exit_code == 0, result.output
+        keys = {r["headers"].get("Authorization") for r in stub.requests[sent:]}
+        assert keys == {f"Bearer {secret}"}
+        assert "api_key" not in caplog.text
+        # The recipe gone and no OPENAI_API_KEY: said in one line, and no key is sent.
+        recipe.unlink()
+        sent = len(stub.requests)
+        result = invoke("run", "--db", db_path, "sampling.max_rollouts=8", "--silent")
+        assert result.exit_code == 0, result.output
+        assert {r["headers"].get("Authorization") for r in stub.requests[sent:]} == {"Bearer no-key"}
+    finally:
+        stub.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith("The stored run sent an api_key, which the ledger never keeps,")
+    assert f"its recipe {recipe} has none now" in warnings[0]
+    for path in (tmp_path / "out").iterdir():
+        if path.name.startswith("run.db"):
+            assert secret.encode() not in path.read_bytes(), path

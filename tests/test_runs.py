@@ -10,3 +10,46 @@ def test_redact_hides_secrets_and_keeps_settings():
         "sampling": {"max_tokens": 512}, "judge": [{"password": "***"}, {"Authorization": "***"}],
         "empty": {"api_key": None},
     }
+
+
+def dead_pid():
+    "The id of a process that has exited."
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_runs_left_running_by_a_killed_process_are_marked_interrupted(tmp_path):
+    import os
+    import socket
+
+    from helpers import add_prompt, add_rollout
+
+    from rsr import open_db
+    from rsr.runs import start_run
+
+    db = open_db(tmp_path / "run.db")
+    add_prompt(db, "p")
+    host = socket.gethostname()
+    rows = [("sample", host, dead_pid()), ("verify", host, dead_pid()),
+            ("verify", host, os.getppid()), ("sample", "elsewhere", 4242)]
+    for command, hostname, pid in rows:
+        db.execute("insert into runs (command, hostname, pid, status) values (?, ?, ?, 'running')",
+                   [command, hostname, pid])
+    add_rollout(db, "p", 0)
+    db.execute("update rollouts set run_id = 1")
+    # A verify (no writer lock): only runs whose process is gone from this host.
+    start_run(db, "verify", {})
+    assert [s for (s,) in db.execute("select status from runs order by id")] == [
+        "interrupted", "interrupted", "running", "running", "running"]
+    summary = db.execute("select summary from runs where id = 1").fetchone()[0]
+    assert summary == (f"found still marked running by a later run (process {rows[0][2]} on "
+                       f"{host} was gone); 1 rollouts written")
+    # A sample holds the writer lock: any other sample/run marked running died
+    # holding it, wherever it ran; verify runs still alive are left alone.
+    start_run(db, "sample", {}, holds_writer_lock=True)
+    assert [s for (s,) in db.execute("select status from runs order by id")] == [
+        "interrupted", "interrupted", "running", "interrupted", "running", "running"]

@@ -249,7 +249,9 @@ def test_run_stops_when_the_server_is_down(ledger, invoke):
     result = invoke("sample", db_path, "--base-url", url, "--verifier", "exact", "--silent",
                     "--max-retries", "0", "--concurrency", "1")
     assert result.exit_code == 1
-    assert "50 requests in a row failed; last error: connection error" in result.stderr
+    # Down from the start: the endpoint is wrong, said in one line.
+    assert result.stderr.startswith(f"Error: {url} gave no usable chat completion on the first 3")
+    assert "connection error" in result.stderr and len(result.stderr.splitlines()) == 1
     # An outage spends no prompt's budget: nothing was written.
     assert open_db(db_path).execute("select count(*) from rollouts").fetchone()[0] == 0
     run = open_db(db_path).execute("select status from runs where command = 'sample'").fetchone()

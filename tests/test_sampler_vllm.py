@@ -9,6 +9,7 @@ import pytest
 from helpers import data_file
 from vllm_support import ENGINE_OPTIONS, vllm_model, vllm_sampler  # noqa: F401 (fixtures)
 
+from rsr import open_db
 from rsr.errors import ConfigError
 from rsr.plugins import get_samplers
 from rsr.samplers import SampleRequest
@@ -72,6 +73,7 @@ def test_vllm_sampler_bad_options(options, message):
 
 
 def test_sample_with_vllm_and_no_model(db_path, invoke):
+    open_db(db_path).close()
     result = invoke("sample", db_path, "--sampler", "vllm", "--verifier", "exact", "--silent")
     assert result.exit_code == 1
     assert result.stderr == (

@@ -76,8 +76,10 @@ def test_stats_counts(ledger, invoke):
         "valid": 8,
         "truncated": 1,
         "errored": 1,
+        "empty": 0,
         "truncation_rate": 0.1,
         "error_rate": 0.1,
+        "empty_rate": 0.0,
     }
     assert data["draws"] == {
         "spent": 10,
@@ -197,3 +199,19 @@ def test_percentiles_nearest_rank():
         "p99": 3,
         "max": 100,
     }
+
+
+def test_stats_count_empty_answers_apart(tmp_path, invoke):
+    # An empty answer is spent budget and a failed draw, never a pass or a fail.
+    db_path = str(tmp_path / "empty.db")
+    db = open_db(db_path)
+    add_prompt(db, "e")
+    add_score(db, add_rollout(db, "e", 0, response="4"), "v", 1)
+    for i, text in enumerate(["", " \n\t"], start=1):
+        add_score(db, add_rollout(db, "e", i, response=text), "v", 0)
+    data = stats_json(invoke, db_path, "--verifier", "v")
+    assert data["rollouts"]["empty"] == 2 and data["rollouts"]["valid"] == 1
+    assert data["pass_rate"] == {"passed": 1, "failed": 0, "undecided": 0, "rate": 1.0}
+    assert data["pass_at_k"][0] == {"k": 1, "pass_at_k": round(1 / 3, 4), "prompts": 1}
+    text = invoke("stats", db_path, "--verifier", "v")
+    assert "empty 66.7%" in text.stderr + text.stdout

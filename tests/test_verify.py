@@ -41,7 +41,7 @@ def test_verify_scores_valid_rollouts_and_skips_the_rest(ledger, invoke):
     assert (result.exit_code, result.stdout) == (0, "")
     assert result.stderr == (
         "math: 4 scored: 2 passed, 2 failed, 0 undecided (0 errors); "
-        "2 truncated or errored rollouts skipped\n"
+        "2 truncated, errored or empty rollouts skipped\n"
     )
     found = scores(db_path)
     assert set(found) == {ids["right"], ids["wrong"], ids["thinks"], ids["decimal"]}
@@ -109,7 +109,7 @@ def test_verify_user_function_with_timeout(db_path, invoke, tmp_path):
     hung = add_rollout(db, "p", 1, "hang")
     result = invoke("verify", db_path, "--verifier", f"{checks}:check", "--timeout", "0.5", "--silent")
     assert result.stderr.endswith("2 scored: 1 passed, 0 failed, 1 undecided (1 errors); "
-                                  "0 truncated or errored rollouts skipped\n")
+                                  "0 truncated, errored or empty rollouts skipped\n")
     found = scores(db_path, f"{checks}:check")
     assert found[ok][0] == 1
     assert found[hung][0] is None and found[hung][3].startswith("timeout")

@@ -105,8 +105,7 @@ class SamplerWorker:
                 future.set_result(completions)
 
     async def _score(self, request, completions):
-        valid = [c for c in completions
-                 if c.error is None and not c.truncated and c.response is not None]
+        valid = [c for c in completions if c.valid]
         items = [(c.response, request.metadata or {}, request.messages) for c in valid]
         for completion, verdict in zip(valid, await self.scorer.ascore(items)):
             completion.verdict = verdict

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 
 from ..reasoning import split_reasoning
 
+# What an empty answer may hold: the characters schema.sql's trim() removes
+# (char(32, 9, 10, 11, 12, 13)) when it tells valid rollouts from empty ones.
+WHITESPACE = " \t\n\v\f\r"
+
 
 @dataclass
 class SampleRequest:
@@ -62,6 +66,16 @@ class Completion:
     def truncated(self):
         "True when the engine stopped at the token limit."
         return self.finish_reason == "length"
+
+    @property
+    def empty(self):
+        "True for an answer with no text (whitespace only, reasoning aside)."
+        return self.error is None and not self.truncated and not (self.response or "").strip(WHITESPACE)
+
+    @property
+    def valid(self):
+        "True when the completion can be scored: an answer, not truncated, no error."
+        return self.error is None and not self.truncated and not self.empty
 
 
 def make_completion(text, reasoning=None, **fields):

@@ -3,7 +3,7 @@ llama.cpp server, OpenAI itself), asynchronously."""
 
 import time
 
-from ..client import chat_completion, choices_of, make_async_client
+from ..client import chat_completion, choices_of, make_async_client, resolve_base_url
 from ..hookspecs import hookimpl
 from . import Sampler, make_completion
 
@@ -16,6 +16,8 @@ class OpenAISampler(Sampler):
     def __init__(self, model=None, base_url=None, api_key=None, timeout=600.0,
                  transport="aiohttp", **options):
         super().__init__(model=model or "default", **options)
+        # Checked now, before the run starts: a malformed URL is a config error.
+        resolve_base_url(base_url)
         self.base_url = base_url
         self._client_args = {"base_url": base_url, "api_key": api_key, "timeout": timeout,
                              "transport": transport}

@@ -20,7 +20,10 @@ Faults come in two families:
 
 The content of choice i of a request is `responder(seed, i)`, a pure function,
 so a run interrupted anywhere and resumed must end with exactly the rollouts of
-an uninterrupted one. Every answer is appended to `log` (see Answer).
+an uninterrupted one. Every answer is appended to `log` (see Answer), with
+the moment its body was written out (`delivered_at`, time.monotonic() of this
+process) and a hash of each choice's content: `delivered_choices(before=t)`
+is what a client had been sent before t, to hold against its ledger.
 """
 
 import hashlib
@@ -46,6 +49,11 @@ CLIENT_KIND = {
     "503": "http_503", "hang": "timeout", "close": "disconnect", "malformed": "malformed",
     "zero-choices": "no_choices",
 }
+
+
+def content_hash(text):
+    "The hash the server logs for a choice's content (and a test computes from a ledger)."
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def default_responder(seed, index):
@@ -76,8 +84,10 @@ class Answer:
     fault: str | None
     # (index, content, finish_reason) of every choice sent; empty for errors.
     choices: list = field(default_factory=list)
-    # True once the whole body was written to the socket.
+    # True once the whole body was written to the socket, and when
+    # (time.monotonic() of the test's process).
     delivered: bool = False
+    delivered_at: float | None = None
     # The server's `epoch` when it arrived (a test sets it per client process).
     epoch: int = 0
 
@@ -160,6 +170,8 @@ class FaultServer(ServerThread):
         if self.delay_s:
             time.sleep(self.delay_s)
         entry.delivered = self.send(handler, body, entry)
+        if entry.delivered:
+            entry.delivered_at = time.monotonic()
 
     def send(self, handler, body, entry):
         fault = entry.fault
@@ -212,6 +224,17 @@ class FaultServer(ServerThread):
         return handler.send_json(200, payload)
 
     # -- reading the log ------------------------------------------------------------
+
+    def delivered_choices(self, before=None, epoch=None):
+        """{(seed, content_hash(text))} of every choice whose reply was written
+        out in full (before the monotonic time `before`, and to requests of
+        `epoch`, if given)."""
+        with self.lock:
+            entries = list(self.log)
+        return {(e.seed, content_hash(text)) for e in entries
+                if e.delivered and (before is None or e.delivered_at < before)
+                and (epoch is None or e.epoch == epoch)
+                for _, text, _ in e.choices}
 
     def counts(self):
         "How many requests got each fault (None: a normal answer)."

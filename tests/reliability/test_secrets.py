@@ -3,7 +3,7 @@ rsr writes: the ledger and its -wal, -vv logs, exported files, stats.json."""
 
 import pytest
 from faultserver import FaultServer
-from proc import env_without_key, query, rsr, write_prompts
+from proc import assert_clean_error, env_without_key, query, rsr, write_prompts
 from servers import OpenAIStub
 
 SECRET = "sk-reliability-SECRET-7f3a9c"
@@ -68,18 +68,38 @@ def test_a_key_echoed_in_server_errors_is_redacted(tmp_path):
     # Servers and proxies echo the key they were sent ("Incorrect API key
     # provided: sk-..."); that text becomes the rollout's error and log lines.
     db_path = tmp_path / "run.db"
-    assert rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", 2)).returncode == 0
+    assert rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", 3)).returncode == 0
     stub = OpenAIStub().start()
-    stub.script.extend([{"status": 401, "message": f"Incorrect API key provided: {SECRET}."}] * 2)
+    # The endpoint answers once (a 401 before that would be a config error,
+    # written nowhere), then refuses the key.
+    stub.script.extend([{"choices": ["right"]}] + [
+        {"status": 401, "message": f"Incorrect API key provided: {SECRET}."}] * 2)
     try:
         sample = rsr("-vv", "sample", db_path, "--base-url", stub.url, "--model", "m",
                      "--verifier", "exact", "--max-rollouts", 1, "--step-size", 1,
-                     "--api-key", SECRET)
+                     "--concurrency", 1, "--api-key", SECRET)
     finally:
         stub.stop()
     assert sample.returncode == 0, sample.stderr
     assert all(r["headers"].get("Authorization", r["headers"].get("authorization")) == f"Bearer {SECRET}"
                for r in stub.requests)
-    errors = [row[0] for row in query(db_path, "select error from rollouts")]
-    assert errors == ["HTTP 401: Incorrect API key provided: [redacted]."] * 2
+    errors = [row[0] for row in query(db_path, "select error from rollouts order by id")]
+    assert errors == [None] + ["HTTP 401: Incorrect API key provided: [redacted]."] * 2
+    assert_nowhere(tmp_path, sample.stderr, sample.stdout)
+
+
+def test_a_key_refused_from_the_start_is_a_config_error_without_the_key(tmp_path):
+    db_path = tmp_path / "run.db"
+    assert rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", 3)).returncode == 0
+    stub = OpenAIStub().start()
+    stub.script.extend([{"status": 401, "message": f"Incorrect API key provided: {SECRET}."}] * 3)
+    try:
+        sample = rsr("sample", db_path, "--base-url", stub.url, "--model", "m",
+                     "--verifier", "exact", "--concurrency", 1, "--api-key", SECRET)
+    finally:
+        stub.stop()
+    line = assert_clean_error(sample, "HTTP 401: Incorrect API key provided: [redacted]",
+                              "nothing was written")
+    assert "--api-key" in line
+    assert query(db_path, "select count(*) from rollouts") == [(0,)]
     assert_nowhere(tmp_path, sample.stderr, sample.stdout)
