@@ -166,8 +166,9 @@ class SampleDisplay:
         self.tty = self.display.tty
 
     def __call__(self, progress):
-        self.display.update(progress.report.rollouts, progress.budget,
-                            sample_postfix(progress.report), progress.line())
+        # Before the loop's first summary (prompts still 0) there is nothing to show beside the budget.
+        postfix = sample_postfix(progress.report) if progress.report.prompts else ""
+        self.display.update(progress.report.rollouts, progress.budget, postfix, progress.line())
 
     def close(self):
         self.display.close()
