@@ -44,7 +44,7 @@ class BudgetLeft:
     """The most rollouts a run can draw: what it has drawn plus what its pending
     prompts may still draw, asked of the ledger at most every `every` seconds."""
 
-    def __init__(self, db, settings, verifier, every=2.0):
+    def __init__(self, db, settings, verifier, every=5.0):
         self.db = db
         self.sql = early_stop.budget_left_sql(
             settings.target, settings.where, settings.limit, settings.dedupe)
