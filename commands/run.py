@@ -39,7 +39,9 @@ def run(recipe, overrides, db_path, allow_config_change, silent):
         result = run_recipe(resolved, db_path, on_progress=show, on_step=say,
                             on_sampled=show.close if show is not None else None)
     except Interrupted as ex:
-        echo_err(f"\n{ex}")
+        if show is not None:
+            show.close()  # the bar stays as it was, the message goes below it
+        echo_err(str(ex))
         sys.exit(130)
     finally:
         if show is not None:

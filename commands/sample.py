@@ -128,7 +128,9 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
     try:
         _, report = run_sampling(open_db(db_path), db_path, config, on_progress=show)
     except Interrupted as ex:
-        echo_err(f"\n{ex}")
+        if show is not None:
+            show.close()  # the bar stays as it was, the message goes below it
+        echo_err(str(ex))
         sys.exit(130)
     finally:
         if show is not None:

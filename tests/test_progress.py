@@ -5,6 +5,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -26,8 +27,9 @@ PROMPTS = [{"id": f"{kind}-{i}", "question": f"{kind} {i}", "answer": "The answe
            for kind in ("easy", "hard") for i in range(2)]
 
 
-def run_on_pty(command, timeout=120):
-    "Run command with stderr on a pseudo-terminal; returns (exit code, stdout, what the terminal got)."
+def run_on_pty(command, timeout=120, interrupt_when=None):
+    """Run command with stderr on a pseudo-terminal; returns (exit code, stdout,
+    what the terminal got). interrupt_when(text so far) says when to send SIGINT."""
     master, slave = pty.openpty()
     env = dict(os.environ, COLUMNS="160", LINES="40")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL,
@@ -45,6 +47,9 @@ def run_on_pty(command, timeout=120):
             if not data:
                 break
             chunks.append(data)
+            if interrupt_when is not None and interrupt_when(b"".join(chunks).decode("utf-8", "replace")):
+                process.send_signal(signal.SIGINT)
+                interrupt_when = None
         elif process.poll() is not None:
             break
     os.close(master)
@@ -90,6 +95,17 @@ def test_sample_draws_a_live_bar_on_a_terminal(tmp_path):
     assert re.search(r"\[\d\d:\d\d<\d\d:\d\d", last)
     assert terminal.rstrip().endswith("0 errors")  # the summary line follows the bar
     assert "20 rollouts in" in terminal
+
+
+def test_interrupting_leaves_the_bar_and_says_so_below_it(tmp_path):
+    db_path = loaded(tmp_path)
+    with OpenAIStub(responder=slow_easy_hard) as stub:
+        code, _, terminal = run_on_pty(sample_command(db_path, stub.url),
+                                       interrupt_when=lambda text: "rollouts/s," in text)
+    assert code == 130
+    last = terminal.replace("\r\n", "\n").rstrip("\n").split("\n")[-1]
+    assert re.fullmatch(r"Interrupted by SIGINT: \d+ rollouts written; re-run to resume", last), terminal
+    assert "Sampling:" in terminal
 
 
 def test_sample_writes_no_bar_when_stderr_is_not_a_terminal(tmp_path):
