@@ -2,8 +2,8 @@
 module in this package. Commands parse options, call the rsr library and echo;
 library errors (RsrError) become clean messages here, in one place."""
 
-import contextlib
 import importlib
+import json
 import logging
 import pkgutil
 import sqlite3
@@ -14,6 +14,7 @@ import click
 from rsr import __version__
 from rsr.db import describe_sqlite_error
 from rsr.errors import RsrError
+from rsr.progress import Display, SampleDisplay
 
 # Where a command keeps its ledger's path for error messages (ctx.meta is shared
 # by the group's context and the subcommand's).
@@ -68,37 +69,45 @@ existing_db_argument = click.argument(
     "db_path", metavar="RUN.db", type=click.Path(dir_okay=False), callback=remember_ledger,
 )
 silent_option = click.option("--silent", is_flag=True, help="Show no progress, only errors")
+json_option = click.option("json_", "--json", is_flag=True,
+                           help="Print one JSON object with the counts on stdout")
 
 
-@contextlib.contextmanager
-def progress(iterable=None, length=None, label="", silent=False):
-    "A progress bar on stderr (stdout is for data), hidden with --silent."
-    with click.progressbar(
-        iterable, length=length, label=label, file=sys.stderr, hidden=silent
-    ) as bar:
-        yield bar
+def parse_verifier_options(ctx, param, values):
+    """KEY=VALUE pairs as verifier keyword arguments: values are JSON where they
+    parse (0.5, true, 3), else text; dashes in keys become underscores."""
+    options = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} must look like KEY=VALUE")
+        try:
+            options[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip().replace("-", "_")] = value
+    return options
 
 
-def status_printer(silent, every=10.0):
-    """A callback that shows a status line on stderr: rewritten in place on a
-    terminal, one line every `every` seconds otherwise (logs, CI)."""
-    if silent:
-        return None
-    import time
+# One spelling in sample and verify, as a recipe's verifier.options.
+verifier_option = click.option(
+    "verifier_options", "--verifier-option", multiple=True, callback=parse_verifier_options,
+    metavar="KEY=VALUE",
+    help="A verifier option, e.g. partial=true, model=NAME, base_url=URL (repeatable)")
 
-    tty = sys.stderr.isatty()
-    last = [0.0]
 
-    def show(report):
-        line = report.line()
-        if tty:
-            click.echo("\r\x1b[2K" + line, err=True, nl=False)
-        elif time.monotonic() - last[0] >= every:
-            last[0] = time.monotonic()
-            click.echo(line, err=True)
+def sample_display(silent):
+    "The progress display of a sampling run on stderr, or None with --silent."
+    return None if silent else SampleDisplay()
 
-    show.tty = tty
-    return show
+
+def progress_display(label, unit, total=None, silent=False, scale=False):
+    "A progress display on stderr (stdout is for data), or None with --silent."
+    return None if silent else Display(label, unit, total=total, scale=scale)
+
+
+def echo_json(data):
+    "The one JSON object a --json command prints on stdout."
+    click.echo(json.dumps(data, indent=2, default=str))
 
 
 def echo_err(message):

@@ -3,12 +3,12 @@ import json
 import click
 
 from rsr import open_db, plugins
-from rsr.export import dataset_info, get_formatter, make_options
+from rsr.export import dataset_info, explain_empty, get_formatter, make_options
 from rsr.export import export as export_rows
 from rsr.formatters import REASONING_MODES
 from rsr.selection import PAIR_STRATEGIES, PICK_ORDER
 
-from . import cli, echo_err, existing_db_argument
+from . import cli, echo_err, echo_json, existing_db_argument, json_option
 
 
 class RegistryChoice(click.Choice):
@@ -94,7 +94,8 @@ rate = click.FloatRange(0, 1)
     is_flag=True,
     help="Print LLaMA-Factory's dataset_info.json entry for -o FILE",
 )
-def export(db_path, format_, output, print_dataset_info, **options):
+@json_option
+def export(db_path, format_, output, print_dataset_info, json_, **options):
     """Export training data as JSONL: SFT, DPO pairs, best-of-N or top-K
 
     Only valid rollouts are exported: truncated, errored and empty ones never are.
@@ -105,10 +106,21 @@ def export(db_path, format_, output, print_dataset_info, **options):
         rsr export run.db --format top-k --k 1000 --where "json_extract(metadata, '$.level') = 5"
     """
     formatter = get_formatter(format_)
+    if json_ and (output is None or output == "-"):
+        raise click.UsageError("--json needs -o FILE: without it stdout carries the rows")
     info = dataset_info(formatter, output) if print_dataset_info else None
     with open_db(db_path, readonly=True) as db:
         export_options = make_options(db, options)
         count = export_rows(db, formatter, export_options, output)
-    if info:
+        empty = explain_empty(db, format_, export_options) if count == 0 else None
+    if info and not json_:
         click.echo(json.dumps(info, indent=2))
-    echo_err(f"Exported {count:,} rows ({format_}, verifier {export_options.selection.verifier})")
+    if empty:
+        echo_err(empty["message"])
+    verifier = export_options.selection.verifier
+    echo_err(f"Exported {count:,} rows ({format_}, verifier {verifier})")
+    if json_:
+        echo_json({"format": format_, "rows": count, "output": output, "verifier": verifier,
+                   **({"dataset_info": info} if info else {}),
+                   **({"empty": {k: v for k, v in empty.items() if k != "message"},
+                       "reason": empty["message"]} if empty else {})})

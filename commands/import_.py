@@ -1,9 +1,11 @@
+import dataclasses
+
 import click
 
 from rsr import open_db
 from rsr.importing import import_rollouts
 
-from . import cli, db_argument, echo_err
+from . import cli, db_argument, echo_err, echo_json, json_option
 
 
 @cli.command(name="import")
@@ -18,7 +20,8 @@ from . import cli, db_argument, echo_err
 @click.option(
     "--skip-invalid", is_flag=True, help="Skip bad records and count them instead of failing"
 )
-def import_(db_path, file, verifier_name, skip_invalid):
+@json_option
+def import_(db_path, file, verifier_name, skip_invalid, json_):
     """Import rollouts generated elsewhere (rsr, open-instruct or flat JSONL)
 
     Records are rsr rollout rows ({"id", "messages", "rollouts": [{"response",
@@ -41,3 +44,5 @@ def import_(db_path, file, verifier_name, skip_invalid):
         f"({result.prompts_added:,} new prompts, {result.already_imported:,} already imported"
         + (f", {result.invalid:,} invalid skipped)" if result.invalid else ")")
     )
+    if json_:
+        echo_json(dataclasses.asdict(result))

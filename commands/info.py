@@ -1,16 +1,14 @@
-import json
-
 import click
 
 from rsr import open_db
 from rsr.info import ledger_info
 
-from . import cli, existing_db_argument
+from . import cli, echo_json, existing_db_argument, json_option
 
 
 @cli.command()
 @existing_db_argument
-@click.option("--json", "json_", is_flag=True, help="Print JSON instead of text")
+@json_option
 def info(db_path, json_):
     """Show what a ledger holds: counts, schema version and recent runs
 
@@ -20,7 +18,7 @@ def info(db_path, json_):
     """
     data = ledger_info(open_db(db_path, readonly=True))
     if json_:
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
         return
     counts = data["counts"]
     click.echo(f"Schema version: {data['schema_version']}")

@@ -1,9 +1,11 @@
+import dataclasses
+
 import click
 
 from rsr import open_db
 from rsr.loading import load_prompts
 
-from . import cli, db_argument, echo_err
+from . import cli, db_argument, echo_err, echo_json, json_option, progress_display, silent_option
 
 
 @cli.command()
@@ -18,7 +20,9 @@ from . import cli, db_argument, echo_err
     help="What to do with a prompt id that is already loaded",
 )
 @click.option("--skip-invalid", is_flag=True, help="Skip bad records and count them instead of failing")
-def load(db_path, files, transform, on_duplicate, skip_invalid):
+@silent_option
+@json_option
+def load(db_path, files, transform, on_duplicate, skip_invalid, silent, json_):
     """Load prompts from JSONL, JSON or Parquet files into a ledger
 
     Records may be chat-shaped ({"id", "messages", "metadata"}) or flat
@@ -32,8 +36,16 @@ def load(db_path, files, transform, on_duplicate, skip_invalid):
     """
     config = {"files": list(files), "transform": transform, "on_duplicate": on_duplicate,
               "skip_invalid": skip_invalid}
-    with open_db(db_path) as db:
-        result = load_prompts(db, files, transform, on_duplicate, skip_invalid, config)
+    bar = progress_display("Loading", "B", silent=silent, scale=True)
+    try:
+        with open_db(db_path) as db:
+            result = load_prompts(
+                db, files, transform, on_duplicate, skip_invalid, config,
+                on_progress=None if bar is None else (lambda n, done, total: bar.update(
+                    done, total, f"{n:,} records", f"Loading: {n:,} records read")))
+    finally:
+        if bar is not None:
+            bar.close()
     for error in result.errors:
         echo_err(f"skipped: {error}")
     parts = [f"Loaded {result.added:,} new prompts", f"{result.unchanged:,} already present"]
@@ -44,3 +56,5 @@ def load(db_path, files, transform, on_duplicate, skip_invalid):
     if result.invalid:
         parts.append(f"{result.invalid:,} invalid skipped")
     echo_err(", ".join(parts))
+    if json_:
+        echo_json(dataclasses.asdict(result))

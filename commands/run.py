@@ -7,7 +7,7 @@ from rsr.runner import run_recipe
 from rsr.pipeline import summary_line
 from rsr.sampling import Interrupted
 
-from . import cli, echo_err, remember_ledger, silent_option, status_printer
+from . import cli, echo_err, remember_ledger, sample_display, silent_option
 
 
 @cli.command()
@@ -33,17 +33,26 @@ def run(recipe, overrides, db_path, allow_config_change, silent):
     if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
         overrides, recipe = (recipe, *overrides), None
     resolved, db_path = prepare(recipe, db_path, overrides, allow_config_change)
-    show = status_printer(silent)
+    show = sample_display(silent)
+    say = None if silent else (lambda line: _say(show, line))
     try:
-        result = run_recipe(resolved, db_path, on_progress=show,
-                            on_step=None if silent else (lambda line: echo_err(_line(show, line))))
+        result = run_recipe(resolved, db_path, on_progress=show, on_step=say,
+                            on_sampled=show.close if show is not None else None)
     except Interrupted as ex:
-        echo_err(f"\n{ex}")
+        if show is not None:
+            show.close()  # the bar stays as it was, the message goes below it
+        echo_err(str(ex))
         sys.exit(130)
-    echo_err(_line(show, summary_line(result["sample"])))
+    finally:
+        if show is not None:
+            show.close()
+    echo_err(summary_line(result["sample"]))
     echo_err(f"Ledger: {db_path}")
 
 
-def _line(show, text):
-    "Start on a new line when a status line is being rewritten in place."
-    return ("\n" + text) if show is not None and show.tty else text
+def _say(show, text):
+    "A stage's line, above the bar while one is drawn."
+    if show is not None and show.tty and show.display.bar is not None:
+        show.display.bar.write(text, file=show.display.file)
+    else:
+        echo_err(text)

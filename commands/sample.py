@@ -4,10 +4,11 @@ import sys
 import click
 
 from rsr import open_db, plugins
-from rsr.pipeline import run_sampling, summary_line
+from rsr.pipeline import report_dict, run_sampling, summary_line
 from rsr.sampling import Interrupted
 
-from . import cli, db_argument, echo_err, silent_option, status_printer
+from . import (cli, db_argument, echo_err, echo_json, json_option, sample_display, silent_option,
+               verifier_option)
 
 
 def parse_json_object(ctx, param, value):
@@ -55,8 +56,7 @@ def parse_key_values(ctx, param, values):
 @click.option("--dedupe", is_flag=True,
               help="Identical passing completions (whitespace-normalised) count once toward the target")
 @click.option("--verifier", "verifier_name", help="Score rollouts as they arrive (rsr verifiers lists them)")
-@click.option("verifier_options", "--verifier-option", multiple=True, callback=parse_key_values,
-              metavar="KEY=VALUE", help="An option for the verifier (repeatable)")
+@verifier_option
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.7, show_default=True)
 @click.option("--top-p", type=click.FloatRange(min=0, max=1))
 @click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
@@ -87,12 +87,13 @@ def parse_key_values(ctx, param, values):
 @click.option("worker_base_urls", "--worker-base-url", multiple=True, metavar="URL",
               help="ray: an endpoint per worker (repeatable; worker i gets the i-th)")
 @silent_option
+@json_option
 def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts, step_size,
            max_steps, no_early_stop, dedupe, verifier_name, verifier_options, temperature, top_p,
            max_tokens, seed, extra_params, concurrency, limit, where, request_timeout,
            max_retries, retry_base_delay, tensor_parallel_size, data_parallel_size,
            gpu_memory_utilization, max_model_len, engine_options, executor, ray_address,
-           num_workers, verify_on, worker_base_urls, silent):
+           num_workers, verify_on, worker_base_urls, silent, json_):
     """Sample rollouts until every prompt meets its target or runs out of budget
 
     Re-running the same command resumes: the ledger says what is left.
@@ -123,12 +124,17 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
             "verify_on": verify_on, "base_urls": list(worker_base_urls) or None}.items()
             if v is not None},
     }
-    show = status_printer(silent)
+    show = sample_display(silent)
     try:
         _, report = run_sampling(open_db(db_path, create=False), db_path, config, on_progress=show)
     except Interrupted as ex:
-        echo_err(f"\n{ex}")
+        if show is not None:
+            show.close()  # the bar stays as it was, the message goes below it
+        echo_err(str(ex))
         sys.exit(130)
-    if show is not None and show.tty:
-        echo_err("")
+    finally:
+        if show is not None:
+            show.close()
     echo_err(summary_line(report))
+    if json_:
+        echo_json(report_dict(report))

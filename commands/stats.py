@@ -1,16 +1,14 @@
-import json
-
 import click
 
 from rsr import open_db
 from rsr.stats import format_text, ledger_stats, write_plots
 
-from . import cli, echo_err, existing_db_argument
+from . import cli, echo_err, echo_json, existing_db_argument, json_option
 
 
 @cli.command()
 @existing_db_argument
-@click.option("--json", "json_", is_flag=True, help="Print JSON instead of text")
+@json_option
 @click.option("--by", metavar="FIELD", help="Pass rate by this prompt metadata field")
 @click.option("--verifier", help="Whose verdicts to count (needed when the ledger has several)")
 @click.option(
@@ -44,7 +42,10 @@ def stats(db_path, json_, by, verifier, target, max_rollouts, max_steps, plots_d
     histograms = {}
     with open_db(db_path, readonly=True) as db:
         data = ledger_stats(db, verifier, by, target, max_rollouts, max_steps, histograms)
-    click.echo(json.dumps(data, indent=2) if json_ else format_text(data))
+    if json_:
+        echo_json(data)
+    else:
+        click.echo(format_text(data))
     if plots_dir:
         written = write_plots(data, histograms, plots_dir)
         echo_err(f"Wrote {', '.join(str(p) for p in written)}")

@@ -94,12 +94,39 @@ def parse_target(text, max_rollouts=16) -> Target:
         k = 1 if kind == "sft" else None
     if k is not None and k < 1:
         raise ConfigError(f"Target {text!r}: the number must be at least 1")
-    if k is not None and k > max_rollouts and kind in ("multi-sft", "best-of-n"):
+    target = Target(kind, k)
+    check_reachable(target, max_rollouts)
+    return target
+
+
+def rollouts_needed(target) -> int:
+    "The fewest valid rollouts that can satisfy target (0 for none)."
+    if target.kind == "dpo":
+        return 2  # a pass and a fail are two rollouts
+    if target.kind == "none":
+        return 0
+    return target.k
+
+
+def check_reachable(target, max_rollouts, max_steps=None, step_size=None):
+    """Refuse a target that no prompt could ever meet within its budget, so a
+    run that cannot produce what it was asked for spends nothing.
+
+    The budget a prompt can draw is max_rollouts, and at most max_steps steps
+    of step_size rollouts each."""
+    needed = rollouts_needed(target)
+    if needed > max_rollouts:
         raise ConfigError(
-            f"Target {text!r} needs {k} rollouts but --max-rollouts is {max_rollouts}; "
-            "it could never be met"
+            f"Target {target.label} needs at least {needed} rollouts per prompt but "
+            f"--max-rollouts is {max_rollouts}: it could never be met; "
+            f"raise --max-rollouts to {needed} or more"
         )
-    return Target(kind, k)
+    if max_steps is not None and step_size is not None and needed > max_steps * step_size:
+        raise ConfigError(
+            f"Target {target.label} needs at least {needed} rollouts per prompt but "
+            f"--max-steps {max_steps} x --step-size {step_size} allows only "
+            f"{max_steps * step_size}: it could never be met; raise either"
+        )
 
 
 def prompt_state_sql(target, where=None, limit=None, dedupe=False):
@@ -149,3 +176,21 @@ def state_params(target, verifier, max_rollouts, max_steps, limit=None):
     if limit is not None:
         params["limit"] = limit
     return params
+
+
+# The most rollouts a prompt that still needs sampling may yet draw: what its
+# caps leave (a step cut short, then max_steps steps of :step_size), or only
+# the rest of a cut-short step once it is satisfied.
+BUDGET_LEFT_SQL = """
+select coalesce(sum(case
+    when satisfied then max(requested - rollouts, 0)
+    else max(min(:max_rollouts - rollouts,
+                 max(requested - rollouts, 0) + max(:max_steps - steps, 0) * :step_size), 0)
+    end), 0)
+from ({states}) where (not satisfied and within_budget) or incomplete
+"""
+
+
+def budget_left_sql(target, where=None, limit=None, dedupe=False):
+    "SQL: how many rollouts the prompts a run selects may still draw (needs :step_size too)."
+    return BUDGET_LEFT_SQL.format(states=prompt_state_sql(target, where, limit, dedupe))

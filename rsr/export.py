@@ -129,3 +129,64 @@ def export_with_options(db, format_name, output, options) -> int:
     "Export one format to output (a path, or None for stdout) with options as a dict."
     formatter = get_formatter(format_name)
     return export(db, formatter, make_options(db, options), output)
+
+
+# Why an export can come out empty: per prompt, from the counters.
+EMPTY_REASONS_SQL = """
+select count(*) as prompts,
+    coalesce(sum(coalesce(pr.valid, 0) = 0), 0) as no_valid,
+    coalesce(sum(coalesce(v.passed, 0) = 0), 0) as no_pass,
+    coalesce(sum(coalesce(v.failed, 0) = 0), 0) as no_fail,
+    coalesce(sum(coalesce(v.passed, 0) > 0 and coalesce(v.failed, 0) > 0), 0) as pass_and_fail,
+    coalesce(sum(coalesce(pr.truncated, 0)), 0) as truncated
+from prompts
+left join progress pr on pr.prompt_id = prompts.id
+left join verdicts v on v.prompt_id = prompts.id and v.verifier = :verifier
+"""
+
+NEEDS = {
+    "sft": "a passing rollout", "multi-sft": "a passing rollout",
+    "dpo": "a pass and a fail", "dpo-sharegpt": "a pass and a fail",
+    "best-of-n": "a valid scored rollout", "top-k": "a valid scored rollout",
+}
+
+
+def explain_empty(db, format_name, options) -> dict:
+    """Why an export wrote no rows: how many prompts lack a pass, a fail or a
+    valid rollout, and which option would change that, as {counts..., "message"}."""
+    selection = options.selection
+    sql = EMPTY_REASONS_SQL
+    if selection.where:
+        # The user's own SQL on prompts, as the export ran it (read-only ledger).
+        sql += f"where ({selection.where})"
+    counts = dict(next(db.query(sql, {"verifier": selection.verifier})))
+    n = counts["prompts"]
+    parts = [
+        f"{counts['no_valid']:,} have no valid rollout",
+        f"{counts['no_pass']:,} have no pass",
+        f"{counts['no_fail']:,} have no fail",
+    ]
+    needs = NEEDS.get(format_name, "a scored rollout")
+    head = (f"No {format_name} rows: each needs {needs} (verifier {selection.verifier}); "
+            f"of {n:,} prompts{' --where selects' if selection.where else ''}, "
+            + ", ".join(parts))
+    hints = []
+    dpo = format_name.startswith("dpo")
+    if dpo and options.pairs == "pass-fail" and counts["pass_and_fail"] == 0:
+        hints.append("--pairs best-worst pairs rollouts by score instead of pass/fail")
+    if selection.pass_threshold is None and (dpo or format_name in ("sft", "multi-sft")):
+        hints.append("--pass-threshold T counts a score >= T as a pass")
+    if counts["no_valid"] and counts["truncated"]:
+        hints.append(f"{counts['truncated']:,} rollouts were truncated: sample with a higher "
+                     "--max-tokens")
+    hints.append("sampling more (--max-rollouts, --target "
+                 f"{'dpo' if dpo else 'sft'}) gives each prompt more chances")
+    filters = [name for name, value in (
+        ("--pass-rate-min", selection.pass_rate_min),
+        ("--pass-rate-max", selection.pass_rate_max), ("--min-margin", options.min_margin))
+        if value is not None]
+    if filters:
+        hints.insert(0, f"the filter{'s' if len(filters) > 1 else ''} {', '.join(filters)} "
+                        "may exclude the rest")
+    counts["message"] = head + ". To change that: " + "; ".join(hints) + "."
+    return counts

@@ -102,11 +102,13 @@ def _open_binary(path):
     return open(path, "rb")
 
 
-def read_records(path, on_error=None):
+def read_records(path, on_error=None, on_position=None):
     """Yield (where, raw_record) for every record in a file; where is "file:line".
 
     Raises InputError naming the file and line for unreadable input; with
     on_error, a JSONL line that cannot be read is passed to it and skipped.
+    on_position(bytes) is told, now and then, how far into the file (on disk,
+    compressed or not) the reading is.
     """
     path = Path(path)
     if not path.exists():
@@ -125,7 +127,10 @@ def read_records(path, on_error=None):
                     count += 1
                     yield f"{path}:record {index + 1}", item
             else:
+                raw = getattr(f, "fileobj", f)  # a gzip file's position on disk
                 for line_no, raw_line in enumerate(f, start=1):
+                    if on_position is not None and line_no % 1000 == 0:
+                        on_position(raw.tell())
                     where = f"{path}:{line_no}"
                     try:
                         text = _decode(raw_line, where)
@@ -207,6 +212,12 @@ def _check_messages(messages, where, field_name="messages"):
             raise InputError(
                 f"{where}: field '{field_name}[{i}].content' must be non-empty text"
             )
+    if not any(message["role"] == "user" for message in messages):
+        roles = ", ".join(dict.fromkeys(message["role"] for message in messages))
+        raise InputError(
+            f"{where}: field '{field_name}' holds no user turn (only {roles}): "
+            "a prompt needs a user message for the model to answer"
+        )
     return messages
 
 
@@ -278,9 +289,13 @@ def _transformed(transform, raw, where):
     return record
 
 
-def iter_prompts(paths, transform=None, skip_invalid=False, result=None):
-    "Yield (where, prompt) for every valid record of the files, in order."
+def iter_prompts(paths, transform=None, skip_invalid=False, result=None, on_progress=None):
+    """Yield (where, prompt) for every valid record of the files, in order.
+
+    on_progress(records, bytes_read, bytes_total) is called now and then."""
     result = result if result is not None else LoadResult()
+    sizes = [Path(p).stat().st_size if Path(p).is_file() else 0 for p in paths]
+    total = sum(sizes)
 
     def invalid(error):
         if not skip_invalid:
@@ -289,8 +304,14 @@ def iter_prompts(paths, transform=None, skip_invalid=False, result=None):
         if len(result.errors) < MAX_ERRORS_KEPT:
             result.errors.append(str(error))
 
-    for path in paths:
-        for where, raw in read_records(path, on_error=invalid if skip_invalid else None):
+    for number, path in enumerate(paths):
+        before = sum(sizes[:number])
+        at_position = None
+        if on_progress is not None:
+            def at_position(position, before=before):
+                on_progress(result.read, before + position, total)
+        for where, raw in read_records(path, on_error=invalid if skip_invalid else None,
+                                       on_position=at_position):
             result.read += 1
             try:
                 if transform is not None:
@@ -309,13 +330,17 @@ def iter_prompts(paths, transform=None, skip_invalid=False, result=None):
                 invalid(InputError(f"{where}: cannot store the record as JSON: {ex}"))
                 continue
             yield where, prompt
+        if on_progress is not None:
+            on_progress(result.read, before + sizes[number], total)
 
 
-def load_prompts(db, paths, transform=None, on_duplicate="skip", skip_invalid=False, config=None):
+def load_prompts(db, paths, transform=None, on_duplicate="skip", skip_invalid=False, config=None,
+                 on_progress=None):
     """Load prompts from files into the ledger, in one transaction.
 
     on_duplicate: "skip" keeps what is stored, "replace" updates it (metadata
     only, once a prompt has rollouts), "error" refuses the whole load.
+    on_progress(records, bytes_read, bytes_total) is called now and then.
     """
     if on_duplicate not in ("skip", "replace", "error"):
         raise ConfigError(f"on_duplicate must be skip, replace or error, not {on_duplicate!r}")
@@ -327,7 +352,7 @@ def load_prompts(db, paths, transform=None, on_duplicate="skip", skip_invalid=Fa
         run_id = start_run(db, "load", config or {"files": [str(p) for p in paths]})
         batch = []
         seen = {}
-        for where, prompt in iter_prompts(paths, transform, skip_invalid, result):
+        for where, prompt in iter_prompts(paths, transform, skip_invalid, result, on_progress):
             prompt_id = prompt["id"]
             if prompt_id in seen:
                 if on_duplicate == "error":

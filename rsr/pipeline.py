@@ -20,8 +20,9 @@ import sqlite3
 from . import early_stop, plugins
 from .client import RetryPolicy, check_base_url
 from .errors import ConfigError, RsrError
+from .progress import BudgetLeft, SampleProgress
 from .runs import finish_run, redact, start_run
-from .sampling import Interrupted, SampleSettings, sample
+from .sampling import Interrupted, SampleReport, SampleSettings, sample
 from .verification import Scorer
 from .verifiers import get_verifier
 
@@ -121,6 +122,8 @@ def make_settings(config):
     target = early_stop.parse_target(sampling["target"], sampling["max_rollouts"])
     if not sampling["early_stop"]:
         target = early_stop.Target("none")
+    early_stop.check_reachable(target, sampling["max_rollouts"], sampling["max_steps"],
+                               sampling["step_size"])
     params = {"temperature": sampling["temperature"], "top_p": sampling["top_p"],
               "max_tokens": sampling["max_tokens"]}
     extra = sampling.get("extra_params") or {}
@@ -218,8 +221,11 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
     with WriterLock(db_path):
         run_id = start_run(db, command, redact(record if record is not None else config),
                            holds_writer_lock=True)
+        tick = _with_budget(db, settings, scorer, on_progress)
         try:
-            report = sample(db, sampler, scorer, settings, run_id=run_id, on_progress=on_progress)
+            report = sample(db, sampler, scorer, settings, run_id=run_id, on_progress=tick)
+            if tick is not None:
+                tick(report, final=True)
         except Interrupted as ex:
             _record_end(db, run_id, "interrupted", str(ex))
             raise
@@ -231,6 +237,20 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
                 scorer.close()
         finish_run(db, run_id, "finished", summary_line(report))
     return run_id, report
+
+
+def _with_budget(db, settings, scorer, on_progress):
+    """The sampling loop's progress callback: on_progress gets SampleProgress
+    snapshots, the report with the budget the pending prompts have left."""
+    if on_progress is None:
+        return None
+    left = BudgetLeft(db, settings, scorer.name if scorer is not None else "")
+
+    def tick(report, final=False):
+        on_progress(SampleProgress(report, left(report.rollouts, force=final)))
+
+    tick(SampleReport(), final=True)  # the whole budget, before the first request
+    return tick
 
 
 def _record_end(db, run_id, status, summary):
@@ -251,6 +271,20 @@ def summary_line(report):
         + (f"; retries {report.retries:,}" if report.retries else "")
         + (f"; faults {fault_counts(report.faults)}" if report.faults else "")
     )
+
+
+def report_dict(report):
+    "A sampling report as JSON-ready counts (what `--json` prints)."
+    return {
+        "rollouts": report.rollouts, "passed": report.passed, "failed": report.failed,
+        "undecided": report.undecided, "truncated": report.truncated, "errors": report.errors,
+        "completion_tokens": report.completion_tokens, "requests": report.requests,
+        "retries": report.retries, "steps": report.steps,
+        "seconds": round(report.elapsed, 3),
+        "prompts": {"total": report.prompts, "satisfied": report.satisfied,
+                    "exhausted": report.exhausted, "pending": report.pending},
+        "faults": dict(report.faults),
+    }
 
 
 def fault_counts(faults):

@@ -11,7 +11,7 @@ from pathlib import Path
 from .db import open_db
 from .errors import RsrError
 from .loading import load_prompts
-from .pipeline import run_sampling
+from .pipeline import make_settings, run_sampling, with_defaults
 from .recipes import sampling_config
 
 
@@ -20,12 +20,15 @@ def stored_form(recipe):
     return recipe
 
 
-def run_recipe(recipe, db_path, on_progress=None, on_step=None):
+def run_recipe(recipe, db_path, on_progress=None, on_step=None, on_sampled=None):
     """Run a resolved recipe against the ledger at db_path.
 
     Returns {"load": LoadResult, "sample": SampleReport, "outputs": [(path, rows)]}.
-    on_step(message) is told what each stage did.
+    on_step(message) is told what each stage did; on_sampled() is called when
+    sampling is over (before the exports).
     """
+    # A target the budget can never meet is refused before anything is loaded.
+    make_settings(with_defaults(sampling_config(recipe)))
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     db = open_db(db_path)
     result = {}
@@ -44,6 +47,8 @@ def run_recipe(recipe, db_path, on_progress=None, on_step=None):
     _, report = run_sampling(db, db_path, sampling_config(recipe), command="run",
                              on_progress=on_progress, record=stored_form(recipe))
     result["sample"] = report
+    if on_sampled is not None:
+        on_sampled()
     result["outputs"] = write_outputs(db_path, recipe, on_step)
     return result
 
@@ -53,7 +58,7 @@ SCORED_SQL = "select count(*) from scores where verifier = ?"
 
 def write_outputs(db_path, recipe, on_step=None):
     "Write the recipe's export files and stats; returns [(path, rows)]."
-    from .export import export_with_options
+    from .export import explain_empty, export, get_formatter, make_options
     from .stats import ledger_stats
 
     outputs = recipe["outputs"]
@@ -74,10 +79,13 @@ def write_outputs(db_path, recipe, on_step=None):
         options = dict(spec.get("options") or {})
         if verifier and "verifier" not in options:
             options["verifier"] = verifier
-        count = export_with_options(db, spec["format"], path, options)
+        export_options = make_options(db, options)
+        count = export(db, get_formatter(spec["format"]), export_options, path)
         written.append((str(path), count))
         if on_step:
             on_step(f"Exported {count:,} {spec['format']} rows to {path}")
+            if count == 0:
+                on_step(explain_empty(db, spec["format"], export_options)["message"])
     if outputs.get("stats"):
         sampling = recipe["sampling"]
         stats = ledger_stats(db, verifier=verifier if scored else None, target=sampling["target"],

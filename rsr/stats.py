@@ -44,8 +44,25 @@ PROMPT_STATES_SQL = """
 select
     count(*) as total,
     coalesce(sum(satisfied and not incomplete), 0) as satisfied,
-    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted
+    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted,
+    coalesce(sum(case when satisfied and not incomplete
+                      then max(:max_rollouts - rollouts, 0) end), 0) as saved,
+    coalesce(sum(case when (not satisfied and within_budget) or incomplete
+                      then max(:max_rollouts - rollouts, 0) end), 0) as unspent_pending
 from ({states})
+"""
+
+# The latest run that sampled: whether it finished.
+LAST_SAMPLE_RUN_SQL = """
+select id, command, status from runs where command in ('sample', 'run')
+order by id desc limit 1
+"""
+
+# Does any prompt's metadata have this field (JSON null counts as having it)?
+FIELD_PRESENT_SQL = "select 1 from prompts where json_type(metadata, :path) is not null limit 1"
+FIELD_NAMES_SQL = """
+select distinct key from prompts, json_each(prompts.metadata)
+where json_valid(prompts.metadata) order by key limit 30
 """
 
 TOTALS_SQL = """
@@ -222,6 +239,7 @@ def ledger_stats(
         "rate": _rate(verdicts["passed"], verdicts["passed"] + verdicts["failed"]),
     }
     if by:
+        _check_field(db, by)
         out["pass_rate_by"] = {
             "field": by,
             "values": [
@@ -244,12 +262,20 @@ def ledger_stats(
         "empty_rate": _rate(counts["empty"], spent),
     }
     budget = total * settings["max_rollouts"]
+    # Saved is what satisfied prompts did not need. A pending prompt's unspent
+    # budget is not saved: the run may still spend it.
     out["draws"] = {
         "spent": spent,
         "budget_without_early_stop": budget,
-        "saved": budget - spent,
-        "saved_fraction": _rate(budget - spent, budget),
+        "saved": counts["saved"],
+        "saved_fraction": _rate(counts["saved"], budget),
+        "unspent_pending": counts["unspent_pending"],
     }
+    last = db.execute(LAST_SAMPLE_RUN_SQL).fetchone()
+    out["last_sample_run"] = (
+        {"id": last[0], "command": last[1], "status": last[2]} if last else None
+    )
+    out["finished"] = out["prompts"]["pending"] == 0 and (last is None or last[2] == "finished")
     out["runs"] = [
         {
             **run,
@@ -260,6 +286,18 @@ def ledger_stats(
         for run in db.query(RUNS_SQL)
     ]
     return out
+
+
+def _check_field(db, field):
+    "Refuse a --by field that no prompt's metadata has, naming the fields there are."
+    path = "$." + json.dumps(field)
+    if db.execute(FIELD_PRESENT_SQL, {"path": path}).fetchone():
+        return
+    names = [row[0] for row in db.execute(FIELD_NAMES_SQL)]
+    raise ConfigError(
+        f"--by {field!r}: no prompt's metadata has that field "
+        f"(fields: {', '.join(names) if names else 'none'})"
+    )
 
 
 def _pass_at_k(groups):
@@ -288,7 +326,7 @@ def format_text(stats) -> str:
     p, pr, r, d = stats["prompts"], stats["pass_rate"], stats["rollouts"], stats["draws"]
     lines = [
         f"Target {stats['target']} (max_rollouts {stats['max_rollouts']}, max_steps "
-        f"{stats['max_steps']}), verifier {stats['verifier']}",
+        f"{stats['max_steps']}), verifier {stats['verifier'] or 'none (no scores yet)'}",
         f"Prompts: {p['total']:,} total, {p['satisfied']:,} satisfied, {p['exhausted']:,} "
         f"exhausted, {p['pending']:,} pending",
         f"Pass rate: {_pct(pr['rate'])} ({pr['passed']:,} passed, {pr['failed']:,} failed, "
@@ -304,6 +342,9 @@ def format_text(stats) -> str:
             f"({row['prompts']:,} prompts)"
         )
     for key, t in stats["completion_tokens"].items():
+        if not t["count"]:
+            lines.append(f"Tokens ({key}): no rollouts")
+            continue
         lines.append(
             f"Tokens ({key}): p50 {t['p50']}, p90 {t['p90']}, p99 {t['p99']}, "
             f"max {t['max']} over {t['count']:,} rollouts"
@@ -314,14 +355,38 @@ def format_text(stats) -> str:
     )
     lines.append(
         f"Draws: {d['spent']:,} of {d['budget_without_early_stop']:,} without early "
-        f"stop (saved {_pct(d['saved_fraction'])})"
+        f"stop (saved {_pct(d['saved_fraction'])} by satisfied prompts)"
     )
+    unfinished = _unfinished(stats)
+    if unfinished:
+        lines.append(unfinished)
     for run in stats["runs"]:
-        lines.append(
-            f"Run #{run['id']} {run['command']}: {run['rollouts']:,} rollouts in "
+        timing = (
             f"{run['seconds']} s, {run['tokens_per_second']} tokens/s"
+            if run["seconds"] and run["tokens_per_second"] is not None
+            else "time not recorded"
+        )
+        status = "" if run["status"] == "finished" else f" ({run['status']})"
+        lines.append(
+            f"Run #{run['id']} {run['command']}{status}: {run['rollouts']:,} rollouts in {timing}"
         )
     return "\n".join(lines)
+
+
+def _unfinished(stats):
+    "A line saying the sampling is not done, or None when it is."
+    last, pending = stats.get("last_sample_run"), stats["prompts"]["pending"]
+    if stats.get("finished", True):
+        return None
+    parts = []
+    if last is not None and last["status"] != "finished":
+        parts.append(f"the last sampling run (#{last['id']} {last['command']}) is {last['status']}")
+    if pending:
+        parts.append(
+            f"{pending:,} prompts still pending, with {stats['draws']['unspent_pending']:,} "
+            "draws of budget left (not counted as saved)"
+        )
+    return "Unfinished: " + "; ".join(parts) + "; re-run to resume"
 
 
 def _pct(value):

@@ -239,8 +239,8 @@ def verify_rollouts(db, scorer, *, rescore=False, batch_size=1000, on_batch=None
     """Score every valid rollout lacking a score from scorer's verifier.
 
     With rescore=True, rollouts already scored before this call are scored
-    again. Each batch is written in one transaction; on_batch(n) is called
-    after each. The invocation is recorded in the runs table.
+    again. Each batch is written in one transaction; on_batch(n, counts) is
+    called after each, with the batch's size and the counts so far. The invocation is recorded in the runs table.
     """
     started = utcnow()
     rescore_before = started if rescore else None
@@ -264,7 +264,7 @@ def verify_rollouts(db, scorer, *, rescore=False, batch_size=1000, on_batch=None
                 counts.add(verdict)
             after = rows[-1][0]
             if on_batch is not None:
-                on_batch(len(rows))
+                on_batch(len(rows), counts)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"

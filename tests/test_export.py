@@ -81,7 +81,9 @@ def pairs(rows):
 def test_export_sft(ledger, invoke, args, expected):
     rows, stderr = export(invoke, ledger, "--format", "sft", *args)
     assert answers(rows) == expected
-    assert stderr == f"Exported {len(expected)} rows (sft, verifier v)\n"
+    assert stderr.endswith(f"Exported {len(expected)} rows (sft, verifier v)\n")
+    # An empty export says why, on the line before its count.
+    assert stderr.startswith("No sft rows: ") == (not expected)
     assert all(r["messages"][-1]["role"] == "assistant" and len(r["messages"]) == 2 for r in rows)
 
 
@@ -415,3 +417,43 @@ def test_export_refuses_to_replace_a_read_only_file(ledger, invoke, tmp_path, mo
                              "make it writable (chmod u+w) or choose another -o\n")
     assert out.read_text() == "keep me\n" and out.stat().st_mode & 0o777 == mode
     assert not (tmp_path / "train.jsonl.partial").exists()
+
+
+def test_empty_export_says_why(db_path, invoke, tmp_path):
+    # q1 only fails, q2 only passes, q3 was truncated, q4 never sampled
+    build(db_path, {"q1": [("no", 0, None, OK), ("nope", 0, None, OK)],
+                    "q2": [("yes", 1, None, OK)],
+                    "q3": [("cut", 1, None, {"truncated": 1, "finish_reason": "length"})],
+                    "q4": []})
+    result = invoke("export", db_path, "--format", "dpo", "-o", tmp_path / "dpo.jsonl")
+    assert result.exit_code == 0
+    why, count = result.stderr.splitlines()
+    assert count == "Exported 0 rows (dpo, verifier v)"
+    assert why.startswith("No dpo rows: each needs a pass and a fail (verifier v); of 4 prompts, "
+                          "2 have no valid rollout, 3 have no pass, 3 have no fail. To change that: ")
+    assert "--pairs best-worst" in why and "--pass-threshold T" in why
+    assert "1 rollouts were truncated: sample with a higher --max-tokens" in why
+    # Counted over the prompts --where selects; a filter that dropped rows is named.
+    why = invoke("export", db_path, "--format", "sft", "--where", "id = 'q1'").stderr
+    assert why.startswith("No sft rows: each needs a passing rollout (verifier v); of 1 prompts "
+                          "--where selects, 0 have no valid rollout, 1 have no pass, 0 have no fail")
+    why = invoke("export", db_path, "--format", "sft", "--pass-rate-max", "0.5").stderr
+    assert "the filter --pass-rate-max may exclude the rest" in why
+    # Rows exported: no explanation.
+    assert invoke("export", db_path, "--format", "sft").stderr == "Exported 1 rows (sft, verifier v)\n"
+
+
+def test_export_json_summary(ledger, invoke, tmp_path):
+    out = tmp_path / "sft.jsonl"
+    result = invoke("export", ledger, "--format", "sft", "-o", out, "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"format": "sft", "rows": 2, "output": str(out),
+                                         "verifier": "v"}
+    assert len(out.read_text().splitlines()) == 2
+    result = invoke("export", ledger, "--format", "sft", "--where", "id = 'p3'", "-o", out, "--json")
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 0 and summary["empty"]["no_pass"] == 1
+    assert summary["reason"].startswith("No sft rows")
+    # Without -o the rows are stdout: a summary there would corrupt them.
+    refused = invoke("export", ledger, "--format", "sft", "--json")
+    assert refused.exit_code == 2 and "--json needs -o FILE" in refused.stderr

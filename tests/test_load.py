@@ -168,6 +168,10 @@ def bad_files(tmp_path):
         "    return {'messages': [{'role': 'user', 'content': raw['question']}]}\n"
     )
     plain = write_jsonl(tmp_path / "plain.jsonl", [{"question": "ok"}, {"question": "two"}])
+    no_user = write_jsonl(tmp_path / "no_user.jsonl", [
+        {"messages": [{"role": "user", "content": "hi"}]},
+        {"messages": [{"role": "system", "content": "Be brief."},
+                      {"role": "assistant", "content": "The answer is 4."}]}])
     return [
         ("malformed", malformed, [], f"{malformed}:2: invalid JSON: Expecting ',' delimiter"),
         ("missing", missing, [], f"{missing}:2: no prompt found: expected a 'messages' list"),
@@ -179,10 +183,12 @@ def bad_files(tmp_path):
          f"{plain}:2: the transform raised KeyError: 'nope'"),
         ("transform garbage", plain, ["--transform", f"{garbage}:f"],
          f"{plain}:2: the transform returned list; expected a dict with 'messages'"),
+        ("no user turn", no_user, [],
+         f"{no_user}:2: field 'messages' holds no user turn (only system, assistant)"),
     ]
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(9))
 def test_bad_input_leaves_ledger_byte_for_byte_unchanged(case, db_path, tmp_path, invoke):
     good = write_jsonl(tmp_path / "good.jsonl", GOOD)
     invoke("load", db_path, good)

@@ -3,6 +3,7 @@ changes that would mix incompatible data."""
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -136,13 +137,65 @@ def test_run_end_to_end_resume_and_config_changes(tmp_path, invoke, monkeypatch)
         assert b"sk-recipe-secret-77" not in path.read_bytes(), path
 
 
+def test_run_says_why_an_export_is_empty(tmp_path, invoke, monkeypatch):
+    monkeypatch.setenv("STUB_KEY", "sk-test")
+    with OpenAIStub(responder=lambda body: "The answer is \\boxed{5}.") as stub:
+        result = invoke("run", stub_recipe(tmp_path, stub.url, target="sft", max_rollouts=2))
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    at = lines.index(f"Exported 0 sft rows to {tmp_path / 'out' / 'sft.jsonl'}")
+    assert lines[at + 1].startswith(
+        "No sft rows: each needs a passing rollout (verifier math); of 6 prompts, "
+        "0 have no valid rollout, 6 have no pass, 0 have no fail. To change that: ")
+    assert any(line.startswith("No dpo rows: each needs a pass and a fail") for line in lines)
+
+
+@pytest.mark.parametrize("sampling,message", [
+    ({"target": "dpo", "max_rollouts": 1}, "Target dpo needs at least 2 rollouts per prompt"),
+    ({"target": "multi-sft:5", "max_rollouts": 3}, "--max-rollouts is 3"),
+    ({"target": "best-of-n:4", "max_steps": 1, "step_size": 2}, "allows only 2"),
+])
+def test_run_refuses_a_target_it_can_never_meet(tmp_path, invoke, sampling, message, monkeypatch):
+    monkeypatch.setenv("STUB_KEY", "sk-test")
+    with OpenAIStub(responder=responder) as stub:
+        result = invoke("run", stub_recipe(tmp_path, stub.url, **sampling))
+    assert result.exit_code == 1
+    assert message in result.stderr and "it could never be met" in result.stderr
+    assert stub.requests == []
+    # Refused before anything was loaded.
+    db_path = tmp_path / "out" / "run.db"
+    assert not db_path.exists() or open_db(db_path).execute("select count(*) from prompts").fetchone()[0] == 0
+
+
+@pytest.mark.slow
+def test_quickstart_as_written(tmp_path):
+    """The README's quickstart on the embedded model: rows in both exports,
+    prompts that stopped early and prompts that ran out of budget."""
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "rsr", "run", str(ROOT / "recipes" / "quickstart.yaml"),
+         f"outputs.dir={out}"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    sft = (out / "sft.jsonl").read_text().splitlines()
+    dpo = (out / "dpo.jsonl").read_text().splitlines()
+    assert len(sft) >= 5 and len(dpo) >= 3, result.stderr
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["prompts"]["satisfied"] >= 5 and stats["prompts"]["exhausted"] >= 1
+    assert stats["prompts"]["pending"] == 0 and stats["rollouts"]["truncated"] >= 1
+    assert stats["draws"]["saved_fraction"] >= 0.3
+    text = subprocess.run([sys.executable, "-m", "rsr", "stats", str(out / "run.db")],
+                          capture_output=True, text=True, check=True).stdout
+    assert re.search(r"saved \d+\.\d% by satisfied prompts", text) and "Unfinished" not in text
+
+
 @pytest.mark.slow
 def test_quickstart_killed_and_resumed(tmp_path):
     """The quickstart recipe on the embedded model, killed mid-run and resumed
     with `rsr run --db`: a sound ledger and valid training files."""
     db_path = tmp_path / "run.db"
-    overrides = [f"outputs.dir={tmp_path / 'out'}", "sampling.limit=2", "sampling.max_rollouts=4",
-                 "sampling.step_size=2", "sampling.max_tokens=192"]
+    # The two products: the model never gets them, so they spend all 4 draws.
+    overrides = [f"outputs.dir={tmp_path / 'out'}", "sampling.where=id like 'mul-%'",
+                 "sampling.max_rollouts=4", "sampling.step_size=2", "sampling.max_tokens=192"]
     command = [sys.executable, "-m", "rsr", "run", str(ROOT / "recipes" / "quickstart.yaml"),
                "--db", str(db_path), "--silent", *overrides]
     process = subprocess.Popen(command, stderr=subprocess.PIPE)
@@ -170,7 +223,7 @@ def test_quickstart_killed_and_resumed(tmp_path):
                              capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr
     db = open_db(db_path)
-    assert db.execute("select count(*) from prompts").fetchone()[0] == 8
+    assert db.execute("select count(*) from prompts").fetchone()[0] == 10
     rows = db.execute("select prompt_id, rollouts from prompt_progress where rollouts > 0").fetchall()
     assert len(rows) == 2 and all(n <= 4 for _, n in rows)
     assert db.execute("select count(*) from steps where received != requested").fetchone()[0] == 0
@@ -189,7 +242,7 @@ def test_quickstart_killed_and_resumed(tmp_path):
                 assert row["messages"][-1]["role"] == "assistant"
                 texts = [row["messages"][-1]["content"]]
             assert not truncated & set(texts)
-    assert json.loads((out / "stats.json").read_text())["prompts"]["total"] == 8
+    assert json.loads((out / "stats.json").read_text())["prompts"]["total"] == 10
 
 
 def test_run_resume_takes_an_inline_api_key_from_the_recipe_again(tmp_path, invoke, monkeypatch,

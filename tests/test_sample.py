@@ -139,11 +139,29 @@ def test_max_steps_caps_steps(ledger, invoke):
     assert rollout_counts(db_path) == {"hard-1": 6}
 
 
-def test_target_that_cannot_be_met_is_refused(ledger, invoke):
+@pytest.mark.parametrize("args,message", [
+    (["--target", "multi-sft:20"], "needs at least 20 rollouts per prompt but --max-rollouts is 16"),
+    (["--target", "dpo", "--max-rollouts", "1"],
+     "Target dpo needs at least 2 rollouts per prompt but --max-rollouts is 1"),
+    (["--target", "multi-sft:5", "--max-rollouts", "3"], "--max-rollouts is 3"),
+    (["--target", "best-of-n:6", "--max-steps", "2", "--step-size", "2"],
+     "--max-steps 2 x --step-size 2 allows only 4"),
+    (["--target", "dpo", "--max-steps", "1", "--step-size", "1"], "allows only 1"),
+])
+def test_target_that_cannot_be_met_is_refused(ledger, invoke, args, message):
     db_path = ledger(FOUR)
-    result = invoke("sample", db_path, "--target", "multi-sft:20", "--verifier", "exact")
+    stub = OpenAIStub(responder=easy_hard).start()
+    try:
+        result = invoke(*sample_args(db_path, stub, *args))
+    finally:
+        stub.stop()
     assert result.exit_code == 1
-    assert "needs 20 rollouts but --max-rollouts is 16" in result.stderr
+    assert message in result.stderr and "it could never be met" in result.stderr
+    # Refused before anything was asked for or recorded.
+    assert stub.requests == []
+    db = open_db(db_path)
+    assert db.execute("select count(*) from rollouts").fetchone()[0] == 0
+    assert db.execute("select count(*) from runs where command = 'sample'").fetchone()[0] == 0
 
 
 def test_sft_without_a_verifier_is_refused(ledger, invoke):

@@ -81,11 +81,14 @@ def test_stats_counts(ledger, invoke):
         "error_rate": 0.1,
         "empty_rate": 0.0,
     }
+    # Saved is what the satisfied prompts a (4 rollouts) and d (2) did not need;
+    # the pending b and c may still spend theirs.
     assert data["draws"] == {
         "spent": 10,
         "budget_without_early_stop": 64,
-        "saved": 54,
-        "saved_fraction": 0.8438,
+        "saved": 26,
+        "saved_fraction": 0.4062,
+        "unspent_pending": 28,
     }
 
 
@@ -215,3 +218,53 @@ def test_stats_count_empty_answers_apart(tmp_path, invoke):
     assert data["pass_at_k"][0] == {"k": 1, "pass_at_k": round(1 / 3, 4), "prompts": 1}
     text = invoke("stats", db_path, "--verifier", "v")
     assert "empty 66.7%" in text.stderr + text.stdout
+
+
+def test_stats_says_when_the_run_is_unfinished(ledger, invoke):
+    db = open_db(ledger)
+    db.execute("insert into runs (command, status, config) values ('sample', 'interrupted', ?)",
+               [sample_config("sft", 16, 8, "v")])
+    text = invoke("stats", ledger).stdout
+    assert ("Unfinished: the last sampling run (#1 sample) is interrupted; 2 prompts still "
+            "pending, with 28 draws of budget left (not counted as saved); re-run to resume") in text
+    # Saved counts only the satisfied prompts' unused budget: (16 - 4) + (16 - 2) of 64.
+    assert "Draws: 10 of 64 without early stop (saved 40.6% by satisfied prompts)" in text
+    data = stats_json(invoke, ledger)
+    assert data["finished"] is False
+    assert data["last_sample_run"] == {"id": 1, "command": "sample", "status": "interrupted"}
+
+
+def test_stats_of_a_finished_run_says_nothing_more(db_path, invoke):
+    db = open_db(db_path)
+    add_prompt(db, "a")
+    add_score(db, add_rollout(db, "a", 0), "v", 1)
+    db.execute("insert into runs (command, status, config) values ('sample', 'finished', ?)",
+               [sample_config("sft", 4, 8, "v")])
+    text = invoke("stats", db_path).stdout
+    assert "Unfinished" not in text
+    assert "Draws: 1 of 4 without early stop (saved 75.0% by satisfied prompts)" in text
+    assert stats_json(invoke, db_path)["finished"] is True
+
+
+@pytest.mark.parametrize("with_rollouts", [False, True])
+def test_stats_text_never_shows_none(db_path, invoke, with_rollouts):
+    db = open_db(db_path)
+    add_prompt(db, "a")
+    if with_rollouts:  # rollouts without scores, from a run still going
+        add_rollout(db, "a", 0)
+        db.execute("insert into runs (id, command, status, started_at) values "
+                   "(3, 'sample', 'running', '2026-01-01T00:00:00.000Z')")
+        db.execute("update rollouts set run_id = 3, created_at = '2026-01-01T00:00:00.000Z'")
+    result = invoke("stats", db_path)
+    assert result.exit_code == 0
+    assert "None" not in result.stdout, result.stdout
+    assert "verifier none (no scores yet)" in result.stdout
+    assert "Tokens (passed): no rollouts" in result.stdout
+
+
+def test_stats_by_a_field_no_prompt_has_is_refused(ledger, invoke):
+    result = invoke("stats", ledger, "--by", "subjct")
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: --by 'subjct': no prompt's metadata has that field "
+                             "(fields: answer, subject)\n")
+    assert stats_json(invoke, ledger, "--by", "answer")["pass_rate_by"]["field"] == "answer"

@@ -126,8 +126,9 @@ def test_judge_end_to_end_with_llama_server(llama_server, db_path, invoke):
     add_prompt(db, "p", "What is 2+2?", "4")
     add_rollout(db, "p", 0, "2+2 is 4.")
     add_rollout(db, "p", 1, "2+2 is 5.")
-    result = invoke("verify", db_path, "--verifier", "judge", "-o", "model=smollm2", "-o",
-                    f"base_url={llama_server}", "-o", "reasks=1", "-o", "max_tokens=64", "--silent")
+    options = ["model=smollm2", f"base_url={llama_server}", "reasks=1", "max_tokens=64"]
+    result = invoke("verify", db_path, "--verifier", "judge", "--silent",
+                    *[arg for option in options for arg in ("--verifier-option", option)])
     assert result.exit_code == 0, result.stderr
     rows = open_db(db_path).execute(
         "select passed, extracted, error, details from scores where verifier = 'judge:max_tokens=64,model=smollm2,reasks=1'"

@@ -92,7 +92,8 @@ def test_verify_partial_mcq_multi_has_its_own_name(db_path, invoke):
     add_prompt(db, "q", "Which?\nA. a\nB. b\nC. c\nD. d", "AC")
     rollout = add_rollout(db, "q", 0, "Answer: A, B")
     invoke("verify", db_path, "--verifier", "mcq-multi", "--silent")
-    result = invoke("verify", db_path, "--verifier", "mcq-multi", "--partial", "--silent")
+    result = invoke("verify", db_path, "--verifier", "mcq-multi", "--verifier-option", "partial=true",
+                    "--silent")
     assert result.stderr.startswith("mcq-multi:partial: 1 scored: 0 passed, 1 failed")
     assert scores(db_path, "mcq-multi")[rollout][:3] == (0, 0.0, "AB")
     assert scores(db_path, "mcq-multi:partial")[rollout][:3] == (0, pytest.approx(1 / 3), "AB")
@@ -118,7 +119,8 @@ def test_verify_user_function_with_timeout(db_path, invoke, tmp_path):
 
 def test_verify_records_config_with_secrets_redacted(db_path, invoke):
     open_db(db_path)
-    result = invoke("verify", db_path, "--verifier", "judge", "-o", "model=m", "-o", "api_key=sk-123",
+    result = invoke("verify", db_path, "--verifier", "judge", "--verifier-option", "model=m",
+                    "--verifier-option", "api_key=sk-123",
                     "--silent")
     assert result.exit_code == 0
     config = json.loads(open_db(db_path).execute("select config from runs").fetchone()[0])
@@ -139,9 +141,9 @@ def test_verify_bad_option(db_path, runner):
     from rsr.commands import cli
 
     open_db(db_path)
-    result = runner.invoke(cli, ["verify", db_path, "--verifier", "judge", "-o", "model"])
+    result = runner.invoke(cli, ["verify", db_path, "--verifier", "judge", "--verifier-option", "model"])
     assert result.exit_code == 2
-    assert "'model' is not KEY=VALUE" in result.stderr
+    assert "'model' must look like KEY=VALUE" in result.stderr
 
 
 def test_verifiers_lists_names_and_descriptions(invoke):

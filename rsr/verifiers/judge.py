@@ -1,6 +1,6 @@
 """The `judge` verifier: an LLM grades each response over an OpenAI-compatible API.
 
-Options (get_verifier("judge", model=..., ...) or `rsr verify --option k=v`):
+Options (get_verifier("judge", model=..., ...) or `rsr verify --verifier-option k=v`):
 model (required), base_url, api_key (else OPENAI_API_KEY), template (a prompt
 string or a path to a file holding one, with {question}, {response} and
 {answer} placeholders), reasks (how often an unparsable reply is asked again,
@@ -139,7 +139,7 @@ class JudgeVerifier(Verifier):
     async def acheck_many(self, items):
         "Verdicts for [(response, metadata, prompt)], up to `concurrency` requests at once."
         if not self.model:
-            raise ConfigError("The judge needs a model: --option model=NAME (and base_url=URL)")
+            raise ConfigError("The judge needs a model: --verifier-option model=NAME (and base_url=URL)")
         client = make_async_client(self.base_url, self.api_key, self.timeout, self.transport)
         semaphore = asyncio.Semaphore(self.concurrency)
         try:

@@ -114,7 +114,7 @@ class RewardModelVerifier(Verifier):
         if not self.base_url:
             return await asyncio.to_thread(self.check_many, items)
         if not self.model:
-            raise ConfigError("The reward-model verifier needs the served model's name: --option model=NAME")
+            raise ConfigError("The reward-model verifier needs the served model's name: --verifier-option model=NAME")
         root = self.base_url.rstrip("/").removesuffix("/v1")
         client = make_async_client(root, self.api_key, self.timeout)
         semaphore = asyncio.Semaphore(self.concurrency)
@@ -153,7 +153,7 @@ class RewardModelVerifier(Verifier):
     def score_texts(self, pairs):
         "Verdicts for [(final answer, prompt messages)], batched by length, in input order."
         if not self.model:
-            raise ConfigError("The reward-model verifier needs a model: --option model=PATH")
+            raise ConfigError("The reward-model verifier needs a model: --verifier-option model=PATH")
         import torch
 
         tokenizer, network, device = load_reward_model(self.model, self.device)

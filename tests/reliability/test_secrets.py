@@ -32,9 +32,9 @@ def test_sample_verify_and_export_keep_no_key(tmp_path, how):
         sample = rsr("-vv", "sample", db_path, "--base-url", server.url, "--model", "m",
                      "--verifier", "exact", "--max-rollouts", 2, "--step-size", 2, *key_args, env=env)
         assert sample.returncode == 0, sample.stderr
-        judge_key = ["-o", f"api_key={SECRET}"] if how == "option" else []
-        verify = rsr("-vv", "verify", db_path, "--verifier", "judge", "-o", "model=j",
-                     "-o", f"base_url={judge.url}", *judge_key, env=env)
+        judge_key = ["--verifier-option", f"api_key={SECRET}"] if how == "option" else []
+        verify = rsr("-vv", "verify", db_path, "--verifier", "judge", "--verifier-option", "model=j",
+                     "--verifier-option", f"base_url={judge.url}", *judge_key, env=env)
         assert verify.returncode == 0, verify.stderr
         assert len(judge.log) > 0
     exported = rsr("-vv", "export", db_path, "--format", "sft", "--verifier", "exact",
