@@ -39,14 +39,14 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from . import early_stop
-from .client import RequestFailed, RetryPolicy, with_retries
-from .db import BUSY_TIMEOUT_MS
-from .errors import ConfigError, RsrError
-from .runs import utcnow
-from .samplers import Completion, SampleRequest
-from .selection import response_hash
-from .verification import score_row
+from .. import early_stop
+from ..client import RequestFailed, RetryPolicy, with_retries
+from ..db import BUSY_TIMEOUT_MS
+from ..errors import ConfigError, RsrError
+from ..runs import utcnow
+from ..samplers import Completion, SampleRequest
+from ..selection import response_hash
+from ..verification import score_row
 
 log = logging.getLogger(__name__)
 
