@@ -7,14 +7,13 @@ summary line) and `loop` (scheduling, signals and sample()). Callers import
 from here.
 """
 
-from .loop import (  # noqa: F401
-    UPSERT_STEPS,
+from .ledger import UPSERT_STEPS, insert_rows
+from .loop import (
     Interrupted,
     SampleReport,
     SampleSettings,
     Work,
     derive_seed,
-    insert_rows,
     plan_step,
     sample,
     usable_cpus,

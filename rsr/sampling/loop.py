@@ -25,9 +25,7 @@ stop the run: a mistyped URL spends no prompt's budget.
 """
 
 import asyncio
-import concurrent.futures
 import contextlib
-import functools
 import gc
 import hashlib
 import json
@@ -41,51 +39,12 @@ from dataclasses import dataclass, field
 
 from .. import early_stop
 from ..client import RequestFailed, RetryPolicy, with_retries
-from ..db import BUSY_TIMEOUT_MS
 from ..errors import ConfigError, RsrError
 from ..runs import utcnow
 from ..samplers import Completion, SampleRequest
-from ..selection import response_hash
-from ..verification import score_row
+from .ledger import LedgerWriter, PromptStates
 
 log = logging.getLogger(__name__)
-
-# Writes are multi-row INSERTs: one statement (one sqlite3_step) inserts many
-# rows, triggers included, without holding the GIL. executemany() would take
-# the GIL back for every row, and on the writer thread each of those handoffs
-# waits for the busy event loop (seconds per batch, measured).
-# Each is (head, one row's VALUES tuple, tail); rows are tuples in that order.
-INSERT_ROLLOUTS = (
-    """insert into rollouts (prompt_id, sample_index, step, run_id, model, sampler, params, seed,
-        response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
-        latency_ms, error, created_at, response_hash)""",
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "",
-)
-
-# Scores of rollouts written in the same transaction, found by their key.
-INSERT_SCORES = (
-    "insert into scores (rollout_id, verifier, score, passed, extracted, details, error)",
-    "((select id from rollouts where prompt_id = ? and sample_index = ?), ?, ?, ?, ?, ?, ?)",
-    "",
-)
-
-# The first write of a step creates its row; later writes of the same step (a
-# server that ignores n, or a run completing a step a crash cut short) add to
-# it. The tail's one parameter is the time of the write.
-UPSERT_STEPS = (
-    "insert into steps (prompt_id, step, run_id, requested, received, started_at, finished_at)",
-    "(?, ?, ?, ?, ?, ?, ?)",
-    """on conflict (prompt_id, step) do update set
-        received = steps.received + excluded.received,
-        run_id = excluded.run_id,
-        finished_at = case when steps.received + excluded.received >= steps.requested
-                           then ? end""",
-)
-
-# Rows per statement: a few sizes, so a handful of prepared statements serve
-# every batch.
-CHUNK_ROWS = (256, 64, 16, 4, 1)
 
 # Failures that, before an endpoint has answered once, say it is the wrong
 # one (no server there, not HTTP, not JSON, not a chat reply, no such path, a
@@ -97,34 +56,6 @@ ENDPOINT_CHECKS = 3
 # Seconds a SIGINT/SIGTERM waits for the requests in flight before cancelling
 # them: a reply already on the wire when the signal came is read and written.
 STOP_GRACE_S = 1.0
-
-
-@functools.lru_cache(maxsize=64)
-def _statement(head, values, tail, rows):
-    return f"{head} values {', '.join([values] * rows)} {tail}"
-
-
-def insert_rows(conn, statement, rows, tail_params=()):
-    "Insert rows (tuples) with a few multi-row statements."
-    head, values, tail = statement
-    # Older SQLite builds allow only 999 parameters in a statement.
-    width = values.count("?")
-    limit = max(1, (_max_variables(conn) - len(tail_params)) // width)
-    start = 0
-    while start < len(rows):
-        count = next(c for c in CHUNK_ROWS if c <= min(limit, len(rows) - start))
-        chunk = rows[start:start + count]
-        params = [value for row in chunk for value in row]
-        params.extend(tail_params)
-        conn.execute(_statement(head, values, tail, count), params)
-        start += count
-
-
-def _max_variables(conn):
-    try:
-        return conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    except AttributeError:  # Python 3.10
-        return 999
 
 
 SAMPLE_INDEXES_SQL = "select sample_index from rollouts where prompt_id = :prompt_id"
@@ -300,33 +231,18 @@ class SamplingLoop:
         self.on_progress = on_progress
         self.report = SampleReport()
         self.verifier_name = scorer.name if scorer is not None else ""
-        target = settings.target
-        self.state_sql = early_stop.prompt_state_sql(
-            target, settings.where, settings.limit, settings.dedupe)
-        self.pending_sql = early_stop.pending_sql(
-            target, settings.where, settings.limit, settings.dedupe)
-        self.some_states_sql = (
-            f"select * from ({self.state_sql}) where id in (select value from json_each(:ids))"
-        )
-        self.state_params = early_stop.state_params(
-            target, self.verifier_name, settings.max_rollouts, settings.max_steps, settings.limit
-        )
-        self.params_json = json.dumps(settings.params, sort_keys=True)
+        self.states = PromptStates(db, settings, self.verifier_name)
         self.info = sampler.describe()
         self.ready = deque()
         self.in_flight = set()
         self.active = set()
-        self.writes = []
         # Prompts whose step is written, to be checked again (in one query).
         self.finished = []
         # Steps whose requests are done and whose writes have not committed yet.
         self.committing = 0
-        # The writer thread's own connection and the write it is running.
-        self.write_conn = None
-        self.write_thread = None
-        self.pending_write = None
         self.wake = asyncio.Event()
-        self.write_wake = asyncio.Event()
+        self.writer = LedgerWriter(db, run_id, self.info, settings.params, self.verifier_name,
+                                   self.wake.set)
         self.n_supported = None if not sampler.batch else True
         self.consecutive_failures = 0
         # Until the endpoint has answered one request correctly, a failure that
@@ -346,103 +262,17 @@ class SamplingLoop:
 
     # -- the ledger ---------------------------------------------------------
 
-    def fetch_pending(self, after, page):
-        params = dict(self.state_params, after=after, page=page)
-        return list(self.db.query(self.pending_sql, params))
-
-    def prompt_states(self, prompt_ids):
-        "The state rows of these prompts (those the run still selects)."
-        cursor = self.db.conn.cursor()
-        cursor.row_factory = sqlite3.Row
-        cursor.execute(self.some_states_sql, dict(self.state_params, ids=json.dumps(prompt_ids)))
-        return cursor.fetchall()
-
     def refresh_summary(self):
-        sql = SUMMARY_SQL.format(state=self.state_sql)
-        row = next(self.db.query(sql, self.state_params))
+        sql = SUMMARY_SQL.format(state=self.states.sql)
+        row = next(self.db.query(sql, self.states.params))
         for key in ("prompts", "satisfied", "exhausted", "pending"):
             setattr(self.report, key, row[key])
-
-    def write(self, batch):
-        "Write [(work, indexes, completions, verdicts)] in one transaction, here and now."
-        self.execute_write(self.write_rows(batch))
-
-    def write_rows(self, batch):
-        "The (rollouts, scores, steps) parameters of a batch of finished requests."
-        now = utcnow()
-        rollouts, scores, steps = [], [], []
-        for work, indexes, completions, verdicts in batch:
-            for index, completion, verdict in zip(indexes, completions, verdicts):
-                rollouts.append(self.rollout_row(work, index, completion, now))
-                if verdict is not None:
-                    row = score_row(None, self.verifier_name, verdict)
-                    scores.append((work.prompt_id, index) + row[1:])
-            received = len(indexes)
-            steps.append((work.prompt_id, work.step, self.run_id, work.requested, received,
-                          work.started_at, now if received >= work.requested else None))
-        return rollouts, scores, steps, now
-
-    def execute_write(self, rows):
-        "Insert rows from write_rows() in one transaction (on the writer thread when it runs)."
-        rollouts, scores, steps, now = rows
-        if self.write_conn is None:
-            conn = self.db.conn
-            with self.db.atomic():
-                insert_rows(conn, INSERT_ROLLOUTS, rollouts)
-                insert_rows(conn, INSERT_SCORES, scores)
-                insert_rows(conn, UPSERT_STEPS, steps, (now,))
-            return
-        conn = self.write_conn
-        conn.execute("begin immediate")
-        try:
-            insert_rows(conn, INSERT_ROLLOUTS, rollouts)
-            insert_rows(conn, INSERT_SCORES, scores)
-            insert_rows(conn, UPSERT_STEPS, steps, (now,))
-            conn.execute("commit")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("rollback")
-            raise
-
-    def open_writer(self):
-        """A connection of its own for the writer thread, with the ledger's settings.
-
-        A ledger in memory, or a connection inside a transaction of the
-        caller's, is written here on the loop instead."""
-        path = self.db.conn.execute("pragma database_list").fetchone()[2]
-        if not path or self.db.conn.in_transaction:
-            return
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("pragma foreign_keys = on")
-        # As open_db sets it: a committed rollout survives power loss.
-        conn.execute("pragma synchronous = full")
-        self.write_conn = conn
-        self.write_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rsr-writer")
-
-    def close_writer(self):
-        if self.write_thread is not None:
-            self.write_thread.shutdown(wait=True)
-            self.write_thread = None
-        if self.write_conn is not None:
-            self.write_conn.close()
-            self.write_conn = None
-
-    def rollout_row(self, work, index, completion, now):
-        "The INSERT_ROLLOUTS parameters of one completion."
-        return (
-            work.prompt_id, index, work.step, self.run_id, self.info.get("model"),
-            self.info.get("sampler"), self.params_json, completion.seed, completion.response,
-            completion.reasoning, completion.finish_reason, int(completion.truncated),
-            completion.prompt_tokens, completion.completion_tokens, completion.latency_ms,
-            completion.error, now, response_hash(completion.response),
-        )
 
     # -- scheduling ---------------------------------------------------------
 
     async def run(self):
-        self.open_writer()
-        writer = asyncio.create_task(self.writer())
+        self.writer.open()
+        writer = asyncio.create_task(self.writer.run())
         ticker = asyncio.create_task(self.ticker())
         try:
             await self.dispatch()
@@ -461,13 +291,13 @@ class SamplingLoop:
             writer.cancel()
             await asyncio.gather(ticker, writer, return_exceptions=True)
             try:
-                if self.pending_write is not None:
+                if self.writer.pending is not None:
                     # A write the thread is still running finishes (or fails) first.
-                    await asyncio.wait([self.pending_write])
+                    await asyncio.wait([self.writer.pending])
                 # Whatever arrived before the stop is written, never dropped.
-                self.flush_writes()
+                self.writer.flush()
             finally:
-                self.close_writer()
+                self.writer.close()
                 close = getattr(self.sampler, "aclose", None)
                 if close is not None:
                     await close()
@@ -488,7 +318,7 @@ class SamplingLoop:
             if self.finished:
                 self.requeue_finished()
             if not exhausted and len(self.ready) < page:
-                rows = self.fetch_pending(after, page)
+                rows = self.states.pending(after, page)
                 exhausted = len(rows) < page
                 for row in rows:
                     after = row["rowid"]
@@ -496,7 +326,7 @@ class SamplingLoop:
                         found = True
             while self.ready and len(self.active) < capacity:
                 self.launch()
-            if exhausted and not (self.active or self.ready or self.writes or self.finished
+            if exhausted and not (self.active or self.ready or self.writer.queued or self.finished
                                   or self.committing):
                 if not found:
                     return
@@ -724,10 +554,8 @@ class SamplingLoop:
                     stopped, scored = True, self.scorer.verifier.check_many(items)
                 for i, verdict in zip(todo, scored):
                     verdicts[i] = verdict
-        future = asyncio.get_running_loop().create_future()
-        self.writes.append(((work, indexes, completions, verdicts), future))
+        future = self.writer.queue((work, indexes, completions, verdicts))
         work.written.extend(indexes)
-        self.write_wake.set()
         self.count(completions, verdicts)
         if stopped:
             raise asyncio.CancelledError()
@@ -766,42 +594,13 @@ class SamplingLoop:
     def requeue_finished(self):
         "Check the prompts whose steps finished; requeue, in front, those that need more."
         works, self.finished = {w.prompt_id: w for w in self.finished}, []
-        rows = self.prompt_states(list(works))
+        rows = self.states.of(list(works))
         self.in_flight.difference_update(works)
         for row in rows:
             if not row["satisfied"] and row["within_budget"] or row["incomplete"]:
                 self.enqueue(row, front=True, previous=works[row["id"]])
 
-    # -- writing and progress -------------------------------------------------
-
-    async def writer(self):
-        loop = asyncio.get_running_loop()
-        while True:
-            await self.write_wake.wait()
-            self.write_wake.clear()
-            if self.write_thread is None:
-                self.flush_writes()
-            elif self.writes:
-                batch, self.writes = self.writes, []
-                rows = self.write_rows([item for item, _ in batch])
-                self.pending_write = loop.run_in_executor(self.write_thread, self.execute_write, rows)
-                self.pending_write.add_done_callback(lambda done, batch=batch: settle(batch, done))
-                # Shielded: cancelling the writer (a stop) leaves the thread's
-                # write to finish; run() waits for it before the last flush.
-                await asyncio.shield(self.pending_write)
-            self.wake.set()
-
-    def flush_writes(self):
-        "Write what is queued, here and now (the writer thread, if any, is idle)."
-        if not self.writes:
-            return
-        batch, self.writes = self.writes, []
-        try:
-            self.write([item for item, _ in batch])
-        except BaseException as ex:
-            _settle_futures(batch, ex)
-            raise
-        _settle_futures(batch, None)
+    # -- progress ---------------------------------------------------------
 
     async def ticker(self):
         last_summary = 0.0
@@ -813,24 +612,6 @@ class SamplingLoop:
                 self.refresh_summary()
                 last_summary = time.monotonic()
             self.on_progress(self.report)
-
-
-def settle(batch, done):
-    "Resolve the futures of a batch whose write (a finished future) ran on the thread."
-    _settle_futures(batch, done.exception() if not done.cancelled() else asyncio.CancelledError())
-
-
-def _settle_futures(batch, error):
-    for _, future in batch:
-        if not future.done():
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
-                # The error reaches the user through the run (fail() or the last
-                # flush raises it); a step cancelled by the stop never awaits its
-                # future, and asyncio would log a traceback for it at exit.
-                future.exception()
 
 
 @contextlib.contextmanager
