@@ -10,7 +10,6 @@ from here.
 from .ledger import UPSERT_STEPS, insert_rows
 from .loop import (
     Interrupted,
-    SampleReport,
     SampleSettings,
     Work,
     derive_seed,
@@ -18,6 +17,7 @@ from .loop import (
     sample,
     usable_cpus,
 )
+from .report import SampleReport
 
 __all__ = [
     "Interrupted",

@@ -34,7 +34,7 @@ import os
 import signal
 import sqlite3
 import time
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 
 from .. import early_stop
@@ -43,6 +43,7 @@ from ..errors import ConfigError, RsrError
 from ..runs import utcnow
 from ..samplers import Completion, SampleRequest
 from .ledger import LedgerWriter, PromptStates
+from .report import SampleReport
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,6 @@ STOP_GRACE_S = 1.0
 
 
 SAMPLE_INDEXES_SQL = "select sample_index from rollouts where prompt_id = :prompt_id"
-
-SUMMARY_SQL = """
-select
-    count(*) as prompts,
-    coalesce(sum(satisfied and not incomplete), 0) as satisfied,
-    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted,
-    coalesce(sum(not satisfied and within_budget or incomplete), 0) as pending
-from ({state})
-"""
-
 
 class _Unreachable(Exception):
     "The server could not be reached: nothing is written, the step is planned again."
@@ -102,46 +93,6 @@ class SampleSettings:
     # Score an inline verifier in a helper process when the sampler's requests
     # keep the event loop's core busy (see rsr.verifiers.offload).
     offload_scoring: bool = True
-
-
-@dataclass
-class SampleReport:
-    "What a sampling run did, for progress lines and the summary."
-
-    requests: int = 0
-    retries: int = 0
-    rollouts: int = 0
-    errors: int = 0
-    truncated: int = 0
-    empty: int = 0
-    passed: int = 0
-    failed: int = 0
-    undecided: int = 0
-    completion_tokens: int = 0
-    steps: int = 0
-    # Failed attempts by kind (http_429, timeout, disconnect, ...), replies with
-    # fewer choices than asked ("short") and empty answers ("empty").
-    faults: Counter = field(default_factory=Counter)
-    started: float = field(default_factory=time.monotonic)
-    prompts: int = 0
-    satisfied: int = 0
-    exhausted: int = 0
-    pending: int = 0
-
-    @property
-    def elapsed(self):
-        return time.monotonic() - self.started
-
-    def line(self):
-        "One line of progress for the terminal."
-        rate = self.completion_tokens / self.elapsed if self.elapsed > 0 else 0.0
-        judged = self.passed + self.failed
-        pass_rate = f"{100 * self.passed / judged:.1f}%" if judged else "-"
-        return (
-            f"{self.satisfied:,} satisfied, {self.exhausted:,} exhausted, {self.pending:,} pending"
-            f" | {self.rollouts:,} rollouts ({self.truncated:,} truncated, {self.errors:,} errors)"
-            f" | pass rate {pass_rate} | {rate:,.0f} tokens/s"
-        )
 
 
 @dataclass
@@ -260,14 +211,6 @@ class SamplingLoop:
         # True when the scorer runs in a helper process (set by sample()).
         self.offloaded = False
 
-    # -- the ledger ---------------------------------------------------------
-
-    def refresh_summary(self):
-        sql = SUMMARY_SQL.format(state=self.states.sql)
-        row = next(self.db.query(sql, self.states.params))
-        for key in ("prompts", "satisfied", "exhausted", "pending"):
-            setattr(self.report, key, row[key])
-
     # -- scheduling ---------------------------------------------------------
 
     async def run(self):
@@ -303,7 +246,7 @@ class SamplingLoop:
                     await close()
         if self.ledger_error is not None:
             raise self.ledger_error
-        self.refresh_summary()
+        self.report.refresh_summary(self.states)
         if self.abort_error is not None:
             raise (ConfigError if self.abort_config else RsrError)(self.abort_error)
         return self.report
@@ -556,28 +499,10 @@ class SamplingLoop:
                     verdicts[i] = verdict
         future = self.writer.queue((work, indexes, completions, verdicts))
         work.written.extend(indexes)
-        self.count(completions, verdicts)
+        self.report.count(completions, verdicts)
         if stopped:
             raise asyncio.CancelledError()
         return future
-
-    def count(self, completions, verdicts):
-        report = self.report
-        for completion, verdict in zip(completions, verdicts):
-            report.rollouts += 1
-            report.errors += completion.error is not None
-            report.truncated += completion.truncated
-            if completion.empty:
-                report.faults["empty"] += 1
-                report.empty += 1
-            report.completion_tokens += completion.completion_tokens or 0
-            if verdict is not None:
-                if verdict.passed is None:
-                    report.undecided += 1
-                elif verdict.passed:
-                    report.passed += 1
-                else:
-                    report.failed += 1
 
     def step_finished(self, work):
         """The step is written: the prompt is checked again (with the others
@@ -609,7 +534,7 @@ class SamplingLoop:
             if self.on_progress is None:
                 continue
             if time.monotonic() - last_summary > 5:
-                self.refresh_summary()
+                self.report.refresh_summary(self.states)
                 last_summary = time.monotonic()
             self.on_progress(self.report)
 
