@@ -11,12 +11,10 @@ from .ledger import UPSERT_STEPS, insert_rows
 from .loop import (
     Interrupted,
     SampleSettings,
-    Work,
-    derive_seed,
-    plan_step,
     sample,
     usable_cpus,
 )
+from .plan import Work, derive_seed, plan_step
 from .report import SampleReport
 
 __all__ = [

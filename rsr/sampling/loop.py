@@ -27,22 +27,19 @@ stop the run: a mistyped URL spends no prompt's budget.
 import asyncio
 import contextlib
 import gc
-import hashlib
-import json
 import logging
 import os
 import signal
 import sqlite3
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 from .. import early_stop
 from ..client import RequestFailed, RetryPolicy, with_retries
 from ..errors import ConfigError, RsrError
-from ..runs import utcnow
-from ..samplers import Completion, SampleRequest
+from ..samplers import Completion
 from .ledger import LedgerWriter, PromptStates
+from .plan import Planner, request_for
 from .report import SampleReport
 
 log = logging.getLogger(__name__)
@@ -58,8 +55,6 @@ ENDPOINT_CHECKS = 3
 # them: a reply already on the wire when the signal came is read and written.
 STOP_GRACE_S = 1.0
 
-
-SAMPLE_INDEXES_SQL = "select sample_index from rollouts where prompt_id = :prompt_id"
 
 class _Unreachable(Exception):
     "The server could not be reached: nothing is written, the step is planned again."
@@ -95,79 +90,12 @@ class SampleSettings:
     offload_scoring: bool = True
 
 
-@dataclass
-class Work:
-    "One step of one prompt: which sample indexes to ask for."
-
-    prompt_id: str
-    messages: list
-    metadata: dict
-    step: int
-    indexes: list
-    requested: int
-    started_at: str = field(default_factory=utcnow)
-    outstanding: int = 0
-    # Sample indexes the ledger held when the step was planned, and those this
-    # step has written: together, what the prompt holds once it is written.
-    taken: set = field(default_factory=set)
-    written: list = field(default_factory=list)
-
-
 def usable_cpus():
     "CPUs this process may run on."
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-def derive_seed(base_seed, prompt_id, sample_index):
-    "A per-rollout seed, fixed by (base seed, prompt, sample index)."
-    if base_seed is None:
-        return None
-    digest = hashlib.sha256(f"{base_seed}:{prompt_id}:{sample_index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def plan_step(db, row, settings, previous=None):
-    """The next Work for a pending prompt row, or None if it needs nothing.
-
-    previous is the prompt's last Work in this run, if any: its indexes and
-    parsed messages are reused instead of read again (this run holds the
-    writer lock, so nothing else adds rollouts meanwhile)."""
-    rollouts, steps, requested = row["rollouts"], row["steps"], row["requested"]
-    room = settings.max_rollouts - rollouts
-    if room <= 0:
-        return None
-    if rollouts < requested:
-        # A step cut short: complete it under the same step number.
-        step, count, step_requested = steps, min(requested - rollouts, room), requested
-    else:
-        step, count = steps + 1, min(settings.step_size, room)
-        step_requested = count
-    taken = set()
-    if previous is not None and len(previous.taken) + len(previous.written) == rollouts:
-        taken = previous.taken.union(previous.written)
-    if rollouts and len(taken) != rollouts:
-        taken = {r[0] for r in db.execute(SAMPLE_INDEXES_SQL, {"prompt_id": row["id"]})}
-    indexes, candidate = [], 0
-    while len(indexes) < count:
-        if candidate not in taken:
-            indexes.append(candidate)
-        candidate += 1
-    if previous is not None:
-        messages, metadata = previous.messages, previous.metadata
-    else:
-        messages, metadata = json.loads(row["messages"]), json.loads(row["metadata"] or "{}")
-    return Work(
-        prompt_id=row["id"],
-        messages=messages,
-        metadata=metadata,
-        step=step,
-        indexes=indexes,
-        requested=step_requested,
-        taken=taken,
-    )
 
 
 class SamplingLoop:
@@ -184,8 +112,7 @@ class SamplingLoop:
         self.verifier_name = scorer.name if scorer is not None else ""
         self.states = PromptStates(db, settings, self.verifier_name)
         self.info = sampler.describe()
-        self.ready = deque()
-        self.in_flight = set()
+        self.plan = Planner(db, settings)
         self.active = set()
         # Prompts whose step is written, to be checked again (in one query).
         self.finished = []
@@ -260,23 +187,23 @@ class SamplingLoop:
         while self.abort_error is None and not self.stop_requested:
             if self.finished:
                 self.requeue_finished()
-            if not exhausted and len(self.ready) < page:
+            if not exhausted and len(self.plan.ready) < page:
                 rows = self.states.pending(after, page)
                 exhausted = len(rows) < page
                 for row in rows:
                     after = row["rowid"]
-                    if row["id"] not in self.in_flight and self.enqueue(row, front=False):
+                    if row["id"] not in self.plan.in_flight and self.plan.enqueue(row, front=False):
                         found = True
-            while self.ready and len(self.active) < capacity:
+            while self.plan.ready and len(self.active) < capacity:
                 self.launch()
-            if exhausted and not (self.active or self.ready or self.writer.queued or self.finished
-                                  or self.committing):
+            if exhausted and not (self.active or self.plan.ready or self.writer.queued
+                                  or self.finished or self.committing):
                 if not found:
                     return
                 # Start a new pass from the top; it ends the run if it finds nothing.
                 after, exhausted, found = 0, False, False
                 continue
-            if not exhausted and len(self.ready) < page and len(self.active) < capacity:
+            if not exhausted and len(self.plan.ready) < page and len(self.active) < capacity:
                 continue
             self.wake.clear()
             await self.wake.wait()
@@ -294,21 +221,13 @@ class SamplingLoop:
         while self.active:
             await asyncio.wait(list(self.active))
 
-    def enqueue(self, row, front, previous=None):
-        work = plan_step(self.db, row, self.settings, previous)
-        if work is None:
-            return False
-        self.in_flight.add(work.prompt_id)
-        (self.ready.appendleft if front else self.ready.append)(work)
-        return True
-
     def launch(self):
         if self.sampler.batch:
             size = getattr(self.sampler, "preferred_batch_prompts", None) or self.settings.batch_prompts
-            works = [self.ready.popleft() for _ in range(min(size, len(self.ready)))]
+            works = self.plan.take(size)
             task = asyncio.create_task(self.run_batch(works))
         else:
-            task = asyncio.create_task(self.run_work(self.ready.popleft()))
+            task = asyncio.create_task(self.run_work(self.plan.take()[0]))
         self.active.add(task)
         task.add_done_callback(self.task_done)
 
@@ -399,7 +318,7 @@ class SamplingLoop:
 
     async def request(self, work, indexes):
         "Ask for len(indexes) completions; a request that fails for good becomes error rows."
-        request = self.make_request(work, indexes)
+        request = request_for(work, indexes, self.settings)
         seed = request.seed
 
         def on_retry(error, attempt, delay):
@@ -457,14 +376,10 @@ class SamplingLoop:
             self.wake.set()
         raise _Unreachable(str(error)) from error
 
-    def make_request(self, work, indexes):
-        seeds = [derive_seed(self.settings.seed, work.prompt_id, i) for i in indexes]
-        return SampleRequest(work.prompt_id, work.messages, len(indexes), seeds[0],
-                             self.settings.params, seeds, work.metadata)
 
     async def run_batch(self, works):
         "One engine call for many prompts (batch samplers such as vLLM)."
-        requests = [self.make_request(w, w.indexes) for w in works]
+        requests = [request_for(w, w.indexes, self.settings) for w in works]
         self.report.requests += len(requests)
         results = await asyncio.to_thread(self.sampler.complete_batch, requests)
         waits = []
@@ -509,7 +424,7 @@ class SamplingLoop:
         finished meanwhile, in one query) and requeued if it needs more."""
         self.report.steps += 1
         if self.stopping or self.stop_requested or self.abort_error is not None:
-            self.in_flight.discard(work.prompt_id)
+            self.plan.in_flight.discard(work.prompt_id)
             return
         # The prompt stays in flight until it is checked, so that a page of
         # pending prompts read meanwhile does not plan it twice.
@@ -520,10 +435,10 @@ class SamplingLoop:
         "Check the prompts whose steps finished; requeue, in front, those that need more."
         works, self.finished = {w.prompt_id: w for w in self.finished}, []
         rows = self.states.of(list(works))
-        self.in_flight.difference_update(works)
+        self.plan.in_flight.difference_update(works)
         for row in rows:
             if not row["satisfied"] and row["within_budget"] or row["incomplete"]:
-                self.enqueue(row, front=True, previous=works[row["id"]])
+                self.plan.enqueue(row, front=True, previous=works[row["id"]])
 
     # -- progress ---------------------------------------------------------
 
