@@ -35,29 +35,19 @@ import time
 from dataclasses import dataclass, field
 
 from .. import early_stop
-from ..client import RequestFailed, RetryPolicy, with_retries
+from ..client import RetryPolicy
 from ..errors import ConfigError, RsrError
-from ..samplers import Completion
 from .ledger import LedgerWriter, PromptStates
-from .plan import Planner, request_for
+from .plan import Planner
 from .report import SampleReport
+from .requests import Requester, Unreachable
+from .state import RunState
 
 log = logging.getLogger(__name__)
-
-# Failures that, before an endpoint has answered once, say it is the wrong
-# one (no server there, not HTTP, not JSON, not a chat reply, no such path, a
-# key refused); after ENDPOINT_CHECKS of them in a row the run stops.
-ENDPOINT_FAULTS = {"connection", "disconnect", "malformed", "http_401", "http_403",
-                   "http_404", "http_405"}
-ENDPOINT_CHECKS = 3
 
 # Seconds a SIGINT/SIGTERM waits for the requests in flight before cancelling
 # them: a reply already on the wire when the signal came is read and written.
 STOP_GRACE_S = 1.0
-
-
-class _Unreachable(Exception):
-    "The server could not be reached: nothing is written, the step is planned again."
 
 
 class Interrupted(RsrError):
@@ -118,22 +108,10 @@ class SamplingLoop:
         self.finished = []
         # Steps whose requests are done and whose writes have not committed yet.
         self.committing = 0
-        self.wake = asyncio.Event()
+        self.state = RunState()
         self.writer = LedgerWriter(db, run_id, self.info, settings.params, self.verifier_name,
-                                   self.wake.set)
-        self.n_supported = None if not sampler.batch else True
-        self.consecutive_failures = 0
-        # Until the endpoint has answered one request correctly, a failure that
-        # says it is the wrong one (ENDPOINT_FAULTS) writes nothing.
-        self.endpoint_ok = False
-        self.endpoint_failures = 0
-        self.abort_config = False
-        self.abort_error = None
-        self.ledger_error = None
-        self.stopping = False
-        # Set by a first SIGINT/SIGTERM: no new request starts, and replies on
-        # their way are awaited (for up to STOP_GRACE_S) and written.
-        self.stop_requested = False
+                                   self.state.wake.set)
+        self.requests = Requester(sampler, settings, self.report, self.state, self.info)
         self.stop_timer = None
         # True when the scorer runs in a helper process (set by sample()).
         self.offloaded = False
@@ -146,12 +124,12 @@ class SamplingLoop:
         ticker = asyncio.create_task(self.ticker())
         try:
             await self.dispatch()
-            if self.stop_requested:
+            if self.state.stop_requested:
                 await self.drain()
         finally:
             # From here on the run only writes what arrived and closes: no
             # cancellation may cut that short (see sample()).
-            self.stopping = True
+            self.state.stopping = True
             if self.stop_timer is not None:
                 self.stop_timer.cancel()
             for task in list(self.active):
@@ -171,11 +149,11 @@ class SamplingLoop:
                 close = getattr(self.sampler, "aclose", None)
                 if close is not None:
                     await close()
-        if self.ledger_error is not None:
-            raise self.ledger_error
+        if self.state.ledger_error is not None:
+            raise self.state.ledger_error
         self.report.refresh_summary(self.states)
-        if self.abort_error is not None:
-            raise (ConfigError if self.abort_config else RsrError)(self.abort_error)
+        if self.state.abort_error is not None:
+            raise (ConfigError if self.state.abort_config else RsrError)(self.state.abort_error)
         return self.report
 
     async def dispatch(self):
@@ -184,7 +162,7 @@ class SamplingLoop:
         page = max(2 * self.settings.concurrency, 256)
         capacity = 1 if self.sampler.batch else self.settings.concurrency
         after, exhausted, found = 0, False, False
-        while self.abort_error is None and not self.stop_requested:
+        while self.state.abort_error is None and not self.state.stop_requested:
             if self.finished:
                 self.requeue_finished()
             if not exhausted and len(self.plan.ready) < page:
@@ -205,16 +183,16 @@ class SamplingLoop:
                 continue
             if not exhausted and len(self.plan.ready) < page and len(self.active) < capacity:
                 continue
-            self.wake.clear()
-            await self.wake.wait()
+            self.state.wake.clear()
+            await self.state.wake.wait()
 
     def request_stop(self, grace, on_timeout):
         """Start no new request; run() ends once the requests in flight have
         returned, or on_timeout() is called after grace seconds (unless run()
         is already writing what arrived and closing by then)."""
-        self.stop_requested = True
+        self.state.stop_requested = True
         self.stop_timer = asyncio.get_running_loop().call_later(grace, on_timeout)
-        self.wake.set()
+        self.state.wake.set()
 
     async def drain(self):
         "Wait for the steps in flight: what they receive is written like any reply."
@@ -235,20 +213,20 @@ class SamplingLoop:
         self.active.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.fail(task.exception())
-        self.wake.set()
+        self.state.wake.set()
 
     def fail(self, error):
         "Stop the run on an error from a task or a write (the first one is reported)."
-        if self.abort_error is not None:
+        if self.state.abort_error is not None:
             return
-        self.abort_error = f"Sampling failed: {type(error).__name__}: {error}"
+        self.state.abort_error = f"Sampling failed: {type(error).__name__}: {error}"
         if isinstance(error, sqlite3.DatabaseError):
             # The ledger's disk or file (full, read-only): no bug, no traceback;
             # raised as it is for the caller to report.
-            self.ledger_error = error
+            self.state.ledger_error = error
         else:
             log.error("sampling task failed", exc_info=error)
-        self.wake.set()
+        self.state.wake.set()
 
     def after_commit(self, works, waits):
         """Finish these steps once their writes (waits) have committed.
@@ -267,7 +245,7 @@ class SamplingLoop:
             else:
                 for work in works:
                     self.step_finished(work)
-            self.wake.set()
+            self.state.wake.set()
 
         asyncio.gather(*waits).add_done_callback(committed)
 
@@ -275,117 +253,16 @@ class SamplingLoop:
 
     async def run_work(self, work):
         "All requests of one step of one prompt (API samplers)."
-        remaining = list(work.indexes)
         waits = []
         try:
-            await self._run_requests(work, remaining, waits)
-        except _Unreachable:
+            await self.requests.run_step(work, self.submit, waits)
+        except Unreachable:
             pass
         self.after_commit([work], waits)
 
-    async def _run_requests(self, work, remaining, waits):
-        while remaining:
-            if self.n_supported is False and len(remaining) > 1:
-                await self._run_singles(work, remaining, waits)
-                break
-            indexes, completions = await self.request(work, remaining)
-            if len(remaining) > 1 and len(completions) == 1 and not completions[0].error:
-                if self.n_supported is None:
-                    log.info("the server returned 1 choice for n=%d: sending one request per rollout", len(remaining))
-                self.n_supported = False
-            elif len(remaining) > 1 and len(completions) == len(remaining):
-                self.n_supported = True
-            waits.append(await self.submit(work, indexes, completions))
-            remaining = remaining[len(completions):]
-
-    async def _run_singles(self, work, remaining, waits):
-        """One request per rollout (a server that ignores n), each written the
-        moment it returns: a reply never waits in memory for a sibling that
-        hangs. The step's task ends once all of them have."""
-
-        async def one(index):
-            indexes, completions = await self.request(work, [index])
-            return await self.submit(work, indexes, completions)
-
-        results = await asyncio.gather(*(one(i) for i in remaining), return_exceptions=True)
-        waits.extend(r for r in results if isinstance(r, asyncio.Future))
-        errors = [r for r in results if isinstance(r, BaseException)]
-        for error in errors:
-            if not isinstance(error, _Unreachable):
-                raise error
-        if errors:
-            raise errors[0]
-
-    async def request(self, work, indexes):
-        "Ask for len(indexes) completions; a request that fails for good becomes error rows."
-        request = request_for(work, indexes, self.settings)
-        seed = request.seed
-
-        def on_retry(error, attempt, delay):
-            self.report.retries += 1
-            self.report.faults[error.kind] += 1
-
-        async def call():
-            if self.stop_requested:
-                # A stop is draining the run: no new request, no retry.
-                raise _Unreachable("stopping")
-            self.report.requests += 1
-            return await self.sampler.complete(request)
-
-        try:
-            completions = await with_retries(call, self.settings.retry, on_retry)
-        except RequestFailed as ex:
-            self.report.faults[ex.kind] += 1
-            if not self.endpoint_ok and ex.kind in ENDPOINT_FAULTS:
-                self.endpoint_failed(ex)
-            self.consecutive_failures += 1
-            if self.consecutive_failures >= self.settings.max_consecutive_failures:
-                self.abort_error = (
-                    f"Stopped after {self.consecutive_failures} requests in a row failed; "
-                    f"last error: {ex}. Everything that arrived is saved; re-run to resume."
-                )
-                self.wake.set()
-            if ex.kind == "connection" or self.abort_error is not None:
-                # The server, not the prompt, is at fault: write nothing, so no
-                # prompt's budget is spent on an outage.
-                raise _Unreachable(str(ex)) from ex
-            completions = [Completion(None, error=str(ex), seed=seed) for _ in indexes]
-            return indexes, completions
-        self.consecutive_failures = 0
-        self.endpoint_ok = True
-        completions = completions[: len(indexes)]
-        if len(completions) < len(indexes):
-            self.report.faults["short"] += 1
-        for completion in completions:
-            if completion.seed is None:
-                completion.seed = seed
-        return indexes[: len(completions)], completions
-
-    def endpoint_failed(self, error):
-        """A request failed for good, in a way that says the endpoint is wrong,
-        before it ever answered: nothing is written (the step is planned again),
-        and after ENDPOINT_CHECKS of them the run stops with a config error."""
-        self.endpoint_failures += 1
-        if self.endpoint_failures >= ENDPOINT_CHECKS and self.abort_error is None:
-            where = self.info.get("base_url") or "the endpoint"
-            self.abort_error = (
-                f"{where} gave no usable chat completion on the first {self.endpoint_failures} "
-                f"requests (last: {error}): check --base-url, --model and --api-key; "
-                "nothing was written")
-            self.abort_config = True
-            self.wake.set()
-        raise _Unreachable(str(error)) from error
-
-
     async def run_batch(self, works):
         "One engine call for many prompts (batch samplers such as vLLM)."
-        requests = [request_for(w, w.indexes, self.settings) for w in works]
-        self.report.requests += len(requests)
-        results = await asyncio.to_thread(self.sampler.complete_batch, requests)
-        waits = []
-        for work, completions in zip(works, results):
-            completions = completions[: len(work.indexes)]
-            waits.append(await self.submit(work, work.indexes[: len(completions)], completions))
+        waits = await self.requests.run_batch(works, self.submit)
         self.after_commit(works, waits)
 
     async def submit(self, work, indexes, completions):
@@ -423,13 +300,13 @@ class SamplingLoop:
         """The step is written: the prompt is checked again (with the others
         finished meanwhile, in one query) and requeued if it needs more."""
         self.report.steps += 1
-        if self.stopping or self.stop_requested or self.abort_error is not None:
+        if self.state.stopping or self.state.stop_requested or self.state.abort_error is not None:
             self.plan.in_flight.discard(work.prompt_id)
             return
         # The prompt stays in flight until it is checked, so that a page of
         # pending prompts read meanwhile does not plan it twice.
         self.finished.append(work)
-        self.wake.set()
+        self.state.wake.set()
 
     def requeue_finished(self):
         "Check the prompts whose steps finished; requeue, in front, those that need more."
@@ -491,7 +368,7 @@ def sample(db, sampler, scorer, settings, run_id=None, on_progress=None) -> Samp
             # (for up to STOP_GRACE_S); a second one, or the grace running out,
             # stops at once, still writing everything that has arrived.
             received.append(signum)
-            if loop_runner.stopping:
+            if loop_runner.state.stopping:
                 return  # already writing what arrived and closing
             if len(received) == 1:
                 loop_runner.request_stop(STOP_GRACE_S, task.cancel)
