@@ -1,5 +1,9 @@
 """The one sampling loop: ask the ledger what is left, sample, score, write, repeat.
 
+This module only schedules: the plan (rsr/sampling/plan.py), the requests
+(requests.py), the ledger's queries and writer (ledger.py) and the report
+(report.py) do the work it hands them, and RunState (state.py) says when to stop.
+
 The database decides the work. A prompt needs sampling while its target is not
 satisfied and it has budget left (rsr/early_stop.py); each step asks for up to
 `step_size` more rollouts of it. There is no barrier between steps: when a
@@ -20,8 +24,8 @@ SIGINT/SIGTERM start no new request, wait up to STOP_GRACE_S for those in
 flight, and write everything that arrived.
 
 Until the endpoint has answered one request correctly, a failure that says
-it is the wrong endpoint (ENDPOINT_FAULTS) writes nothing, and a few of them
-stop the run: a mistyped URL spends no prompt's budget.
+it is the wrong endpoint (requests.ENDPOINT_FAULTS) writes nothing, and a few
+of them stop the run: a mistyped URL spends no prompt's budget.
 """
 
 import asyncio
