@@ -31,7 +31,7 @@ def test_orchestration_ceiling():
 
 def test_orchestration_profile():
     out = run("orchestration.py", "--prompts", 20, "--concurrency", 4, "--profile")
-    assert "rsr/sampling.py" in out and "rsr/client.py" in out and "aiohttp" in out
+    assert "rsr/sampling/" in out and "rsr/client.py" in out and "aiohttp" in out
 
 
 def test_orchestration_latency_bound():

@@ -1,7 +1,7 @@
 """Sampling on a Ray cluster, with the ledger on the driver.
 
 `RayExecutor` is sampler-shaped (`async complete(request)`), so the one sampling
-loop in rsr/sampling.py drives it unchanged: the driver asks the ledger which
+loop in rsr/sampling/ drives it unchanged: the driver asks the ledger which
 prompts still need rollouts (the same SQL as a local run), plans each step's
 sample indexes and seeds, and hands the request to the least busy of W Ray
 actors. Each actor (`SamplerWorker`) owns a real sampler built from the
