@@ -10,7 +10,7 @@ implements either
 
 and may return fewer completions than asked (a server that ignores `n`); the
 sampling loop asks again for the rest. Retries, concurrency, early stop, writes
-and progress live once, in rsr/sampling.py.
+and progress live once, in rsr/sampling/.
 """
 
 from dataclasses import dataclass, field
