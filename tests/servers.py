@@ -198,7 +198,7 @@ def llama_server(tmp_path_factory):
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+            [sys.executable, "-m", "rsr.samplers.llama_server", "--model", model, "--host", "127.0.0.1",
              "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
             stdout=out, stderr=subprocess.STDOUT,
         )

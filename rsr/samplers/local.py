@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..hookspecs import hookimpl
 from . import Sampler, make_completion
+from .llama_compat import without_extra_buffers
 
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # llama.cpp's own names for what the API calls them.
@@ -60,8 +61,9 @@ class LocalSampler(Sampler):
                 from llama_cpp import Llama
             except ImportError as ex:
                 raise ConfigError("The local sampler needs llama-cpp-python: pip install llama-cpp-python") from ex
-            self.llama = Llama(model_path=self.path, n_ctx=self.n_ctx, n_threads=self.n_threads,
-                               verbose=False)
+            with without_extra_buffers():
+                self.llama = Llama(model_path=self.path, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                   verbose=False)
         return self.llama
 
     def complete_batch(self, requests):
