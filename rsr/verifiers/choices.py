@@ -1,0 +1,493 @@
+"""Reading which option(s) a final answer commits to.
+
+The reader does not look for a list of answer sentences. It finds every place
+the text names an option, by letter ("B", "(b)", "**C**", "ACD", "A, C and D")
+or by the option's own text ("Newton", "Vitamin C", "3.5 m/s"), and gives each
+a polarity from the words around it:
+
+- chosen: after an answer cue ("answer", "correct option is", "I'd pick",
+  "故选", "la respuesta es", "\\boxed{", a JSON "answer" key), before a verdict
+  ("... is correct", "✓"), or alone on its line ("**B. Newton**");
+- rejected: after a negation ("not", "can't be", "rule out", "over",
+  "Incorrect:") or before one ("... is wrong", "✗");
+- hedged: joined by "or", or several letters in a sentence that says it cannot
+  decide ("torn between", "either", "not sure");
+- neutral: everything else (letters discussed in passing, echoed option lists).
+
+The answer is the last chosen statement, less what the text rejects after it.
+It is undecided when that statement is a hedge, or when two different answers
+are both stated firmly with nothing that marks the later one as a revision
+("wait", "actually", "final answer"...). With no chosen statement the reader
+falls back on elimination (every option but one rejected) and on the last
+sentence naming exactly one option by letter or text.
+"""
+
+import re
+from dataclasses import dataclass
+
+from .options import fold, normalize
+
+# Answers come at the end: a long response is read from its tail.
+MAX_CHARS = 20_000
+# How far around a mention its cue words are looked for.
+_WINDOW = 80
+
+_MENTION_RE = re.compile(r"(?<![A-Za-z0-9_\\À-ɏ])(?:[A-Z]{2,10}|[A-Za-z])(?![A-Za-z0-9_À-ɏ])")
+_TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[a-z]+)?|\d+|[^\w\s]")
+_SEP_RE = re.compile(
+    r"[ \t']*(?:[,;/&+][ \t']*)?(?:(?P<word>and|or|y|o|et|ou|und|oder|和|与|及|或|或者|以及)[ \t']*)?"
+    r"(?:(?:maybe|perhaps|possibly|also|even)[ \t]+)?"
+)
+_OR_WORDS = {"or", "o", "ou", "oder", "或", "或者"}
+# Words after a bare "A" or "I" that make it an option, not an English word.
+_CONNECTIVES = {
+    "is", "was", "because", "since", "as", "which", "with", "for", "and", "or",
+    "seems", "looks", "appears", "only", "also", "would", "should", "must", "can",
+    "fits", "matches", "holds", "gives", "y", "et", "und", "o", "ou", "oder",
+}
+
+_ANSWER_NOUN = (
+    r"answers?|respuestas?|r[ée]ponses?|antworten?|l[öo]sungen?|respostas?|risposta|ответ"
+)
+_OPTION_NOUN = (
+    r"options?|choices?|alternatives?|selections?|letters?|opci[oó]n|opciones|alternativas?"
+    r"|choix|optionen|auswahl|wahl|op[cç][aã]o|op[cç][oõ]es|opzione|вариант"
+)
+_EQ = r"(?:is|are|was|=|:|-|–|—|es|son|est|sont|ist|sind|would be|should be|must be|will be|has to be|seems to be|é)"
+_ADJ = (
+    r"(?:final|correct|right|best|true|only|most appropriate|most likely|proper|valid|accurate"
+    r"|correct[ao]s?|bonnes?|juste|richtigen?|korrekten?|правильный|верный)"
+)
+_VERB = (
+    r"choose|chose|pick|picked|select|selected|go with|going with|opt for|mark|circle|prefer"
+    r"|vote for|settle on|stick with|elijo|escojo|selecciono|me quedo con|je choisis|je prends"
+    r"|je retiens|ich wähle|ich nehme"
+)
+_B = r"(?:^|(?<= ))"  # a cue starts at a token
+# Cues are matched against the tokens just before a mention, joined by spaces.
+_STRONG_CUE_RE = re.compile(
+    _B + "(?:" + "|".join([
+        # "answer", "final answer:", "correct answer is", "la respuesta correcta es"
+        f"(?:{_ADJ} )?(?:{_ANSWER_NOUN})(?: (?:{_OPTION_NOUN}))?(?: {_ADJ})?(?: {_EQ})?",
+        # "correct option is", "option:" (a bare "option B" only names it)
+        f"(?:{_ADJ} )?(?:{_OPTION_NOUN})(?: {_ADJ})? {_EQ}",
+        f"{_ADJ} (?:{_OPTION_NOUN})",
+        # "Correct:", "the right one is", "true statements are"
+        f"(?:correct|right|true|valid|selected|chosen|richtig|wahr|vraies?)"
+        f"(?: (?:statements?|ones?|items?))? {_EQ}",
+        _VERB, "boxed", "fbox",
+    ]) + ")$"
+    + "|(?:答案|正确答案|正确选项|选项|答|正解|答え)(?:是|为|应为|应该是|应选)?(?: :)?$|(?:选|选择)$"
+)
+_WEAK_CUE_RE = re.compile(
+    _B + r"(?:it's|it is|that's|that is|this is|must be|has to be|so|thus|hence|therefore|then|→)$"
+)
+_NEG_CUE_RE = re.compile(
+    _B + r"(?:not|never|neither|nor|cannot|can't|isn't|aren't|wasn't|won't|wouldn't|shouldn't|"
+    r"couldn't|doesn't|don't|no|rather than|instead of|other than|except(?: for)?|excluding|"
+    r"rule out|ruled out|eliminate|eliminated|exclude|excluded|discard|reject|over|vs|versus|"
+    r"without|besides|unlike|pas|nicht|kein|"
+    r"(?:incorrect|wrong|false|invalid|rejected|eliminated|excluded|incorrect[ao]s?|falsch|faux|fausses?)"
+    r"(?: (?:options?|answers?|choices?|statements?|ones?))?(?: " + _EQ + r")?)$"
+    r"|(?:不是|不选|排除|除了|并非)$"
+)
+_FILLER = frozenset(
+    "the a an is are was be been would should will must has have to it it's its this that that's "
+    "i i'm i'd i'll we think believe guess say feel conclude definitely clearly certainly obviously "
+    "surely indeed actually really then therefore thus hence so probably likely most also only "
+    "simply just here now final finally one option options choice choices letter letters number "
+    "statement statements answer la el los las le les die der das es est ist son sont sind "
+    "text textbf mathrm mathbf bf emph underline displaystyle 是 为 : = - – — → , ' .".split()
+)
+_HEDGE_WORDS = frozenset("either maybe perhaps possibly between".split())
+_HEDGE_CLAUSE_RE = re.compile(
+    r"not sure|unsure|can't decide|cannot decide|can't tell|cannot tell|torn|either|between|"
+    r"hard to say|undecided|uncertain|plausible|no estoy segur|je ne sais pas|nicht sicher|不确定|无法确定"
+)
+_POST_POS_RE = re.compile(
+    r"\s*(?:(?:is|are|seems?|looks?|appears?|was|would be|must be)\s+)?"
+    r"(?:(?:also|definitely|clearly|indeed|the|most|only)\s+)*"
+    r"(?:correct|right|true|valid|accurate|best|the answer|answer|one|es (?:la )?correcta|"
+    r"est (?:la )?(?:bonne|correcte|juste)|ist (?:die )?(?:richtig|korrekt))\b(?!\s+(?:if|only|when|provided|unless))"
+    r"|\s*(?:✓|✔|☑|✅|是正确的|正确|对)"
+)
+_POST_NEG_RE = re.compile(
+    r"\s*(?:(?:is|are|was|were|seems?|looks?)\s+)?(?:(?:also|definitely|clearly)\s+)*"
+    r"(?:incorrect|wrong|false|invalid|inaccurate|impossible|ruled out|eliminated|excluded|"
+    r"(?:not|n't)\s*(?:correct|right|true|valid|the answer|an option|possible|it\b|[.,;:]|$)|"
+    r"does(?: not|n't) (?:work|fit|apply|hold)|fails?\b|es incorrecta|est (?:fausse|incorrecte)|ist falsch)"
+    r"|\s*(?:✗|✘|❌|✖|错误|不正确|不对)"
+)
+_POST_HEDGE_RE = re.compile(
+    r"\s*(?:both\s+)?(?:seem|look|appear|are|could be|might be)s?\s+(?:\w+\s+)?"
+    r"(?:plausible|possible|reasonable|candidates|likely)"
+)
+_POST_COMPARE_RE = re.compile(r"\s*(?:over|rather than|instead of|versus|vs)\b")
+_SUBJECT_RE = re.compile(r"\s*(?:is|are|was|were|seems?|has|had)\b")
+_REVISION_RE = re.compile(
+    r"\b(?:wait|actually|hmm+|no|oops|sorry|correction|correct(?:ed|ing)|instead|rather|however|"
+    r"but|second thought|reconsider\w*|re-?check\w*|re-?evaluat\w*|mistake|misread|error|"
+    r"recalculat\w*|let me|double-check\w*|updat\w*|revis\w*|final|espera|en realidad|"
+    r"corrección|pero|attends?|attendez|en fait|mais|warte|eigentlich|korrektur|aber)\b"
+    r"|不对|更正|修正|其实|实际上|重新|但是|等等|最终"
+)
+_FINAL_RE = re.compile(r"final|最终|definitiv")
+_SENTENCE_END_RE = re.compile(r"[.!?;](?=\s|$)|\n")
+_LINE_OK = frozenset(_FILLER | {"answer", "correct", "•", "✓", "✔", "!", "?", ";", "..."})
+
+
+@dataclass
+class Group:
+    "Option letters named together ('A, C and D'), with where and how they stand."
+
+    start: int
+    end: int
+    letters: list
+    has_or: bool = False
+    polarity: str = "neutral"  # chosen, rejected, hedged, neutral
+    strength: str = ""  # strong, weak, line, verdict
+    final: bool = False
+    line: int = 0
+    own_text: bool = False
+
+
+def _mentions(text, valid):
+    "(start, end, letters) for each token of text that can name options."
+    found = []
+    for match in _MENTION_RE.finditer(text):
+        word, start, end = match.group(), match.start(), match.end()
+        if len(word) > 1:
+            if len(set(word)) == len(word) and all(c in valid for c in word):
+                found.append((start, end, tuple(word)))
+            continue
+        letter = word.upper()
+        if letter not in valid:
+            continue
+        before = text[start - 1 : start]
+        after = text[end : end + 1]
+        if after in ("'", "’") and text[end + 1 : end + 2].isalpha():
+            continue  # "I'm", "A's"
+        if word.islower():
+            if before in ("'", "’") or not _lowercase_is_letter(text, start, end):
+                continue
+        elif word in "AI" and after in (" ", "\t"):
+            following = re.match(r"[ \t]+([a-z']+)", text[end : end + 20])
+            if following and following.group(1) not in _CONNECTIVES and before not in "([*{":
+                continue  # "A careful reading", "I think"
+        found.append((start, end, (letter,)))
+    return found
+
+
+def _lowercase_is_letter(text, start, end):
+    "A lowercase letter names an option only in brackets or before punctuation or the end."
+    if text[start - 1 : start] == "(" or text[end : end + 1] == ")":
+        return True
+    rest = text[end : end + 8]
+    if not rest.strip() or rest[:1] == "\n":
+        return True
+    if rest[:1] in ",;:!?*$\"'}]" or (rest[:1] == "." and not rest[1:2].isalpha()):
+        return True
+    return bool(re.match(r"[ \t]+(?:and|or)[ \t]+\(?[a-z]\b", rest + text[end + 8 : end + 12]))
+
+
+def _groups(text, folded, mentions):
+    "Mentions joined by separators ('A, C and D', '(A)(C)', 'A、C') into groups."
+    groups = []
+    for start, end, letters in mentions:
+        if groups:
+            last = groups[-1]
+            gap = folded[last.end : start]
+            if len(gap) <= 12 and "\n" not in gap:
+                sep = _SEP_RE.fullmatch(gap)
+                if sep:
+                    last.end = end
+                    last.letters.extend(letters)
+                    last.has_or = last.has_or or sep.group("word") in _OR_WORDS
+                    continue
+        groups.append(Group(start, end, list(letters)))
+    return groups
+
+
+def _boundary_before(folded, start, floor):
+    "Where the clause that ends at start begins (a line, sentence or previous group)."
+    low = max(floor, start - _WINDOW)
+    window = folded[low:start]
+    cut = max(window.rfind("\n"), window.rfind(". "), window.rfind("! "), window.rfind("? "),
+              window.rfind("; "))
+    return low + cut + 1 if cut >= 0 else low
+
+
+def _boundary_after(folded, end):
+    match = _SENTENCE_END_RE.search(folded, end, end + _WINDOW)
+    return match.start() if match else min(len(folded), end + _WINDOW)
+
+
+def _strip_own_text(clause, texts, letters, at_end):
+    "clause without the group's own option text next to it ('B. Newton', 'Newton (B)')."
+    if len(letters) != 1 or letters[0] not in texts:
+        return clause, False
+    own = texts[letters[0]]
+    squeezed = " ".join(clause.split())
+    if at_end and squeezed.endswith(own) and (len(squeezed) == len(own) or not squeezed[-len(own) - 1].isalnum()):
+        return squeezed[: -len(own)], True
+    probe = squeezed.lstrip(" .:)-–—,")
+    if not at_end and probe.startswith(own) and not probe[len(own) : len(own) + 1].isalnum():
+        return probe[len(own) :], True
+    return clause, False
+
+
+def _read_before(tokens):
+    "(cue, negated, hedged) from the tokens before a mention, walking back over filler."
+    cue, negated, hedged = "", False, False
+    i = len(tokens)
+    while i > 0:
+        tail = " ".join(tokens[max(0, i - 5) : i])
+        match = _NEG_CUE_RE.search(tail)
+        if match:
+            negated = True
+            i -= max(1, len(match.group().split()))
+            continue
+        match = _STRONG_CUE_RE.search(tail)
+        if match:
+            return ("final" if _FINAL_RE.search(tail) else "strong"), negated, hedged
+        if _WEAK_CUE_RE.search(tail):
+            cue = cue or "weak"
+        token = tokens[i - 1]
+        if token in _HEDGE_WORDS:
+            hedged = True
+        elif token not in _FILLER:
+            break
+        i -= 1
+    return cue, negated, hedged
+
+
+def _classify(text, folded, groups, texts, multi):
+    "Set each group's polarity and strength from its clause."
+    previous_end = 0
+    lines = folded[: groups[0].start].count("\n") if groups else 0
+    line_mark = groups[0].start if groups else 0
+    last_line_start = text.rstrip().rfind("\n") + 1
+    for group in groups:
+        lines += folded.count("\n", line_mark, group.start)
+        line_mark = group.start
+        group.line = lines
+        begin = _boundary_before(folded, group.start, previous_end)
+        finish = _boundary_after(folded, group.end)
+        previous_end = group.end
+        before, own_before = _strip_own_text(folded[begin : group.start], texts, group.letters, True)
+        after, own_after = _strip_own_text(folded[group.end : finish], texts, group.letters, False)
+        group.own_text = own_before or own_after
+        tokens = _TOKEN_RE.findall(before)
+        cue, negated, hedged = _read_before(tokens)
+        several = len(set(group.letters)) > 1
+        after = after.lstrip(" )]}*$.")
+        if after.startswith("?"):
+            continue  # a question: "Is it B or D?"
+        if negated:
+            group.polarity = "rejected" if not _POST_POS_RE.match(after) else "neutral"
+            continue
+        if _POST_NEG_RE.match(after):
+            group.polarity = "rejected"
+            continue
+        clause = folded[begin:finish]
+        if group.has_or or (several and not multi and (
+                hedged or _POST_HEDGE_RE.match(after) or _HEDGE_CLAUSE_RE.search(clause))):
+            group.polarity, group.strength = "hedged", cue or "weak"
+            continue
+        if cue in ("strong", "final"):
+            group.polarity, group.strength, group.final = "chosen", "strong", cue == "final"
+        elif _POST_POS_RE.match(after):
+            group.polarity, group.strength = "chosen", "verdict"
+        elif _alone(text, folded, group, texts):
+            group.polarity, group.strength = "chosen", "line"
+        elif cue == "weak" and not _SUBJECT_RE.match(after):
+            group.polarity, group.strength = "chosen", "weak"
+        elif not tokens and _POST_COMPARE_RE.match(after):
+            group.polarity, group.strength = "chosen", "weak"
+        elif group.start >= last_line_start and _bold(text, group):
+            group.polarity, group.strength = "chosen", "weak"
+    _neutralise_echoed_lists(folded, groups)
+
+
+def _alone(text, folded, group, texts):
+    "True when the group, with its own option text, is all its line says."
+    line_start = folded.rfind("\n", 0, group.start) + 1
+    line_end = folded.find("\n", group.end)
+    line_end = len(folded) if line_end < 0 else line_end
+    if line_end - line_start > 200 or "|" in text[line_start:line_end]:
+        return False  # a table row, or a paragraph
+    head, _ = _strip_own_text(folded[line_start : group.start], texts, group.letters, True)
+    tail, _ = _strip_own_text(folded[group.end : line_end], texts, group.letters, False)
+    return all(t in _LINE_OK or t.isdigit() for t in _TOKEN_RE.findall(head)) and not any(
+        t.isalnum() for t in _TOKEN_RE.findall(tail))
+
+
+def _bold(text, group):
+    "True for a group in bold: '**B**', '**(B)**', '\\textbf{B}'."
+    before = text[max(0, group.start - 9) : group.start].rstrip("( ")
+    return before.endswith(("**", "\\textbf{")) and (text[group.end : group.end + 4].lstrip(").: ") or " ")[0] in "*}"
+
+
+def _neutralise_echoed_lists(folded, groups):
+    """Consecutive lines that each hold one option and its text are the option
+    list echoed, not answers, unless the line before them announces the answer."""
+    run = []
+    for group in groups + [None]:
+        if group is not None and group.strength == "line" and group.own_text and (
+                not run or group.line == run[-1].line + 1):
+            run.append(group)
+            continue
+        if len(run) >= 2:
+            head_end = folded.rfind("\n", 0, run[0].start)
+            head_start = folded.rfind("\n", 0, head_end) + 1
+            cue, _, _ = _read_before(_TOKEN_RE.findall(folded[head_start:head_end]))
+            for item in run:
+                item.polarity, item.strength = "neutral", ""
+            if cue in ("strong", "final"):
+                first = run[0]
+                first.letters = [letter for item in run for letter in item.letters]
+                first.polarity, first.strength = "chosen", "strong"
+        run = [group] if group is not None and group.strength == "line" and group.own_text else []
+
+
+def _text_choices(folded, texts, groups):
+    """Options named by their text after an answer cue ('the answer is Newton')
+    as extra groups."""
+    if not texts:
+        return []
+    starts = {g.start for g in groups}
+    found = []
+    for match in _TEXT_CUE_RE.finditer(folded):
+        position = match.end()
+        window = folded[position : position + 200]
+        skipped = _TEXT_FILLER_RE.match(window)
+        negated = bool(re.search(r"\bnot\b|n't", skipped.group()))
+        if position + skipped.end() in starts:
+            continue
+        probe = " ".join(window[skipped.end() :].split())
+        best = None
+        for letter, option in texts.items():
+            if probe.startswith(option) and not probe[len(option) : len(option) + 1].isalnum():
+                if best is None or len(option) > len(texts[best]):
+                    best = letter
+        if best is None:
+            continue
+        strength = "weak" if match.group("weak") else "strong"
+        group = Group(position, position + len(texts[best]), [best])
+        group.polarity = "rejected" if negated else "chosen"
+        group.strength, group.final = strength, bool(_FINAL_RE.search(match.group()))
+        found.append(group)
+    return found
+
+
+_TEXT_CUE_RE = re.compile(
+    r"(?:\b(?:answer|respuesta|r[ée]ponse|antwort)\b[^\n.]{0,30}?\b(?:is|es|est|ist|:)|\b(?:answer|respuesta|r[ée]ponse|antwort)\s*:"
+    r"|\b(?:" + _VERB + r")\b|答案是|答案为|故选|(?P<weak>\bmust be\b|\bit's\b|\bit is\b|\bthat's\b))"
+)
+_TEXT_FILLER_RE = re.compile(
+    r"(?:\s|[:=,\-–—]|\b(?:the|la|le|el|die|der|das|option|choice|actually|definitely|clearly|"
+    r"obviously|probably|indeed|not|simply)\b|n't)*"
+)
+
+
+def _conclusion(folded, texts, groups, multi):
+    "The options named in the last sentence, by letter or text, as one group, or None."
+    stripped = folded.rstrip(" \n.!")
+    cut = max(stripped.rfind("\n"), stripped.rfind(". "), stripped.rfind("! "))
+    start = cut + 1
+    sentence = " " + " ".join(stripped[start:].split()) + " "
+    letters = {letter for g in groups if g.start >= start and g.polarity != "rejected"
+               for letter in g.letters}
+    for letter, option in texts.items():
+        if re.search(r"(?<![\w.])" + re.escape(option) + r"(?![\w])", sentence):
+            letters.add(letter)
+    if not letters or (len(letters) > 1 and not multi):
+        return None
+    group = Group(start, len(folded), sorted(letters))
+    group.polarity, group.strength = "chosen", "weak"
+    return group
+
+
+@dataclass
+class Reading:
+    "What the reader found: letters (sorted, upper case) or None, and why."
+
+    letters: str | None
+    how: str
+    undecided: bool = False
+
+
+def read_choice(text, options, multi=False):
+    "The Reading of a final answer against Options (letters and texts)."
+    text = text[-MAX_CHARS:]
+    folded = fold(text)
+    groups = _groups(text, folded, _mentions(text, options.letters))
+    _classify(text, folded, groups, options.texts, multi)
+    groups += _text_choices(folded, options.texts, groups)
+    groups.sort(key=lambda g: g.start)
+    chosen = [g for g in groups if g.polarity in ("chosen", "hedged")]
+    rejected = [g for g in groups if g.polarity == "rejected"]
+    if multi:
+        answers = [g for g in chosen if g.strength != "verdict"]
+        if not answers and chosen:
+            return _verdicts(groups)
+        chosen = answers
+    if not chosen:
+        return _fallback(folded, options, groups, rejected, multi)
+    last = chosen[-1]
+    if last.polarity == "hedged":
+        return Reading(None, "hedged between " + ", ".join(dict.fromkeys(last.letters)), True)
+    letters = set(last.letters)
+    later_rejections = {letter for g in rejected if g.start > last.end for letter in g.letters}
+    if letters & later_rejections:
+        letters -= later_rejections
+        if not letters:
+            return Reading(None, "answer retracted")
+    conflict = _conflict(folded, chosen, last)
+    if conflict:
+        return Reading(None, conflict, True)
+    return Reading("".join(sorted(letters)), _how(last))
+
+
+def _how(group):
+    return {"strong": "answer statement", "verdict": "verdict", "line": "answer line",
+            "weak": "conclusion"}.get(group.strength, group.strength)
+
+
+def _conflict(folded, chosen, last):
+    "A reason when two different firm answers stand with no revision between them."
+    if last.strength != "strong":
+        return None
+    for earlier in reversed(chosen[:-1]):
+        if set(earlier.letters) == set(last.letters) or earlier.polarity == "hedged":
+            continue
+        if earlier.strength != "strong" or (last.final and not earlier.final):
+            return None
+        if _REVISION_RE.search(folded, earlier.end, last.start):
+            return None
+        return "two different answers: " + "".join(sorted(set(earlier.letters))) + " and " + "".join(
+            sorted(set(last.letters)))
+    return None
+
+
+def _verdicts(groups):
+    "mcq-multi with no answer statement: the options whose last verdict is positive."
+    state = {}
+    for group in groups:
+        if group.polarity in ("chosen", "rejected"):
+            for letter in group.letters:
+                state[letter] = group.polarity == "chosen"
+    letters = "".join(sorted(letter for letter, chosen in state.items() if chosen))
+    return Reading(letters or None, "verdicts")
+
+
+def _fallback(folded, options, groups, rejected, multi):
+    if not multi and rejected:
+        out = {letter for g in rejected for letter in g.letters}
+        left = [letter for letter in options.letters if letter not in out]
+        if len(left) == 1 and len(out) >= 2:
+            return Reading(left[0], "elimination")
+    group = _conclusion(folded, options.texts, groups, multi)
+    if group is not None:
+        return Reading("".join(group.letters), "last sentence")
+    return Reading(None, "no answer found")
