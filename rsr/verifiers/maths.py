@@ -30,6 +30,7 @@ import re
 from fractions import Fraction
 
 from . import Verdict, Verifier
+from .math_extract import extract, last_boxed, words_to_numbers  # noqa: F401 (last_boxed is API)
 
 # Longest answer handed to sympy; longer ones are compared as text only.
 MAX_SYMPY_CHARS = 400
@@ -42,76 +43,13 @@ class TooLarge(Exception):
     "An answer too large to evaluate safely."
 
 
-# ---------------------------------------------------------------- extraction
-
-_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
-_ANSWER_LINE_RE = re.compile(
-    r"(?im)(?:final\s+answer(?:\s+is)?|the\s+answer\s+is|^\s*\**answer\**\s*[:=]|^\s*####)"
-    r"\s*[:=]?\s*(?P<answer>[^\n]+)"
-)
-_NUMBER_RE = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-
-
-def _braced(text, start):
-    "The text inside the braces opening at text[start] ('{'), or None if unclosed."
-    depth = 0
-    for i in range(start, len(text)):
-        char = text[i]
-        if char == "\\":
-            continue
-        if char == "{" and (i == 0 or text[i - 1] != "\\"):
-            depth += 1
-        elif char == "}" and text[i - 1] != "\\":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i]
-    return None
-
-
-def last_boxed(text):
-    "The content of the last \\boxed{} or \\fbox{} in text, or None."
-    for match in reversed(list(_BOXED_RE.finditer(text))):
-        if match.group(1):
-            inner = _braced(text, match.start(1))
-            if inner is not None:
-                return inner
-        else:  # \boxed 5
-            bare = re.match(r"\s*([^\s$]+)", text[match.end() :])
-            if bare:
-                return bare.group(1)
-    return None
+def is_list(gold):
+    "True when a gold answer has several elements (a list or set, not a tuple)."
+    return structure(normalize(gold))[0] in ("list", "set")
 
 
 def is_plain_number(gold):
     return bool(re.fullmatch(r"\s*-?\$?\s*[\d,]*\.?\d+\s*", str(gold)))
-
-
-def extract_answer(text, gold=None):
-    "(answer, how) from a final answer, or (None, reason)."
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed, "boxed"
-    lines = list(_ANSWER_LINE_RE.finditer(text))
-    if lines:
-        answer = lines[-1].group("answer").strip()
-        # "Final Answer: The final answer is $12$. I hope it is correct."
-        inner = list(_ANSWER_LINE_RE.finditer(answer))
-        while inner:
-            answer = inner[-1].group("answer").strip()
-            inner = list(_ANSWER_LINE_RE.finditer(answer))
-        math_span = re.match(r"\$+([^$]+)\$+", answer)
-        if math_span:
-            answer = math_span.group(1)
-        answer = re.sub(r"^\**\s*|\s*\**$", "", answer)
-        answer = re.sub(r"^\$+|\$+\.?$|\.$", "", answer.strip()).strip()
-        answer = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", answer).strip()
-        if answer:
-            return answer, "answer line"
-    if gold is not None and is_plain_number(gold):
-        numbers = _NUMBER_RE.findall(text)
-        if numbers:
-            return numbers[-1].rstrip(",").replace("$", ""), "last number"
-    return None, "no answer found"
 
 
 # ------------------------------------------------------------- normalisation
@@ -121,7 +59,13 @@ _UNICODE = {
     "\u00b7": r"\cdot ", "\u03c0": r"\pi ", "\u221e": r"\infty ", "\u2264": r"\le ",
     "\u2265": r"\ge ", "\u00b0": r"^\circ", "\u00bd": r"\frac{1}{2}", "\u00bc": r"\frac{1}{4}",
     "\u00be": r"\frac{3}{4}", "\u00b1": r"\pm ", "\u2009": " ", "\u00a0": " ", "\u202f": " ",
+    "\u00b2": "^2", "\u00b3": "^3", "\u211d": r"\mathbb{R}", "\u222a": r"\cup ", "\u2208": r"\in ",
+    "\u20ac": "", "\u00a3": "", "\u00a5": "", "\uff0c": ",", "\uff1a": ":", "\u2260": r"\ne ",
 }
+_PERCENT_WORDS_RE = re.compile(r"\s*\b(?:percent|per cent|por ciento|pour cent|prozent)\b", re.I)
+_REALS_RE = re.compile(
+    r"\\mathbb\s*\{?\s*R\s*\}?|\\(?:text|mbox)\{\s*all real numbers\s*\}|all real numbers|\\R\b"
+)
 _UNIT_WORDS = (
     "cm|mm|km|m|kg|g|mg|lb|lbs|oz|ft|feet|foot|in|inch|inches|yd|yards?|miles?|meters?|"
     "centimeters?|kilometers?|seconds?|secs?|s|minutes?|mins?|hours?|hrs?|days?|weeks?|"
@@ -144,6 +88,11 @@ def normalize(text):
     s = s.replace("\n", " ")
     s = re.sub(r"^\$+|\$+$", "", s).strip()
     s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
+    s = _PERCENT_WORDS_RE.sub(r"\\%", s)
+    s = _REALS_RE.sub(r"(-\\infty, \\infty)", s)
+    s = s.replace("<=", r"\le ").replace(">=", r"\ge ")
+    s = re.sub(r"\\(?:leq|leqslant)(?![a-zA-Z])", r"\\le", s)
+    s = re.sub(r"\\(?:geq|geqslant)(?![a-zA-Z])", r"\\ge", s)
     s = re.sub(r"\\(?:displaystyle|textstyle|left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", s)
     s = re.sub(r",\s*\\!\s*", ",", s).replace(r"\!", "").replace("{,}", ",")
     s = re.sub(r"\\[dt]frac", r"\\frac", s)
@@ -172,9 +121,16 @@ def normalize(text):
     s = re.sub(r"(?<!\\)\bsqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
     s = re.sub(r"(?<![\\a-zA-Z])pi\b", r"\\pi", s)
     s = re.sub(r"\s+", " ", s).strip()
-    # 1,000,000 as a whole number (a bare comma list stays a list).
+    if re.fullmatch(r"[A-Za-z][A-Za-z -]*", s):
+        s = words_to_numbers(s).strip()  # "twelve" -> 12; other words stay words
+    # 1,000,000 as a whole number (a bare comma list stays a list); 1.000.000
+    # and 1.234,5 (dots group thousands); 1'000'000.
     if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):
         s = s.replace(",", "")
+    elif re.fullmatch(r"-?\d{1,3}(?:\.\d{3}){2,}(?:,\d+)?|-?\d{1,3}(?:\.\d{3})+,\d+", s):
+        s = s.replace(".", "").replace(",", ".")
+    elif re.fullmatch(r"-?\d{1,3}(?:'\d{3})+(?:\.\d+)?", s):
+        s = s.replace("'", "")
     return s
 
 
@@ -226,6 +182,12 @@ def structure(s):
     if matrix:
         rows = [r for r in re.split(r"\\\\", matrix.group(2)) if r.strip()]
         return ("matrix", tuple(tuple(structure(c.strip()) for c in r.split("&")) for r in rows))
+    inequality = _interval_of_inequality(s)
+    if inequality:
+        return inequality
+    pieces = re.split(r"\s+or\s+", s)
+    if len(pieces) > 1 and all(_interval_of_inequality(p) for p in pieces):
+        return ("union", tuple(sorted((_interval_of_inequality(p) for p in pieces), key=repr)))
     if "\\cup" in s:
         return ("union", tuple(sorted((structure(p.strip()) for p in s.split("\\cup")), key=repr)))
     membership = re.fullmatch(r"[a-zA-Z]\s*\\in\s*(.+)", s)
@@ -246,11 +208,38 @@ def structure(s):
     if len(sides) == 2:
         lhs, rhs = sides
         return ("eq", lhs, rhs)
+    if len(sides) > 2 and sides[-1]:
+        return structure(sides[-1])  # a chain a + b = 7 + 5 = 12 ends in its answer
     pm = split_top(s, "\\pm")
     if len(pm) == 2 and pm[1]:
         left = pm[0] or "0"
         return ("set", _unordered([f"{left}+{pm[1]}", f"{left}-({pm[1]})"]), "pm")
     return ("scalar", s)
+
+
+_REL = r"(<|>|\\le|\\ge)(?![a-zA-Z])"
+_VAR = r"([a-zA-Z])"
+
+
+def _interval_of_inequality(s):
+    "x > 3, 3 < x, 1 < x \\le 4 as the interval structure they describe, else None."
+    double = re.fullmatch(r"(.+?)\s*" + _REL + r"\s*" + _VAR + r"\s*" + _REL + r"\s*(.+)", s)
+    if double and double[2] in ("<", r"\le") and double[4] in ("<", r"\le"):
+        lo, hi = double[1], double[5]
+        return ("tuple", ("(" if double[2] == "<" else "[") + (")" if double[4] == "<" else "]"),
+                (structure(lo), structure(hi)))
+    single = re.fullmatch(_VAR + r"\s*" + _REL + r"\s*([^<>=]+)", s)
+    flipped = re.fullmatch(r"([^<>=]+?)\s*" + _REL + r"\s*" + _VAR, s)
+    if single:
+        relation, bound = single[2], single[3]
+    elif flipped and not re.fullmatch(r"[a-zA-Z]", flipped[1].strip()):
+        relation, bound = {"<": ">", ">": "<", r"\le": r"\ge", r"\ge": r"\le"}[flipped[2]], flipped[1]
+    else:
+        return None
+    strict = relation in "<>"
+    if relation in (">", r"\ge"):
+        return ("tuple", ("(" if strict else "[") + ")", (structure(bound.strip()), structure(r"\infty")))
+    return ("tuple", "(" + (")" if strict else "]"), (structure(r"-\infty"), structure(bound.strip())))
 
 
 def _unordered(parts):
@@ -280,6 +269,13 @@ _RATIONAL_PATTERNS = (
     (re.compile(r"(-?)\\frac\{\s*(-?\d+(?:\.\d+)?)\s*\}\{\s*(-?\d+(?:\.\d+)?)\s*\}"),
      lambda m: (-1 if m[1] else 1) * Fraction(m[2]) / Fraction(m[3])),
     (re.compile(r"(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)"), lambda m: Fraction(m[1]) / Fraction(m[2])),
+    # Repeating decimals: 0.\overline{3}, 1.1\overline{6}, 0.\dot{3}.
+    (re.compile(r"(-?)(\d*)\.(\d*)\\(?:overline|dot)\{?(\d+)\}?"), lambda m: (-1 if m[1] else 1) * (
+        Fraction(int(m[2] or 0)) + Fraction(int(m[3] or 0), 10 ** len(m[3]))
+        + Fraction(int(m[4]), (10 ** len(m[4]) - 1) * 10 ** len(m[3])))),
+    # Scientific notation: 3 \times 10^{6}, 2.5\cdot10^-3.
+    (re.compile(r"(-?\d+(?:\.\d+)?)(?:\\times|\\cdot|\*|x)10\^\{?(-?\d{1,3})\}?"),
+     lambda m: Fraction(m[1]) * Fraction(10) ** int(m[2])),
     # Mixed numbers: 1\frac{4}{5}, 137 \frac{1}{2}.
     (re.compile(r"(-?)(\d+)\s*\\frac\{\s*(\d+)\s*\}\{\s*(\d+)\s*\}"),
      lambda m: (-1 if m[1] else 1) * (int(m[2]) + Fraction(int(m[3]), int(m[4])))),
@@ -389,8 +385,10 @@ def sympy_equal(a, b):
         if a.shape != b.shape:
             return False
         return all(sympy_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, sympy.Eq) or isinstance(b, sympy.Eq):
-        return False  # equations are compared side by side before this
+    if isinstance(a, (sympy.Eq, sympy.logic.boolalg.Boolean, sympy.Set)) or isinstance(
+        b, (sympy.Eq, sympy.logic.boolalg.Boolean, sympy.Set)
+    ):
+        return a == b  # equations and relations are compared side by side before this
     if a == b:
         return True
     if a.is_Rational and b.is_Rational:
@@ -418,7 +416,7 @@ def scalar_equal(gold, answer, percent_gold=False):
         return True, "same text"
     g, a = as_rational(gold), as_rational(answer)
     if g is not None and a is not None:
-        if g == a or (percent_gold and g == a * 100):
+        if g == a:
             return True, "equal rationals"
         return False, "different rationals"
     if re.search(r"\d_\{?\w", gold + answer):
@@ -432,11 +430,20 @@ def scalar_equal(gold, answer, percent_gold=False):
     if ga is None or aa is None:
         equal = _plain_text(gold) == _plain_text(answer)
         return equal, "same text" if equal else "unparsable, different text"
+    ga, aa = _imaginary(ga, aa)
     if sympy_equal(ga, aa):
         return True, "sympy equal"
-    if percent_gold and aa.is_number and sympy_equal(ga, aa * 100):
-        return True, "sympy equal (percent)"
     return False, "sympy different"
+
+
+def _imaginary(*exprs):
+    "The expressions with the symbol i read as the imaginary unit where either has it."
+    import sympy
+
+    i = sympy.Symbol("i")
+    if any(isinstance(e, sympy.Basic) and i in e.free_symbols for e in exprs):
+        return tuple(e.subs(i, sympy.I) if isinstance(e, sympy.Basic) else e for e in exprs)
+    return exprs
 
 
 def equal(gold, answer, percent_gold=False):
@@ -447,9 +454,12 @@ def equal(gold, answer, percent_gold=False):
             return equal(structure(gold[2]), answer, percent_gold)
         return False, "gold is an equation"
     if answer[0] == "eq" and kind != "eq":
-        if _is_symbol(answer[1]):
-            return equal(gold, structure(answer[2]), percent_gold)
-        return False, "answer is an equation"
+        # x = 3 for 3, and a + b = 12 for 12: an answer written as what it equals.
+        return equal(gold, structure(answer[2]), percent_gold)
+    if kind == "scalar" and answer[0] in ("list", "set") and answer[1]:
+        # The same value written twice (15\\frac{39}{40}, or \\frac{639}{40}) is that value.
+        if all(equal(gold, element, percent_gold)[0] for element in answer[1]):
+            return True, "every form given is equal"
     if kind != answer[0]:
         # A one-element tuple or set never matches a bare scalar; lists and sets
         # written in different notations do.
@@ -463,7 +473,8 @@ def equal(gold, answer, percent_gold=False):
             return equal(structure(gold[2]), structure(answer[2]), percent_gold)
         forward = scalar_equal(f"{gold[1]}-({gold[2]})", f"{answer[1]}-({answer[2]})")[0]
         backward = scalar_equal(f"{gold[1]}-({gold[2]})", f"{answer[2]}-({answer[1]})")[0]
-        return forward or backward, "same equation" if forward or backward else "different equation"
+        same = forward or backward or _proportional(f"{gold[1]}-({gold[2]})", f"{answer[1]}-({answer[2]})")
+        return same, "same equation" if same else "different equation"
     if kind == "tuple":
         if gold[1] != answer[1]:
             return False, f"brackets {answer[1]} where gold has {gold[1]}"
@@ -473,6 +484,17 @@ def equal(gold, answer, percent_gold=False):
             return False, "different matrix shape"
         return _all_equal([c for r in gold[1] for c in r], [c for r in answer[1] for c in r], percent_gold, True)
     return _all_equal(gold[1], answer[1], percent_gold, ordered=False)
+
+
+def _proportional(gold, answer):
+    "True when two expressions (equations moved to one side) differ by a constant factor."
+    import sympy
+
+    g, a = to_sympy(gold), to_sympy(answer)
+    if g is None or a is None or not g.free_symbols or a == 0:
+        return False
+    ratio = sympy.simplify(g / a)
+    return bool(ratio.is_number and ratio != 0)
 
 
 def _all_equal(golds, answers, percent_gold, ordered):
@@ -522,17 +544,20 @@ class MathVerifier(Verifier):
         if gold is None or str(gold).strip() == "":
             return Verdict(None, None, None, {"reason": "no gold answer"}, "no gold answer")
         gold = str(gold)
-        extracted, how = extract_answer(answer, gold)
-        if extracted is None:
-            return Verdict(False, 0.0, None, {"reason": how, "gold": gold})
-        details = {"gold": gold, "found_by": how}
+        found = extract(answer, either_ok=is_list(gold))
+        details = {"gold": gold, "found_by": found.how}
+        if found.undecided:
+            details["reason"] = found.undecided
+            return Verdict(None, None, found.answer, details, found.undecided)
+        if found.answer is None:
+            return Verdict(False, 0.0, None, {"reason": found.how, "gold": gold})
         try:
-            passed, why = compare(gold, extracted)
+            passed, why = compare(gold, found.answer)
         except TooLarge as ex:
             details["reason"] = f"refused: {ex}"
-            return Verdict(None, None, extracted, details, f"too large to evaluate: {ex}")
+            return Verdict(None, None, found.answer, details, f"too large to evaluate: {ex}")
         except RecursionError:
             details["reason"] = "refused: nested too deeply"
-            return Verdict(None, None, extracted, details, "too deeply nested to evaluate")
+            return Verdict(None, None, found.answer, details, "too deeply nested to evaluate")
         details["reason"] = why
-        return Verdict(passed, float(passed), extracted, details)
+        return Verdict(passed, float(passed), found.answer, details)

@@ -1,0 +1,402 @@
+"""Locating the final answer of a maths response (the `math` verifier's reading).
+
+The response has had its reasoning removed (rsr.reasoning). What is left is
+read the way a grader reads it, most explicit signal first:
+
+1. `\\boxed{}` / `\\fbox{}`: the last one; boxes side by side (`\\boxed{1}` and
+   `\\boxed{2}`) are one answer listing both; a box holding a sentence is read
+   as a sentence.
+2. A JSON object with an `answer` field.
+3. The last answer statement: "the final answer is", "Answer:", "####", a
+   "Final answer" heading with the answer below it, and the same in Chinese,
+   Spanish, French and German. Two statements with different answers and no
+   correction between them ("wait", "actually", "I made a mistake") are
+   undecided.
+4. Otherwise the concluding sentence: the last sentence that starts with a
+   conclusion word ("so", "therefore", "in total", ...), else the last sentence
+   with mathematics in it that is not a check ("Let me verify", "If ...").
+
+From the located region the answer is its mathematics: the `$...$` span (or
+spans joined by "and"/"or"), else a bold span, else what follows the last
+"is"/"="/":", cut before approximations ("≈ 12.57") and trailing words. A hedge
+("not sure", "either 7 or 8", "could also be") makes the verdict undecided.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+
+_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
+# Markers that a later answer replaces an earlier one.
+_CORRECTION_RE = re.compile(
+    r"\b(?:wait|actually|correction|mistake|oops|sorry|i was wrong|scratch that|instead|"
+    r"re-?check(?:ing)?|recalculat\w*|let me redo|on second thought|no,|not \S+ but)\b"
+    r"|\b(?:espera|en realidad|attendez|en fait|moment|eigentlich|korrektur)\b|等等|更正|其实",
+    re.I,
+)
+_HEDGE_RE = re.compile(
+    r"\b(?:not (?:entirely |completely |quite |100% )?(?:sure|certain)|unsure|uncertain|"
+    r"could also be|might (?:also )?be|may also be|or possibly|or maybe|or perhaps|"
+    r"i (?:can't|cannot) decide|hard to say|either way)\b|不确定|也可能",
+    re.I,
+)
+_EITHER_RE = re.compile(r"\b(?:either|entweder|soit|o bien)\b", re.I)
+
+# Answer statements: the phrase, then the answer (to the end of the line).
+_STATEMENT_RE = re.compile(
+    r"(?:"
+    r"\bfinal\s+(?:answer|result)s?(?:\s+(?:is|are|would be|will be))?"
+    r"|\b(?:the|my|our)\s+(?:correct\s+|exact\s+)?(?:answer|result)\s+(?:is|are|would be|will be)"
+    r"|\banswer\s+(?:is|=)"
+    r"|^[ \t>*#_-]*(?:answer|result|solution|ans)\b\s*(?:\*\*)?\s*[:=]"
+    r"|^[ \t]*####"
+    r"|la\s+respuesta(?:\s+final|\s+correcta)?\s+es|respuesta(?:\s+final)?\s*:"
+    r"|la\s+r[ée]ponse(?:\s+finale|\s+correcte)?\s+est|r[ée]ponse(?:\s+finale)?\s*:"
+    r"|die\s+(?:endg[üu]ltige\s+|richtige\s+)?(?:antwort|l[öo]sung)\s+(?:ist|lautet)"
+    r"|(?:antwort|endergebnis|ergebnis|l[öo]sung)\s*:"
+    r"|最终答案(?:是|为)?\s*[:：]?|答案(?:是|为|應為|应为)?\s*[:：]?|故选|所以答案"
+    r")"
+    r"[ \t]*(?:\*\*)?[ \t]*[:：=]?[ \t]*(?:\*\*)?",
+    re.I | re.M,
+)
+# A heading that announces the answer on the following lines.
+_HEADING_RE = re.compile(
+    r"^[ \t]*(?:#{1,6}[ \t]*|\*\*[ \t]*)(?:final\s+)?(?:answer|result|solution|respuesta|r[ée]ponse|antwort|答案)"
+    r"[ \t]*:?[ \t]*(?:\*\*)?[ \t]*:?[ \t]*$",
+    re.I | re.M,
+)
+_CONCLUSION_RE = re.compile(
+    r"^\W*(?:so|thus|therefore|hence|then|in total|altogether|in conclusion|in summary|overall|"
+    r"this means|which means|consequently|finally|por lo tanto|entonces|as[ií] que|donc|ainsi|"
+    r"par cons[ée]quent|also|daher|somit|folglich|insgesamt|所以|因此|故|综上)\b",
+    re.I,
+)
+_CHECK_RE = re.compile(
+    r"^\W*(?:check|checking|verify|verifying|verification|let me|let's|double[- ]check|if|note|"
+    r"since|because|as a check|sanity|for example|e\.g\.|comprobaci[óo]n|v[ée]rification|probe)\b",
+    re.I,
+)
+_MATH_SPAN_RE = re.compile(r"(?<!\\)\$\$(.+?)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_BOLD_RE = re.compile(r"\*\*(.+?)\*\*|__(.+?)__", re.S)
+_CONNECTOR_RE = re.compile(r"^[\s,;]*(?:,|;|and|or|y|o|et|ou|und|oder|和|或|以及)?[\s,;]*$", re.I)
+_APPROX_RE = re.compile(r"\\approx|≈|\\sim(?![a-z])|~|\(approx|approximately|about|\\text\{\s*approx", re.I)
+_COPULA_RE = re.compile(
+    r"(?:\bis\b|\bare\b|\bequals?\b|\bbe\b|\bgives\b|\bget\b|\bes\b|\best\b|\bist\b|\bsind\b|"
+    r"\bbetr[äa]gt\b|\blautet\b|是|为|為|=|:|：)",
+    re.I,
+)
+_HAS_MATH_RE = re.compile(r"\d|\\[a-zA-Z]|[π√∞]|\$|\bpi\b|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten)\b", re.I)
+# A run of mathematics inside prose: numbers, operators, brackets, commands,
+# single-letter variables; words of two letters or more end it.
+_TOKEN = (
+    r"(?:\d[\d,.'\u202f]*\d|\d|[+\-\u2212\u00d7\u00b7*/^=<>\u2264\u2265()\[\]{}\u03c0\u221a\u221e%\u00b0_|!]"
+    r"|\\[a-zA-Z]+|\\[{}%$,]|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|[\u20ac$\u00a3\u00a5])"
+)
+_RUN_RE = re.compile(_TOKEN + r"(?:[ \t]*" + _TOKEN + r")*")
+_RUN_HAS_RE = re.compile(r"\d|[\u03c0\u221a\u221e]|\\[a-zA-Z]")
+_PERCENT_WORD_RE = re.compile(r"\s*(?:percent|per cent|por ciento|pour cent|prozent|\\?%)", re.I)
+_SENTENCE_END_RE = re.compile(r"(?<![\d\s])[.!?。！？](?=\s|$)|(?<=\d)\.(?=\s|$)|\n\s*\n|[。！？]")
+
+
+@dataclass
+class Extraction:
+    "The answer a response gives (answer is None when it gives none), how it was found."
+
+    answer: str | None
+    how: str
+    undecided: str | None = None
+
+
+def braced(text, start):
+    "The text inside the braces opening at text[start] ('{'), or None if unclosed."
+    depth = 0
+    for i in range(start, len(text)):
+        char = text[i]
+        if char == "{" and (i == 0 or text[i - 1] != "\\"):
+            depth += 1
+        elif char == "}" and text[i - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i]
+    return None
+
+
+def boxes(text):
+    "[(start, end, content)] for every \\boxed{} / \\fbox{} in text."
+    found = []
+    for match in _BOXED_RE.finditer(text):
+        if found and match.start() < found[-1][1]:
+            continue  # a box inside a box
+        if match.group(1):
+            inner = braced(text, match.start(1))
+            if inner is not None:
+                found.append((match.start(), match.start(1) + len(inner) + 2, inner))
+        else:  # \boxed 5
+            bare = re.match(r"\s*([^\s$]+)", text[match.end() :])
+            if bare:
+                found.append((match.start(), match.end() + bare.end(), bare.group(1)))
+    return found
+
+
+def last_boxed(text):
+    "The content of the last \\boxed{} or \\fbox{} in text, or None."
+    found = boxes(text)
+    return found[-1][2] if found else None
+
+
+def _mask_math(text):
+    "text with math spans' characters replaced by placeholders of equal length (for sentence splits)."
+    return _MATH_SPAN_RE.sub(lambda m: "\x00" * len(m.group(0)), text)
+
+
+def _sentences(text):
+    "[(start, end)] of the sentences of text, math spans never split."
+    masked = _mask_math(text)
+    spans, start = [], 0
+    for match in _SENTENCE_END_RE.finditer(masked):
+        spans.append((start, match.end()))
+        start = match.end()
+    spans.append((start, len(text)))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _span_content(match):
+    return next(g for g in match.groups() if g is not None)
+
+
+def answer_from_text(text, either_ok=False):
+    "(answer, hedge) from a region that states an answer: its mathematics, cleaned."
+    text = text.strip()
+    hedge = _HEDGE_RE.search(text) or (not either_ok and _EITHER_RE.search(text))
+    spans = list(_MATH_SPAN_RE.finditer(text))
+    if spans:
+        # Spans joined by connectors are one list of answers: $x=1$ or $x=2$.
+        group = [spans[0]]
+        for prev, span in zip(spans, spans[1:]):
+            if _CONNECTOR_RE.match(text[prev.end() : span.start()]):
+                group.append(span)
+            else:
+                break
+        answer = ", ".join(_span_content(s).strip() for s in group)
+        tail = text[group[-1].end() :]
+        percent = re.match(r"\s*(\\?%|percent\b|per cent\b)", tail, re.I)
+        if percent:
+            answer += r"\%"
+        return _cut_approx(answer), hedge
+    bold = [_span_content(m) for m in _BOLD_RE.finditer(text)]
+    bold = [b for b in bold if _HAS_MATH_RE.search(b)]
+    if bold:
+        text = bold[-1]
+    text = re.sub(r"\*\*|`|\\(?:boxed|fbox)\s*\{?", "", text)
+    text = _cut_approx(words_to_numbers(text))
+    parts = re.split(r"\s+(?:and|or|y|o|et|ou|und|oder)\s+|\s*[,;]\s+(?=\D)", text)
+    runs = [_math_run(p) for p in parts]
+    if len(parts) > 1 and all(runs) and all(len(r) * 2 >= len(p.strip(" .")) for r, p in zip(runs, parts)):
+        return ", ".join(runs), hedge
+    return _math_run(text) or re.sub(r"[\s.。,;:!]+$", "", text).strip(), hedge
+
+
+def _math_run(text):
+    "The last run of mathematics in prose (with its percent sign or word), or ''."
+    found = [m for m in _RUN_RE.finditer(text) if _RUN_HAS_RE.search(m.group(0))]
+    if not found:
+        return ""
+    run = found[-1].group(0).strip()
+    run = re.sub(r"^[=:,\s]+|[=,.\s]+$", "", run)
+    if _PERCENT_WORD_RE.match(text[found[-1].end() :]) and not run.endswith("%"):
+        run += r"\%"
+    return run
+
+
+_NUMBER_WORDS = {
+    w: i for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen".split())
+}
+_NUMBER_WORDS.update({w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)})
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
+_WORDS_RE = re.compile(
+    r"\b(?:(?:%s)(?:[\s-]+(?:and[\s-]+)?)?)+\b" % "|".join(sorted(list(_NUMBER_WORDS) + list(_SCALES), key=len, reverse=True)),
+    re.I,
+)
+
+
+def words_to_numbers(text):
+    "Numbers written as English words turned into digits: 'twenty-five' -> '25'."
+    def value(match):
+        total = current = 0
+        for word in re.findall(r"[a-z]+", match.group(0).lower()):
+            if word in _NUMBER_WORDS:
+                current += _NUMBER_WORDS[word]
+            elif word == "hundred":
+                current *= 100
+            elif word in _SCALES:
+                total += current * _SCALES[word]
+                current = 0
+        trailing = " " if match.group(0)[-1:].isspace() else ""
+        return str(total + current) + trailing
+
+    return _WORDS_RE.sub(value, text)
+
+
+def _cut_approx(s):
+    match = _APPROX_RE.search(s)
+    if match and match.start() > 0 and _HAS_MATH_RE.search(s[: match.start()]):
+        s = s[: match.start()]
+    return s.strip().rstrip(",;")
+
+
+def _after_copula(sentence):
+    "What a concluding sentence says the answer is: after its last 'is'/'='/':'."
+    spans = list(_MATH_SPAN_RE.finditer(sentence))
+    bold = [m for m in _BOLD_RE.finditer(sentence) if _HAS_MATH_RE.search(_span_content(m))]
+    if bold and not spans:
+        return _span_content(bold[-1])
+    if spans:
+        return sentence[spans[0].start() :] if len(spans) > 1 else spans[-1].group(0)
+    masked = _mask_math(sentence)
+    copulas = [m for m in _COPULA_RE.finditer(masked) if _HAS_MATH_RE.search(sentence[m.end() :])]
+    if copulas:
+        return sentence[copulas[-1].end() :]
+    return sentence
+
+
+def _json_answer(text):
+    for match in re.finditer(r"\{[^{}]*\"(?:final_answer|answer|result)\"\s*:", text):
+        end = text.find("}", match.end())
+        while end != -1:
+            raw = text[match.start() : end + 1]
+            for candidate in (raw, raw.replace("\\", "\\\\")):
+                try:
+                    value = json.loads(candidate)
+                except ValueError:
+                    continue
+                for key in ("final_answer", "answer", "result"):
+                    if key in value:
+                        got = value[key]
+                        if isinstance(got, list):
+                            return ", ".join(str(g) for g in got)
+                        return str(got)
+            end = text.find("}", end + 1)
+    return None
+
+
+def _statement_answer(text, match):
+    "The answer text after a statement phrase: the rest of its sentence, else the next line."
+    rest = text[match.end() :]
+    line = rest.split("\n", 1)[0]
+    if not line.strip() or not _HAS_MATH_RE.search(line):
+        following = [part for part in rest.split("\n") if part.strip()]
+        line = following[0] if following else ""
+    ends = _sentences(line)
+    return line[: ends[0][1]] if ends else line
+
+
+def _differ(a, b):
+    return re.sub(r"[\s$*{}.]|\\[,!; ]", "", a) != re.sub(r"[\s$*{}.]|\\[,!; ]", "", b)
+
+
+def _escape_currency(text):
+    "Dollar signs of amounts ($5 for apples and $7) escaped, so they never pair up as maths."
+    out, i = [], 0
+    while True:
+        match = _MATH_SPAN_RE.search(text, i)
+        if not match:
+            out.append(text[i:])
+            return "".join(out)
+        content = _span_content(match)
+        prose = re.sub(r"\\(?:text|mbox|mathrm)\{[^{}]*\}|\\[a-zA-Z]+", "", content)
+        if match.group(2) is not None and (
+            re.search(r"[A-Za-z]{3,}", prose) or (content[:1].isdigit() and content[-1:] in " =+-*")
+        ):
+            out.append(text[i : match.start()] + "\\$")
+            i = match.start() + 1
+        else:
+            out.append(text[i : match.end()])
+            i = match.end()
+
+
+def extract(text, either_ok=False):
+    "An Extraction of the final answer from a response whose reasoning is already removed."
+    if text is None or not text.strip():
+        return Extraction(None, "empty final answer", "empty final answer")
+    text = _escape_currency(re.sub(r"```[a-zA-Z]*\n?", "", text))
+    found = boxes(text)
+    if found:
+        return _from_boxes(text, found, either_ok)
+    value = _json_answer(text)
+    if value is not None and value.strip():
+        return Extraction(value.strip(), "json")
+    statements = [m for m in _STATEMENT_RE.finditer(text)]
+    statements += [m for m in _HEADING_RE.finditer(text)]
+    statements.sort(key=lambda m: m.start())
+    answers = []
+    for match in statements:
+        region = _statement_answer(text, match)
+        if not _HAS_MATH_RE.search(region) and not re.search(r"\w", region):
+            continue
+        answer, hedge = answer_from_text(region, either_ok)
+        if answer:
+            answers.append((match, answer, hedge))
+    if answers:
+        match, answer, hedge = answers[-1]
+        if hedge:
+            return Extraction(answer, "answer statement", "hedge between answers")
+        for earlier, value, _ in reversed(answers[:-1]):
+            if _differ(value, answer) and not _CORRECTION_RE.search(text[earlier.end() : match.start()]):
+                return Extraction(answer, "answer statement", "two different final answers")
+        return Extraction(answer, "answer statement")
+    return _from_conclusion(text, either_ok)
+
+
+def _from_boxes(text, found, either_ok):
+    # Boxes side by side, joined only by "and"/"or"/commas, are one answer.
+    group = [found[-1]]
+    for box in reversed(found[:-1]):
+        between = re.sub(r"[$\\()\[\]]|\bx\s*=", " ", text[box[1] : group[0][0]])
+        if _CONNECTOR_RE.match(between):
+            group.insert(0, box)
+        else:
+            break
+    contents = [_box_content(b[2], either_ok) for b in group]
+    answer = ", ".join(c for c in contents if c)
+    sentence = _sentence_around(text, group[-1][0], group[-1][1])
+    if _HEDGE_RE.search(sentence) or _HEDGE_RE.search(group[-1][2]):
+        return Extraction(answer, "boxed", "hedge between answers")
+    return Extraction(answer, "boxed")
+
+
+def _box_content(inner, either_ok):
+    "A box's answer; a box holding a sentence is read as one."
+    words = re.sub(r"\\text\{([^{}]*)\}", r"\1", inner)
+    if re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}\s", words) and not re.search(r"\\[a-zA-Z]+\s*\{", words):
+        statement = list(_STATEMENT_RE.finditer(words))
+        region = words[statement[-1].end() :] if statement else _after_copula(words)
+        answer, _ = answer_from_text(region, either_ok)
+        return answer or inner
+    return inner
+
+
+def _sentence_around(text, start, end):
+    for s, e in _sentences(text):
+        if s <= start < e:
+            return text[s : max(e, end) + 80]
+    return text[start : end + 80]
+
+
+def _from_conclusion(text, either_ok):
+    sentences = [text[s:e] for s, e in _sentences(text)]
+    with_math = [s for s in sentences if _HAS_MATH_RE.search(s)]
+    if not with_math:
+        return Extraction(None, "no answer found")
+    concluding = [s for s in with_math if _CONCLUSION_RE.search(s.replace("**", ""))]
+    if concluding:
+        chosen = concluding[-1]
+    else:
+        plain = [s for s in with_math if not _CHECK_RE.search(s.replace("**", ""))]
+        chosen = (plain or with_math)[-1]
+    region = _after_copula(chosen)
+    answer, hedge = answer_from_text(region, either_ok)
+    if not answer:
+        return Extraction(None, "no answer found")
+    return Extraction(answer, "concluding sentence", "hedge between answers" if hedge else None)
