@@ -43,11 +43,14 @@ _OR_WORDS = {"or", "o", "ou", "oder", "或", "或者"}
 _CONNECTIVES = {
     "is", "was", "because", "since", "as", "which", "with", "for", "and", "or",
     "seems", "looks", "appears", "only", "also", "would", "should", "must", "can",
-    "fits", "matches", "holds", "gives", "y", "et", "und", "o", "ou", "oder",
+    "fits", "matches", "holds", "gives", "y", "et", "und", "o", "ou", "oder", "are", "were",
+    "has", "have", "does", "look", "seem", "appear", "cannot", "can't", "isn't", "doesn't",
+    "fails", "works", "states", "says", "shows", "describes", "correctly", "alone", "too",
+    "over", "rather", "instead", "not", "vs", "versus", "than", "seems", "wins", "remains",
 }
 
 _ANSWER_NOUN = (
-    r"answers?|respuestas?|r[ée]ponses?|antworten?|l[öo]sungen?|respostas?|risposta|ответ"
+    r"answers?|respuestas?|r[ée]ponses?|antwort(?:en)?|l[öo]sung(?:en)?|respostas?|risposta|ответ"
 )
 _OPTION_NOUN = (
     r"options?|choices?|alternatives?|selections?|letters?|opci[oó]n|opciones|alternativas?"
@@ -69,15 +72,17 @@ _STRONG_CUE_RE = re.compile(
     _B + "(?:" + "|".join([
         # "answer", "final answer:", "correct answer is", "la respuesta correcta es"
         f"(?:{_ADJ} )?(?:{_ANSWER_NOUN})(?: (?:{_OPTION_NOUN}))?(?: {_ADJ})?(?: {_EQ})?",
-        # "correct option is", "option:" (a bare "option B" only names it)
-        f"(?:{_ADJ} )?(?:{_OPTION_NOUN})(?: {_ADJ})? {_EQ}",
+        # "correct options are", "option:" (a bare "option B" only names it, and
+        # "the options are:" lists them)
+        f"{_ADJ} (?:{_OPTION_NOUN})(?: {_ADJ})? {_EQ}",
+        f"(?:option|choice|opci[oó]n|choix|alternativa|вариант) {_EQ}",
         f"{_ADJ} (?:{_OPTION_NOUN})",
         # "Correct:", "the right one is", "true statements are"
         f"(?:correct|right|true|valid|selected|chosen|richtig|wahr|vraies?)"
         f"(?: (?:statements?|ones?|items?))? {_EQ}",
         _VERB, "boxed", "fbox",
     ]) + ")$"
-    + "|(?:答案|正确答案|正确选项|选项|答|正解|答え)(?:是|为|应为|应该是|应选)?(?: :)?$|(?:选|选择)$"
+    + "|(?:答案|正确答案|正确选项|选项|答|正解|答え)(?:是|为|应为|应该是|应选|は)?(?: :)?$|(?:选|选择)$"
 )
 _WEAK_CUE_RE = re.compile(
     _B + r"(?:it's|it is|that's|that is|this is|must be|has to be|so|thus|hence|therefore|then|→)$"
@@ -107,7 +112,7 @@ _HEDGE_CLAUSE_RE = re.compile(
 _POST_POS_RE = re.compile(
     r"\s*(?:(?:is|are|seems?|looks?|appears?|was|would be|must be)\s+)?"
     r"(?:(?:also|definitely|clearly|indeed|the|most|only)\s+)*"
-    r"(?:correct|right|true|valid|accurate|best|the answer|answer|one|es (?:la )?correcta|"
+    r"(?:correct|right|true|valid|accurate|best|the answer|answer|one|only (?:option|choice)|es (?:la )?correcta|"
     r"est (?:la )?(?:bonne|correcte|juste)|ist (?:die )?(?:richtig|korrekt))\b(?!\s+(?:if|only|when|provided|unless))"
     r"|\s*(?:✓|✔|☑|✅|是正确的|正确|对)"
 )
@@ -152,13 +157,15 @@ class Group:
 
 
 def _mentions(text, valid):
-    "(start, end, letters) for each token of text that can name options."
+    """(start, end, letters, word_like) for each token of text that can name options;
+    word_like marks an "A" or "I" that reads as an English word unless it is
+    joined to another letter ("C and A look plausible")."""
     found = []
     for match in _MENTION_RE.finditer(text):
         word, start, end = match.group(), match.start(), match.end()
         if len(word) > 1:
             if len(set(word)) == len(word) and all(c in valid for c in word):
-                found.append((start, end, tuple(word)))
+                found.append((start, end, tuple(word), False))
             continue
         letter = word.upper()
         if letter not in valid:
@@ -172,9 +179,10 @@ def _mentions(text, valid):
                 continue
         elif word in "AI" and after in (" ", "\t"):
             following = re.match(r"[ \t]+([a-z']+)", text[end : end + 20])
-            if following and following.group(1) not in _CONNECTIVES and before not in "([*{":
-                continue  # "A careful reading", "I think"
-        found.append((start, end, (letter,)))
+            if following and following.group(1) not in _CONNECTIVES and not (before and before in "([*{"):
+                found.append((start, end, (letter,), True))  # "A careful reading", "I think"
+                continue
+        found.append((start, end, (letter,), False))
     return found
 
 
@@ -193,7 +201,7 @@ def _lowercase_is_letter(text, start, end):
 def _groups(text, folded, mentions):
     "Mentions joined by separators ('A, C and D', '(A)(C)', 'A、C') into groups."
     groups = []
-    for start, end, letters in mentions:
+    for start, end, letters, word_like in mentions:
         if groups:
             last = groups[-1]
             gap = folded[last.end : start]
@@ -204,7 +212,8 @@ def _groups(text, folded, mentions):
                     last.letters.extend(letters)
                     last.has_or = last.has_or or sep.group("word") in _OR_WORDS
                     continue
-        groups.append(Group(start, end, list(letters)))
+        if not word_like:
+            groups.append(Group(start, end, list(letters)))
     return groups
 
 
@@ -298,6 +307,8 @@ def _classify(text, folded, groups, texts, multi):
             group.polarity, group.strength, group.final = "chosen", "strong", cue == "final"
         elif _POST_POS_RE.match(after):
             group.polarity, group.strength = "chosen", "verdict"
+        elif _in_answer_column(text, group):
+            group.polarity, group.strength = "chosen", "strong"
         elif _alone(text, folded, group, texts):
             group.polarity, group.strength = "chosen", "line"
         elif cue == "weak" and not _SUBJECT_RE.match(after):
@@ -320,6 +331,28 @@ def _alone(text, folded, group, texts):
     tail, _ = _strip_own_text(folded[group.end : line_end], texts, group.letters, False)
     return all(t in _LINE_OK or t.isdigit() for t in _TOKEN_RE.findall(head)) and not any(
         t.isalnum() for t in _TOKEN_RE.findall(tail))
+
+
+_ANSWER_HEADER_RE = re.compile(r"\s*(?:final |correct )?(?:" + _ANSWER_NOUN + r"|choice|option|答案)\s*$")
+
+
+def _in_answer_column(text, group):
+    "True for a group in a markdown table's cell under an 'Answer' header."
+    line_start = text.rfind("\n", 0, group.start) + 1
+    if "|" not in text[line_start : group.start]:
+        return False
+    column = text.count("|", line_start, group.start)
+    header = line_start
+    while header > 0:  # up to the first line of the table
+        previous = text.rfind("\n", 0, header - 1) + 1
+        if "|" not in text[previous : header - 1]:
+            break
+        header = previous
+    if header == line_start:
+        return False
+    end = text.find("\n", header)
+    cells = text[header : end if end >= 0 else len(text)].split("|")
+    return column < len(cells) and bool(_ANSWER_HEADER_RE.match(fold(cells[column])))
 
 
 def _bold(text, group):
@@ -381,7 +414,7 @@ def _text_choices(folded, texts, groups):
 
 
 _TEXT_CUE_RE = re.compile(
-    r"(?:\b(?:answer|respuesta|r[ée]ponse|antwort)\b[^\n.]{0,30}?\b(?:is|es|est|ist|:)|\b(?:answer|respuesta|r[ée]ponse|antwort)\s*:"
+    r"(?:\b(?:" + _ANSWER_NOUN + r")\b[^\n.]{0,30}?(?:\b(?:is|are|be|es|son|est|sont|ist|sind)\b|:)"
     r"|\b(?:" + _VERB + r")\b|答案是|答案为|故选|(?P<weak>\bmust be\b|\bit's\b|\bit is\b|\bthat's\b))"
 )
 _TEXT_FILLER_RE = re.compile(
@@ -398,8 +431,9 @@ def _conclusion(folded, texts, groups, multi):
     sentence = " " + " ".join(stripped[start:].split()) + " "
     letters = {letter for g in groups if g.start >= start and g.polarity != "rejected"
                for letter in g.letters}
+    out = {letter for g in groups if g.start >= start and g.polarity == "rejected" for letter in g.letters}
     for letter, option in texts.items():
-        if re.search(r"(?<![\w.])" + re.escape(option) + r"(?![\w])", sentence):
+        if letter not in out and re.search(r"(?<![\w.])" + re.escape(option) + r"(?![\w])", sentence):
             letters.add(letter)
     if not letters or (len(letters) > 1 and not multi):
         return None
