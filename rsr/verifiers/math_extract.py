@@ -89,8 +89,8 @@ _HAS_MATH_RE = re.compile(r"\d|\\[a-zA-Z]|[π√∞]|\$|\bpi\b|\b(?:zero|one|two
 # A run of mathematics inside prose: numbers, operators, brackets, commands,
 # single-letter variables; words of two letters or more end it.
 _TOKEN = (
-    r"(?:\d[\d,.'\u202f]*\d|\d|[+\-\u2212\u00d7\u00b7*/^=<>\u2264\u2265()\[\]{}\u03c0\u221a\u221e%\u00b0_|!]"
-    r"|\\[a-zA-Z]+|\\[{}%$,]|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|[\u20ac$\u00a3\u00a5])"
+    r"(?:\.?\d[\d,.'\u202f]*\d|\.?\d|[+\-\u2212\u00d7\u00b7*/^=<>\u2264\u2265()\[\]{},&\u03c0\u221a\u221e%\u00b0_|!]"
+    r"|\\[a-zA-Z]+|\\[{}%$,\\]|(?<![A-Za-z])(?:[A-Za-z]|pi|sqrt)(?![A-Za-z])|[\u20ac$\u00a3\u00a5])"
 )
 _RUN_RE = re.compile(_TOKEN + r"(?:[ \t]*" + _TOKEN + r")*")
 _RUN_HAS_RE = re.compile(r"\d|[\u03c0\u221a\u221e]|\\[a-zA-Z]")
@@ -282,14 +282,17 @@ def _json_answer(text):
 
 
 def _statement_answer(text, match):
-    "The answer text after a statement phrase: the rest of its sentence, else the next line."
+    """(answer text, same_line) after a statement phrase: the rest of its sentence,
+    else the next line (a heading with the answer below it)."""
     rest = text[match.end() :]
     line = rest.split("\n", 1)[0]
-    if not line.strip() or not _HAS_MATH_RE.search(line):
-        following = [part for part in rest.split("\n") if part.strip()]
+    same_line = bool(re.search(r"\w", line))
+    if not same_line:
+        lines = [part for part in rest.split("\n") if part.strip()]
+        following = [part for part in lines if _HAS_MATH_RE.search(part)] or lines
         line = following[0] if following else ""
     ends = _sentences(line)
-    return line[: ends[0][1]] if ends else line
+    return (line[: ends[0][1]] if ends else line), same_line
 
 
 def _differ(a, b):
@@ -305,7 +308,7 @@ def _escape_currency(text):
             out.append(text[i:])
             return "".join(out)
         content = _span_content(match)
-        prose = re.sub(r"\\(?:text|mbox|mathrm)\{[^{}]*\}|\\[a-zA-Z]+", "", content)
+        prose = re.sub(r"\\(?:text|mbox|mathrm|begin|end|operatorname)\{[^{}]*\}|\\[a-zA-Z]+", "", content)
         if match.group(2) is not None and (
             re.search(r"[A-Za-z]{3,}", prose) or (content[:1].isdigit() and content[-1:] in " =+-*")
         ):
@@ -332,18 +335,19 @@ def extract(text, either_ok=False):
     statements.sort(key=lambda m: m.start())
     answers = []
     for match in statements:
-        region = _statement_answer(text, match)
+        region, same_line = _statement_answer(text, match)
         if not _HAS_MATH_RE.search(region) and not re.search(r"\w", region):
             continue
         answer, hedge = answer_from_text(region, either_ok)
         if answer:
-            answers.append((match, answer, hedge))
+            answers.append((match, answer, hedge, same_line))
     if answers:
-        match, answer, hedge = answers[-1]
+        match, answer, hedge, _ = answers[-1]
         if hedge:
             return Extraction(answer, "answer statement", "hedge between answers")
-        for earlier, value, _ in reversed(answers[:-1]):
-            if _differ(value, answer) and not _CORRECTION_RE.search(text[earlier.end() : match.start()]):
+        for earlier, value, _, same_line in reversed(answers[:-1]):
+            # A heading's answer is read from the next line: a later statement refines it.
+            if same_line and _differ(value, answer) and not _CORRECTION_RE.search(text[earlier.end() : match.start()]):
                 return Extraction(answer, "answer statement", "two different final answers")
         return Extraction(answer, "answer statement")
     return _from_conclusion(text, either_ok)
@@ -367,14 +371,18 @@ def _from_boxes(text, found, either_ok):
 
 
 def _box_content(inner, either_ok):
-    "A box's answer; a box holding a sentence is read as one."
-    words = re.sub(r"\\text\{([^{}]*)\}", r"\1", inner)
-    if re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}\s", words) and not re.search(r"\\[a-zA-Z]+\s*\{", words):
-        statement = list(_STATEMENT_RE.finditer(words))
-        region = words[statement[-1].end() :] if statement else _after_copula(words)
-        answer, _ = answer_from_text(region, either_ok)
-        return answer or inner
-    return inner
+    "A box's answer; a box holding a sentence (\\boxed{\\text{The answer is } 12}) is read as one."
+    words = re.sub(r"\\(?:text|mbox|textbf|mathrm)\{([^{}]*)\}", r"\1", inner)
+    outside = re.sub(r"\\[a-zA-Z]+(?:\{[^{}]*\})?", " ", words)
+    if not re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", outside):
+        return inner
+    statement = list(_STATEMENT_RE.finditer(words))
+    region = words[statement[-1].end() :] if statement else _after_copula(words)
+    region = re.sub(r"[\s.,;]+$", "", region).strip()
+    if not re.search(r"[A-Za-z]{2,}", re.sub(r"\\[a-zA-Z]+(?:\{[^{}]*\})?", " ", region)):
+        return region  # what follows the phrase is all mathematics
+    answer, _ = answer_from_text(region, either_ok)
+    return answer or inner
 
 
 def _sentence_around(text, start, end):

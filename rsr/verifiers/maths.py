@@ -99,6 +99,9 @@ def normalize(text):
     # Thin spaces between digit groups are thousands separators: 1\,000.
     s = re.sub(r"(?<=\d)(?:(?<!\\)\\[,;: ]|~|\s)(?=\d{3}(?!\d))", "", s)
     s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)
+    # Degrees inside a trigonometric function are an angle: \sin 30^\circ.
+    s = re.sub(r"(\\(?:sin|cos|tan|cot|sec|csc)\s*\(?\s*)(\d+(?:\.\d+)?)\s*\^\s*\{?\s*\\circ\s*\}?",
+               r"\1(\2\\pi/180)", s)
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ", "", s)
     s = re.sub(r"\\?\$", "", s)
     s = re.sub(r"\\text\{\s*\}", "", s)
@@ -202,6 +205,8 @@ def structure(s):
         if len(parts) > 1:
             return ("tuple", s[0] + s[-1], tuple(structure(p) for p in parts))
     parts = split_top(s)
+    if len(parts) == 1 and re.search(r"\s(?:or|and)\s", s):
+        parts = [p for p in re.split(r"\s+(?:or|and)\s+", s) if p]  # x = 1 or x = 2
     if len(parts) > 1:
         return ("list", _unordered(parts))
     sides = split_top(s, "=")
