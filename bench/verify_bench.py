@@ -1,7 +1,8 @@
 """Verification throughput, and rsr's math verifier beside math-verify.
 
 Builds 10,000 GSM8K-style maths rollouts (from data/gsm8k_test.jsonl
-golds) and 10,000 MMLU-style multiple-choice rollouts, half right and half
+golds), 10,000 MMLU-style multiple-choice rollouts and 10,000 JEEBench-style
+multiple-answer ones (`mcq-multi`), half right and half
 wrong, in the phrasings models use, then times:
 
 - the Scorer alone (what `rsr sample` calls inline), per workers setting;
@@ -45,6 +46,15 @@ MCQ_TEMPLATES = [
     "Based on the passage, I conclude the answer is **{letter}**.",
     '{{"answer": "{letter}"}}',
     "After checking, the answer is ({letter}).",
+    "Let's go through the options.\n{echo}\n\nOption {other} can be ruled out, and the others do not "
+    "fit the passage as well. The remaining choice matches every detail of the question, so "
+    "it must be the one.\n\n**Answer: {letter}**\n\nExplanation: option {other} is incorrect.",
+]
+MCQ_MULTI_TEMPLATES = [
+    "Checking each statement in turn.\nAnswer: {letters}",
+    "<think>Maybe only {other}.</think>The correct options are {commas}.",
+    "(A) and the rest need care; {other} is wrong.\n\nFinal answer: \\boxed{{{letters}}}",
+    '{{"answer": {json}}}',
 ]
 
 
@@ -74,7 +84,28 @@ def mcq_rollouts(n, rng):
         row = rows[i % len(rows)]
         gold = row["metadata"]["answer"]
         letter = gold if i % 2 == 0 else rng.choice([c for c in "ABCD" if c != gold])
-        text = rng.choice(MCQ_TEMPLATES).format(letter=letter, other=rng.choice("ABCD"))
+        echo = "\n".join(f"{k}. {t}" for k, t in zip("ABCD", row["metadata"]["choices"]))
+        text = rng.choice(MCQ_TEMPLATES).format(
+            letter=letter, other=rng.choice([c for c in "ABCD" if c != letter]), echo=echo)
+        items.append((text, row["metadata"], row["messages"]))
+    return items
+
+
+def mcq_multi_rollouts(n, rng):
+    rows = read_jsonl(DATA / "mcq_multi_jeebench.jsonl")
+    items = []
+    for i in range(n):
+        row = rows[i % len(rows)]
+        gold = sorted(row["metadata"]["answer"])
+        if i % 2 == 0:
+            letters = gold
+        elif len(gold) > 1:
+            letters = gold[:-1]  # a subset fails
+        else:
+            letters = sorted(gold + [next(c for c in "ABCD" if c not in gold)])
+        other = rng.choice([c for c in "ABCD" if c not in letters] or ["D"])
+        text = rng.choice(MCQ_MULTI_TEMPLATES).format(
+            letters="".join(letters), commas=", ".join(letters), json=json.dumps(letters), other=other)
         items.append((text, row["metadata"], row["messages"]))
     return items
 
@@ -161,9 +192,12 @@ def main():
     parser.add_argument("--rollouts", type=int, default=10_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--compare", action="store_true", help="also compare with math-verify")
+    parser.add_argument("--verifiers", nargs="+", default=["mcq", "mcq-multi", "math"],
+                        choices=["mcq", "mcq-multi", "math"])
     args = parser.parse_args()
     rng = random.Random(0)
-    suites = {"mcq": mcq_rollouts(args.rollouts, rng), "math": math_rollouts(args.rollouts, rng)}
+    build = {"mcq": mcq_rollouts, "mcq-multi": mcq_multi_rollouts, "math": math_rollouts}
+    suites = {name: build[name](args.rollouts, rng) for name in args.verifiers}
     results = {"cpus": os.cpu_count(), "rollouts": args.rollouts, "runs": []}
     with tempfile.TemporaryDirectory() as folder:
         for name, items in suites.items():

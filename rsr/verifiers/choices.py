@@ -236,6 +236,8 @@ def _strip_own_text(clause, texts, letters, at_end):
     if len(letters) != 1 or letters[0] not in texts:
         return clause, False
     own = texts[letters[0]]
+    if own.partition(" ")[0] not in clause:
+        return clause, False  # the cheap test first: most clauses hold no option text
     squeezed = " ".join(clause.split())
     if at_end and squeezed.endswith(own) and (len(squeezed) == len(own) or not squeezed[-len(own) - 1].isalnum()):
         return squeezed[: -len(own)], True
@@ -414,6 +416,8 @@ def _text_choices(folded, texts, groups):
 
 
 _TEXT_CUE_RE = re.compile(
+    # The lookahead lets most positions fail on one character test.
+    r"(?=[aroelscgpvmdjitа-я答故])"
     r"(?:\b(?:" + _ANSWER_NOUN + r")\b[^\n.]{0,30}?(?:\b(?:is|are|be|es|son|est|sont|ist|sind)\b|:)"
     r"|\b(?:" + _VERB + r")\b|答案是|答案为|故选|(?P<weak>\bmust be\b|\bit's\b|\bit is\b|\bthat's\b))"
 )

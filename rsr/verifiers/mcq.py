@@ -10,6 +10,7 @@ or no final answer at all (an empty response, reasoning with nothing after it).
 """
 
 import re
+from functools import lru_cache
 
 from . import Verdict, Verifier, undecided, variant_name
 from .choices import read_choice
@@ -20,6 +21,8 @@ def gold_letters(gold):
     "The gold answer as a sorted string of capital letters ('B', 'AC'), or None."
     if gold is None:
         return None
+    if isinstance(gold, str):
+        return _gold_text(gold)
     if isinstance(gold, int) and not isinstance(gold, bool):
         return LETTERS[gold] if 0 <= gold < 26 else None
     if isinstance(gold, (list, tuple)):
@@ -28,6 +31,12 @@ def gold_letters(gold):
         letters = re.findall(r"[A-Za-z]", re.sub(r"(?i)\b(?:and|or)\b", " ", str(gold)))
     letters = sorted({letter.upper() for letter in letters})
     return "".join(letters) or None
+
+
+@lru_cache(maxsize=4096)
+def _gold_text(gold):
+    letters = re.findall(r"[A-Za-z]", re.sub(r"(?i)\b(?:and|or)\b", " ", gold))
+    return "".join(sorted({letter.upper() for letter in letters})) or None
 
 
 def valid_letters(metadata, prompt=None):

@@ -48,6 +48,9 @@ def normalize(text):
     return _SPACES_RE.sub(" ", fold(str(text))).strip(" .;,:")
 
 
+_normalize_option = lru_cache(maxsize=65536)(normalize)  # the same options come back per rollout
+
+
 class Options:
     "The letters a question offers and, where known, each one's text (normalized)."
 
@@ -66,8 +69,10 @@ def question_options(metadata, prompt=None):
     for key in ("choices", "options"):
         options = metadata.get(key)
         if isinstance(options, list) and 2 <= len(options) <= 26:
-            letters = LETTERS[: len(options)]
-            return Options(letters, _texts(zip(letters, options)))
+            try:
+                return _list_options(tuple(options))
+            except TypeError:  # unhashable option values
+                return Options(LETTERS[: len(options)], _texts(zip(LETTERS, options)))
         if isinstance(options, dict) and options and all(
             isinstance(k, str) and len(k) == 1 and k.upper() in LETTERS for k in options
         ):
@@ -79,11 +84,16 @@ def question_options(metadata, prompt=None):
     return Options(DEFAULT_LETTERS)
 
 
+@lru_cache(maxsize=4096)
+def _list_options(options):
+    return Options(LETTERS[: len(options)], _texts(zip(LETTERS, options)))
+
+
 def _texts(pairs):
     texts = {}
     for letter, text in pairs:
         if isinstance(text, (str, int, float)) and not isinstance(text, bool):
-            norm = normalize(text)
+            norm = _normalize_option(text)
             if norm:
                 texts[letter] = norm
     return texts
