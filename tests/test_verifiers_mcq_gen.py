@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cogapp import Cog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_verifiers_corpus import run_case
@@ -62,9 +63,17 @@ def test_heldout(case):
     check(case)
 
 
-@pytest.mark.parametrize("case", corpus_file("mcq_real.jsonl"), ids=lambda c: c.get("id", c["trap"]))
-def test_real_outputs(case):
-    check(case)
+def test_real_outputs():
+    "Hand-labelled answers of the embedded model: at least 99.5% right per task."
+    for name in ("mcq", "mcq-multi"):
+        cases = [c for c in corpus_file("mcq_real.jsonl") if c["verifier"] == name]
+        wrong = [c["id"] for c in cases if run_case(get_verifier(name), c).passed is not c["expected"]]
+        assert len(wrong) <= 0.005 * len(cases), (name, wrong)
+
+
+def test_accuracy_table_in_the_docs_is_current():
+    status = Cog().main(["cog", "--check", str(RSR.parent / "docs" / "verifiers.md")])
+    assert status == 0, "docs/verifiers.md is stale: run cog -r docs/verifiers.md"
 
 
 def test_no_case_is_written_into_the_code():

@@ -97,6 +97,16 @@ REASONING = [
 ]
 
 
+TRAP_KINDS = {True: "revision, elimination, comparative", False: "retracted or rejected gold",
+              None: "hedge or conflict"}
+
+
+def _foreign(form):
+    "True for a form in another language than English."
+    return not form.isascii() or form.split()[0] in ("La", "Le", "Las", "Les", "Die", "Respuesta:",
+                                                      "Antwort:", "Resposta:")
+
+
 def _options(option_set, count=None):
     question, texts = option_set
     letters = "ABCDEFGHIJ"[: len(texts)]
@@ -119,11 +129,11 @@ def single_cases():
     rng = random.Random(15)
     cases = []
 
-    def add(opts, layout, response, gold, expected, trap):
+    def add(opts, layout, response, gold, expected, trap, kind):
         question = OPTION_SETS_BY_ID[opts]
         prompt, metadata = _prompt(layout, *_options(question))
         case = {"verifier": "mcq", "response": response, "gold": gold, "expected": expected,
-                "trap": trap}
+                "trap": trap, "kind": kind}
         if prompt:
             case["prompt"] = prompt
         if metadata:
@@ -148,12 +158,14 @@ def single_cases():
             fill = {"W": wrong, "TW": texts[wrong]}
             around = (lead.format(**fill), tail.format(**fill))
             right = around[0] + _single(form, gold, texts) + around[1]
-            add(set_id, layout, right, gold, True, f"single form {i}: {form!r} / {layout[0]}")
+            kind = "language" if _foreign(form) else "surface form"
+            add(set_id, layout, right, gold, True, f"single form {i}: {form!r} / {layout[0]}", kind)
             # The same form stating another letter fails; the lead and tail keep naming {W}.
             other = rng.choice([k for k in letters if k not in (gold, wrong)])
             fill2 = {"W": wrong, "TW": texts[wrong]}
             wrong_text = lead.format(**fill2) + _single(form, other, texts) + tail.format(**fill2)
-            add(set_id, layout, wrong_text, gold, False, f"single form {i}, other letter / {layout[0]}")
+            add(set_id, layout, wrong_text, gold, False, f"single form {i}, other letter / {layout[0]}",
+                kind + ", other letter")
     for name, wrap in WRAPPERS:
         for k, form in enumerate(SINGLE_FORMS[::6]):
             set_id = k % len(OPTION_SETS)
@@ -163,16 +175,17 @@ def single_cases():
             wrong = letters[(k + len(name) + 1) % len(letters)]
             reasoning = REASONING[k % len(REASONING)].format(W=wrong)
             final = _single(form, gold, texts)
-            add(set_id, LAYOUTS[k % 6], wrap(final, reasoning), gold, True, f"wrapper {name}, form {form!r}")
+            add(set_id, LAYOUTS[k % 6], wrap(final, reasoning), gold, True, f"wrapper {name}, form {form!r}",
+                "reasoning wrapper")
             # The gold named only in the reasoning never counts.
             add(set_id, LAYOUTS[k % 6], wrap(_single(form, wrong, texts), reasoning.replace(wrong, gold)),
-                gold, False, f"wrapper {name}, gold only in reasoning")
+                gold, False, f"wrapper {name}, gold only in reasoning", "gold only in reasoning")
     for name, cut in CUT_WRAPPERS:
         for k in range(3):
             question, opts = _options(OPTION_SETS[k])
             gold = opts[k][0]
             add(k, LAYOUTS[k], cut(f"So the answer is {gold}. Answer: {gold}"), gold, None,
-                f"cut {name}: no final answer")
+                f"cut {name}: no final answer", "no final answer")
     _single_traps(rng, add)
     return cases
 
@@ -211,7 +224,7 @@ def _single_traps(rng, add):
             g, w, x, y = rng.sample(letters, 4)
             response = template.format(G=g, W=w, X=x, Y=y)
             layout = LAYOUTS[(set_id + t) % (len(LAYOUTS) - 1)]
-            add(set_id, layout, response, g, expected, f"trap {t}: {template!r}")
+            add(set_id, layout, response, g, expected, f"trap {t}: {template!r}", TRAP_KINDS[expected])
 
 
 OPTION_SETS_BY_ID = dict(enumerate(OPTION_SETS))
@@ -260,12 +273,12 @@ def multi_cases():
     rng = random.Random(1515)
     cases = []
 
-    def add(set_id, layout, response, gold, chosen, trap, expected=None):
+    def add(set_id, layout, response, gold, chosen, trap, kind, expected=None):
         question, opts = _options(MULTI_SETS[set_id])
         prompt, metadata = _prompt(layout, question, opts)
         passed = set(gold) == set(chosen) if expected is None and chosen is not None else expected
         case = {"verifier": "mcq-multi", "response": response, "gold": "".join(sorted(gold)),
-                "expected": passed, "trap": trap}
+                "expected": passed, "trap": trap, "kind": kind}
         if chosen is not None:
             g, c = set(gold), set(chosen)
             case["partial_score"] = len(g & c) / len(g | c)
@@ -296,7 +309,9 @@ def multi_cases():
             response = form.format(**fill)
             layout = LAYOUTS[(i + j) % len(LAYOUTS)]
             kind = ["exact", "subset", "superset", "exact"][j]
-            add(set_id, layout, response, gold, chosen, f"multi form {i} ({kind}): {form!r} / {layout[0]}")
+            family = "language" if _foreign(form) else "surface form"
+            add(set_id, layout, response, gold, chosen, f"multi form {i} ({kind}): {form!r} / {layout[0]}",
+                family if kind == "exact" else f"{family}, {kind}")
     for name, wrap in WRAPPERS:
         for k, form in enumerate(MULTI_FORMS[::5]):
             set_id = k % len(MULTI_SETS)
@@ -307,15 +322,15 @@ def multi_cases():
             fill["parens"] = _parens_and(gold)
             reasoning = f"Maybe the answer is {''.join(letters)}. Answer: {', '.join(letters)}"
             add(set_id, LAYOUTS[k % 6], wrap(form.format(**fill), reasoning), gold, gold,
-                f"multi wrapper {name}, form {form!r}")
+                f"multi wrapper {name}, form {form!r}", "reasoning wrapper")
             wrong = sorted(letters[-2:])
             fill = _multi_fill(wrong, letters)
             fill["parens"] = _parens_and(wrong)
             add(set_id, LAYOUTS[k % 6], wrap(form.format(**fill), f"Answer: {', '.join(gold)}"), gold, wrong,
-                f"multi wrapper {name}, gold only in reasoning")
+                f"multi wrapper {name}, gold only in reasoning", "gold only in reasoning")
     for name, cut in CUT_WRAPPERS:
         add(0, LAYOUTS[0], cut("So the answer is A, C and D. Answer: ACD"), "ACD", None,
-            f"multi cut {name}: no final answer")
+            f"multi cut {name}: no final answer", "no final answer")
     for set_id, multi_set in enumerate(MULTI_SETS):
         question, opts = _options(multi_set)
         letters = [k for k, _ in opts]
@@ -330,8 +345,11 @@ def multi_cases():
             (f"{letters[0]} is correct. {letters[1]} is correct. {letters[2]} is not correct.", gold, None),
             (f"- ({letters[0]}) ✓\n- ({letters[1]}) ✓\n- ({letters[2]}) ✗", gold, None),
             (f"Most people pick {m}, but {letters[2]} is wrong.\n\nAnswer: {g}", gold, None),
+            ("The correct options are:\n" + "\n".join(f"({k}) {t}" for k, t in opts[:2]), gold, None),
+            ("\n".join(f"{k}. {t}" for k, t in opts) + f"\n\nAnswer: {g}", gold, None),
         ]):
-            add(set_id, LAYOUTS[t % 6], response, gold, chosen, f"multi trap {t}", expected)
+            add(set_id, LAYOUTS[t % 6], response, gold, chosen, f"multi trap {t}",
+                "hedge or conflict" if chosen is None else "revision or verdicts", expected)
     return cases
 
 
