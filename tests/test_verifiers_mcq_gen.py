@@ -30,7 +30,8 @@ def all_mcq_cases():
     "Every mcq and mcq-multi case: the hand-written files, held-out, real outputs, generated."
     cases = [dict(c, verifier="mcq") for c in corpus_file("mcq.jsonl")]
     cases += [dict(c, verifier="mcq-multi") for c in corpus_file("mcq_multi.jsonl")]
-    return cases + corpus_file("mcq_heldout.jsonl") + corpus_file("mcq_real.jsonl") + GENERATED
+    cases += corpus_file("mcq_heldout.jsonl") + corpus_file("mcq_models.jsonl")
+    return cases + corpus_file("mcq_real.jsonl") + GENERATED
 
 
 def check(case):
@@ -60,6 +61,11 @@ def test_generated(case):
 
 @pytest.mark.parametrize("case", corpus_file("mcq_heldout.jsonl"), ids=lambda c: c["trap"])
 def test_heldout(case):
+    check(case)
+
+
+@pytest.mark.parametrize("case", corpus_file("mcq_models.jsonl"), ids=lambda c: c["trap"])
+def test_model_phrasings(case):
     check(case)
 
 

@@ -110,14 +110,14 @@ _HEDGE_CLAUSE_RE = re.compile(
     r"hard to say|undecided|uncertain|plausible|no estoy segur|je ne sais pas|nicht sicher|不确定|无法确定"
 )
 _POST_POS_RE = re.compile(
-    r"\s*(?:(?:is|are|seems?|looks?|appears?|was|would be|must be)\s+)?"
+    r"[\s\-–—:=,]*(?:(?:is|are|seems?|looks?|appears?|was|would be|must be)\s+)?"
     r"(?:(?:also|definitely|clearly|indeed|the|most|only)\s+)*"
     r"(?:correct|right|true|valid|accurate|best|the answer|answer|one|only (?:option|choice)|es (?:la )?correcta|"
     r"est (?:la )?(?:bonne|correcte|juste)|ist (?:die )?(?:richtig|korrekt))\b(?!\s+(?:if|only|when|provided|unless))"
     r"|\s*(?:✓|✔|☑|✅|是正确的|正确|对)"
 )
 _POST_NEG_RE = re.compile(
-    r"\s*(?:(?:is|are|was|were|seems?|looks?)\s+)?(?:(?:also|definitely|clearly)\s+)*"
+    r"[\s\-–—:=,]*(?:(?:is|are|was|were|seems?|looks?)\s+)?(?:(?:also|definitely|clearly)\s+)*"
     r"(?:incorrect|wrong|false|invalid|inaccurate|impossible|ruled out|eliminated|excluded|"
     r"(?:not|n't)\s*(?:correct|right|true|valid|the answer|an option|possible|it\b|[.,;:]|$)|"
     r"does(?: not|n't) (?:work|fit|apply|hold)|fails?\b|es incorrecta|est (?:fausse|incorrecte)|ist falsch)"
@@ -127,6 +127,7 @@ _POST_HEDGE_RE = re.compile(
     r"\s*(?:both\s+)?(?:seem|look|appear|are|could be|might be)s?\s+(?:\w+\s+)?"
     r"(?:plausible|possible|reasonable|candidates|likely)"
 )
+_ALL_BUT_RE = re.compile(r"\ball(?: the)?(?: (?:options|choices|statements|of them))? (?:except|but)(?: for)?$")
 _POST_COMPARE_RE = re.compile(r"\s*(?:over|rather than|instead of|versus|vs)\b")
 _SUBJECT_RE = re.compile(r"\s*(?:is|are|was|were|seems?|has|had)\b")
 _REVISION_RE = re.compile(
@@ -227,6 +228,8 @@ def _boundary_before(folded, start, floor):
 
 
 def _boundary_after(folded, end):
+    if folded[end : end + 1] in (".", ")") and folded[end + 1 : end + 2] == " ":
+        end += 1  # the dot of a label ("A. ...") ends no sentence
     match = _SENTENCE_END_RE.search(folded, end, end + _WINDOW)
     return match.start() if match else min(len(folded), end + _WINDOW)
 
@@ -272,7 +275,7 @@ def _read_before(tokens):
     return cue, negated, hedged
 
 
-def _classify(text, folded, groups, texts, multi):
+def _classify(text, folded, groups, texts, multi, valid):
     "Set each group's polarity and strength from its clause."
     previous_end = 0
     lines = folded[: groups[0].start].count("\n") if groups else 0
@@ -292,8 +295,13 @@ def _classify(text, folded, groups, texts, multi):
         cue, negated, hedged = _read_before(tokens)
         several = len(set(group.letters)) > 1
         after = after.lstrip(" )]}*$.")
-        if after.startswith("?"):
+        if after.startswith("?") or (not after.strip() and folded[finish : finish + 1] == "?"):
             continue  # a question: "Is it B or D?"
+        if negated and multi and _ALL_BUT_RE.search(" ".join(tokens)):
+            # "all except B": the other options are chosen
+            group.letters = [letter for letter in valid if letter not in group.letters]
+            group.polarity, group.strength = "chosen", "strong"
+            continue
         if negated:
             group.polarity = "rejected" if not _POST_POS_RE.match(after) else "neutral"
             continue
@@ -374,8 +382,9 @@ def _neutralise_echoed_lists(folded, groups):
             continue
         if len(run) >= 2:
             head_end = folded.rfind("\n", 0, run[0].start)
-            head_start = folded.rfind("\n", 0, head_end) + 1
-            cue, _, _ = _read_before(_TOKEN_RE.findall(folded[head_start:head_end]))
+            head_start = folded.rfind("\n", 0, max(head_end, 0)) + 1
+            head = folded[head_start:head_end] if head_end > 0 else ""
+            cue, _, _ = _read_before(_TOKEN_RE.findall(head))
             for item in run:
                 item.polarity, item.strength = "neutral", ""
             if cue in ("strong", "final"):
@@ -460,7 +469,7 @@ def read_choice(text, options, multi=False):
     text = text[-MAX_CHARS:]
     folded = fold(text)
     groups = _groups(text, folded, _mentions(text, options.letters))
-    _classify(text, folded, groups, options.texts, multi)
+    _classify(text, folded, groups, options.texts, multi, options.letters)
     groups += _text_choices(folded, options.texts, groups)
     groups.sort(key=lambda g: g.start)
     chosen = [g for g in groups if g.polarity in ("chosen", "hedged")]

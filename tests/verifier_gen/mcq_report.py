@@ -15,6 +15,7 @@ SOURCES = [
     ("hand-written", "mcq.jsonl", "mcq"),
     ("hand-written", "mcq_multi.jsonl", "mcq-multi"),
     ("held-out", "mcq_heldout.jsonl", None),
+    ("model phrasings", "mcq_models.jsonl", None),
     ("real outputs", "mcq_real.jsonl", None),
 ]
 
@@ -55,7 +56,8 @@ def accuracy_table():
     "The markdown table: task, source, kind, cases, right, accuracy."
     lines = ["| task | cases from | kind | cases | right | accuracy |", "| --- | --- | --- | ---: | ---: | ---: |"]
     counts = accuracy()
-    order = {"hand-written": 0, "held-out": 1, "real outputs": 2, "generated": 3, "all": 4}
+    order = {"hand-written": 0, "held-out": 1, "model phrasings": 2, "real outputs": 3, "generated": 4,
+             "all": 5}
     for (task, source, kind), (right, total) in sorted(
             counts.items(), key=lambda item: (item[0][0], order[item[0][1]], item[0][2])):
         label = "**all**" if source == "all" else source
