@@ -66,15 +66,15 @@ _ANY_MARKER_CHARS = "<[\u25c1"
 _HARMONY_TOKEN_RE = re.compile(r"<\|(?:start|end|return|call|channel|message|constrain)\|>")
 _HARMONY_STRIPPED_RE = re.compile(r"\A\s*analysis(?P<reasoning>.*?)assistantfinal(?P<final>.*)\Z", re.S)
 # "Thinking:" / "**Reasoning**" / "## Thought process" opening the response ...
-_HEADING_END = r"\b[ \t]*(?:\**[ \t]*:|:[ \t]*\**|\**[ \t]*$)"
+_HEADING_END = r"\b[ \t]*(?::[ \t]*(?:\*\*)?|\*\*[ \t]*:?|$)"
 _SECTION_OPEN_RE = re.compile(
-    r"\A\s*(?:#{1,4}[ \t]*)?\**[ \t]*(?:thinking|reasoning|thoughts?|thought process|chain of thought)"
+    r"\A(?:#{1,4}[ \t]*)?(?:\*\*[ \t]*)?(?:thinking|reasoning|thoughts?|thought process|chain of thought)"
     + _HEADING_END,
     re.I | re.M,
 )
 # ... and a later "Final answer:" / "## Answer" / "Response:" heading at a line start.
 _SECTION_FINAL_RE = re.compile(
-    r"^[ \t]*(?:#{1,4}[ \t]*)?\**[ \t]*(?:final answer|final response|answer|response)" + _HEADING_END,
+    r"^[ \t]*(?:#{1,4}[ \t]*)?(?:\*\*[ \t]*)?(?:final answer|final response|answer|response)" + _HEADING_END,
     re.I | re.M,
 )
 
@@ -107,7 +107,8 @@ def _answer_blocks(rest):
 
 def _split_sections(text):
     "(reasoning, final) for 'Thinking: ... Final answer: ...' sections, or None."
-    opening = _SECTION_OPEN_RE.match(text)
+    start = len(text) - len(text.lstrip())
+    opening = _SECTION_OPEN_RE.match(text, start)
     if not opening:
         return None
     headings = list(_SECTION_FINAL_RE.finditer(text, opening.end()))

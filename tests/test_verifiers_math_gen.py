@@ -159,3 +159,30 @@ def test_math500_golds_rerendered_verify():
             if got.passed is not True:
                 failed.append((row["id"], name, gold, got.extracted, got.details.get("reason")))
     assert failed == []
+
+
+PATHOLOGICAL = {
+    "huge exponent": ("\\boxed{2^{99999999}}", None),
+    "exponent tower": ("The answer is $10^{10^{10}}$.", None),
+    "factorial of an expression": ("\\boxed{(10^{6})!}", None),
+    "50,000 digits": ("\\boxed{" + "9" * 50_000 + "}", None),
+    "deep braces": ("\\boxed{" + "{" * 3000 + "1" + "}" * 3000 + "}", None),
+    "deep fractions": ("\\boxed{" + "\\frac{1}{" * 200 + "2" + "}" * 200 + "}", None),
+    "50,000 characters of prose": ("We try 3. " * 5000 + "So the answer is 12.", True),
+    "50,000 spaces": (" " * 50_000 + "12", True),
+    "long heading": ("## Answer" + " " * 50_000 + "12", True),
+    "10,000 unclosed boxes": ("\\boxed{" * 10_000, False),
+    "unclosed think, 50,000 characters": ("<think>" + "12 " * 16_000, None),
+    "nested think tags": ("<think>" * 3000 + "7" + "</think>" * 3000 + "Answer: 12", True),
+}
+
+
+def test_pathological_math_inputs_end_with_a_recorded_reason():
+    texts = [text for text, _ in PATHOLOGICAL.values()]
+    from rsr.verifiers import verify_batch
+
+    verdicts = verify_batch("math", texts, {"answer": "12"}, workers=1, timeout=10)
+    for (name, (_, expected)), got in zip(PATHOLOGICAL.items(), verdicts):
+        assert got.passed is expected, (name, got.extracted, got.error)
+        if expected is None:
+            assert got.error and got.details.get("reason"), name

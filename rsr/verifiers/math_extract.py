@@ -22,6 +22,7 @@ spans joined by "and"/"or"), else a bold span, else what follows the last
 ("not sure", "either 7 or 8", "could also be") makes the verdict undecided.
 """
 
+import bisect
 import json
 import re
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ _STATEMENT_RE = re.compile(
     r"\bfinal\s+(?:answer|result)s?(?:\s+(?:is|are|would be|will be))?"
     r"|\b(?:the|my|our)\s+(?:correct\s+|exact\s+)?(?:answer|result)\s+(?:is|are|would be|will be)"
     r"|\banswer\s+(?:is|=)"
-    r"|^[ \t>*#_-]*(?:answer|result|solution|ans)\b\s*(?:\*\*)?\s*[:=]"
+    r"|^[ \t>*#_-]*(?:answer|result|solution|ans)\b[ \t]*(?:\*\*[ \t]*)?[:=]"
     r"|^[ \t]*####"
     r"|la\s+respuesta(?:\s+final|\s+correcta)?\s+es|respuesta(?:\s+final)?\s*:"
     r"|la\s+r[ée]ponse(?:\s+finale|\s+correcte)?\s+est|r[ée]ponse(?:\s+finale)?\s*:"
@@ -56,13 +57,13 @@ _STATEMENT_RE = re.compile(
     r"|(?:antwort|endergebnis|ergebnis|l[öo]sung)\s*:"
     r"|最终答案(?:是|为)?\s*[:：]?|答案(?:是|为|應為|应为)?\s*[:：]?|故选|所以答案"
     r")"
-    r"[ \t]*(?:\*\*)?[ \t]*[:：=]?[ \t]*(?:\*\*)?",
+    r"[ \t]*(?:\*\*[ \t]*)?(?:[:：=][ \t]*)?(?:\*\*)?",
     re.I | re.M,
 )
 # A heading that announces the answer on the following lines.
 _HEADING_RE = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*|\*\*[ \t]*)(?:final\s+)?(?:answer|result|solution|respuesta|r[ée]ponse|antwort|答案)"
-    r"[ \t]*:?[ \t]*(?:\*\*)?[ \t]*:?[ \t]*$",
+    r"[ \t*:]*$",
     re.I | re.M,
 )
 _CONCLUSION_RE = re.compile(
@@ -78,7 +79,7 @@ _CHECK_RE = re.compile(
 )
 _MATH_SPAN_RE = re.compile(r"(?<!\\)\$\$(.+?)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 _BOLD_RE = re.compile(r"\*\*(.+?)\*\*|__(.+?)__", re.S)
-_CONNECTOR_RE = re.compile(r"^[\s,;]*(?:,|;|and|or|y|o|et|ou|und|oder|和|或|以及)?[\s,;]*$", re.I)
+_CONNECTOR_RE = re.compile(r"^[\s,;]*(?:(?:and|or|y|o|et|ou|und|oder|和|或|以及)[\s,;]*)?$", re.I)
 _APPROX_RE = re.compile(r"\\approx|≈|\\sim(?![a-z])|~|\(approx|approximately|about|\\text\{\s*approx", re.I)
 _COPULA_RE = re.compile(
     r"(?:\bis\b|\bare\b|\bequals?\b|\bbe\b|\bgives\b|\bget\b|\bes\b|\best\b|\bist\b|\bsind\b|"
@@ -107,30 +108,36 @@ class Extraction:
     undecided: str | None = None
 
 
+def _closing_braces(text):
+    "{index of an opening brace: index of its closing brace}, escaped braces skipped."
+    pairs, stack = {}, []
+    for i, char in enumerate(text):
+        if char in "{}" and i and text[i - 1] == "\\":
+            continue
+        if char == "{":
+            stack.append(i)
+        elif char == "}" and stack:
+            pairs[stack.pop()] = i
+    return pairs
+
+
 def braced(text, start):
     "The text inside the braces opening at text[start] ('{'), or None if unclosed."
-    depth = 0
-    for i in range(start, len(text)):
-        char = text[i]
-        if char == "{" and (i == 0 or text[i - 1] != "\\"):
-            depth += 1
-        elif char == "}" and text[i - 1] != "\\":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i]
-    return None
+    end = _closing_braces(text[start:]).get(0)
+    return None if end is None else text[start + 1 : start + end]
 
 
 def boxes(text):
     "[(start, end, content)] for every \\boxed{} / \\fbox{} in text."
-    found = []
+    found, pairs = [], None
     for match in _BOXED_RE.finditer(text):
         if found and match.start() < found[-1][1]:
             continue  # a box inside a box
         if match.group(1):
-            inner = braced(text, match.start(1))
-            if inner is not None:
-                found.append((match.start(), match.start(1) + len(inner) + 2, inner))
+            pairs = _closing_braces(text) if pairs is None else pairs
+            close = pairs.get(match.start(1))
+            if close is not None:
+                found.append((match.start(), close + 1, text[match.start(1) + 1 : close]))
         else:  # \boxed 5
             bare = re.match(r"\s*([^\s$]+)", text[match.end() :])
             if bare:
@@ -166,7 +173,7 @@ def _span_content(match):
 
 def answer_from_text(text, either_ok=False):
     "(answer, hedge) from a region that states an answer: its mathematics, cleaned."
-    text = text.strip()
+    text = text.strip()[-2000:]  # an answer is short, and ends its sentence
     hedge = _HEDGE_RE.search(text) or (not either_ok and _EITHER_RE.search(text))
     spans = list(_MATH_SPAN_RE.finditer(text))
     if spans:
@@ -189,7 +196,7 @@ def answer_from_text(text, either_ok=False):
         text = bold[-1]
     text = re.sub(r"\*\*|`|\\(?:boxed|fbox)\s*\{?", "", text)
     text = _cut_approx(words_to_numbers(text))
-    parts = re.split(r"\s+(?:and|or|y|o|et|ou|und|oder)\s+|\s*[,;]\s+(?=\D)", text)
+    parts = re.split(r"(?<!\s)\s+(?:and|or|y|o|et|ou|und|oder)\s+|(?<!\s)\s*[,;]\s+(?=\D)", text)
     runs = [_math_run(p) for p in parts]
     if len(parts) > 1 and all(runs) and all(len(r) * 2 >= len(p.strip(" .")) for r, p in zip(runs, parts)):
         return ", ".join(runs), hedge
@@ -284,7 +291,7 @@ def _json_answer(text):
 def _statement_answer(text, match):
     """(answer text, same_line) after a statement phrase: the rest of its sentence,
     else the next line (a heading with the answer below it)."""
-    rest = text[match.end() :]
+    rest = text[match.end() : match.end() + 2000]  # an answer is short
     line = rest.split("\n", 1)[0]
     same_line = bool(re.search(r"\w", line))
     if not same_line:
@@ -345,9 +352,13 @@ def extract(text, either_ok=False):
         match, answer, hedge, _ = answers[-1]
         if hedge:
             return Extraction(answer, "answer statement", "hedge between answers")
+        corrections = [m.start() for m in _CORRECTION_RE.finditer(text)]
         for earlier, value, _, same_line in reversed(answers[:-1]):
+            corrected = bisect.bisect_left(corrections, earlier.end()) < bisect.bisect_left(corrections, match.start())
             # A heading's answer is read from the next line: a later statement refines it.
-            if same_line and _differ(value, answer) and not _CORRECTION_RE.search(text[earlier.end() : match.start()]):
+            if corrected:
+                break
+            if same_line and _differ(value, answer):
                 return Extraction(answer, "answer statement", "two different final answers")
         return Extraction(answer, "answer statement")
     return _from_conclusion(text, either_ok)
