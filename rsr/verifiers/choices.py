@@ -155,6 +155,9 @@ class Group:
     final: bool = False
     line: int = 0
     own_text: bool = False
+    label: bool = False  # the letter labels its line: "A. ...", "(B) ...", "C) ..."
+    listed: bool = False  # one of several labelled lines: an option list
+    contradicts: str = ""  # the option whose text follows this letter's label
 
 
 def _mentions(text, valid):
@@ -291,6 +294,13 @@ def _classify(text, folded, groups, texts, multi, valid):
         before, own_before = _strip_own_text(folded[begin : group.start], texts, group.letters, True)
         after, own_after = _strip_own_text(folded[group.end : finish], texts, group.letters, False)
         group.own_text = own_before or own_after
+        group.label = _is_label(text, group)
+        rest = _rest_of_line(text, folded, group)
+        if rest is not None and len(group.letters) == 1:
+            if rest and rest != texts.get(group.letters[0]):
+                group.contradicts = next((k for k, t in texts.items() if t == rest), "")
+            if rest and (rest == texts.get(group.letters[0]) or group.contradicts):
+                after = ""  # "B. False, False": an option's text, not a verdict
         tokens = _TOKEN_RE.findall(before)
         cue, negated, hedged = _read_before(tokens)
         several = len(set(group.letters)) > 1
@@ -327,7 +337,36 @@ def _classify(text, folded, groups, texts, multi, valid):
             group.polarity, group.strength = "chosen", "weak"
         elif group.start >= last_line_start and _bold(text, group):
             group.polarity, group.strength = "chosen", "weak"
-    _neutralise_echoed_lists(folded, groups)
+        elif group.label and rest is not None and len(group.letters) == 1:
+            # "D. 4" heading a short line (a labelled paragraph discusses the option)
+            group.polarity, group.strength = "chosen", "line"
+    _neutralise_lists(folded, groups)
+
+
+_LABEL_BEFORE_RE = re.compile(r"[ \t>*•-]*\**[\(\[]?$")
+_LABEL_AFTER_RE = re.compile(r"\**[.):\]]\**(?:\s|$)")
+# A line that announces the answer list under it names the answer or its correctness.
+_ANNOUNCE_RE = re.compile(r"\b(?:correct|right|true|valid|final|best)\b|\b(?:" + _ANSWER_NOUN + r")\b|答案")
+
+
+def _is_label(text, group):
+    "True when the letter opens its line as a label: 'A. ...', '(B) ...', '**C)** ...'."
+    line_start = text.rfind("\n", 0, group.start) + 1
+    return bool(_LABEL_BEFORE_RE.match(text, line_start, group.start)
+                and group.start - line_start < 8 and _LABEL_AFTER_RE.match(text, group.end))
+
+
+def _rest_of_line(text, folded, group, limit=80):
+    """What follows "B." / "B)" / "B:" on the group's line, normalized ('' when
+    nothing does); None when no such mark follows or the rest is a paragraph."""
+    if not _LABEL_AFTER_RE.match(text, group.end):
+        return None
+    line_end = folded.find("\n", group.end)
+    raw = folded[group.end : line_end if line_end >= 0 else len(folded)]
+    rest = normalize(raw.lstrip(" .:)]*")).strip()
+    if len(rest) > limit or re.search(r"[.!?] \w", rest):
+        return None
+    return rest
 
 
 def _alone(text, folded, group, texts):
@@ -371,13 +410,15 @@ def _bold(text, group):
     return before.endswith(("**", "\\textbf{")) and (text[group.end : group.end + 4].lstrip(").: ") or " ")[0] in "*}"
 
 
-def _neutralise_echoed_lists(folded, groups):
-    """Consecutive lines that each hold one option and its text are the option
-    list echoed, not answers, unless the line before them announces the answer."""
+def _neutralise_lists(folded, groups):
+    """Labelled lines in ascending letters ('A. ...' then 'B. ...', blank lines
+    between allowed) are an option list, echoed or discussed, not answers;
+    unless the line before the list announces the answer ('The correct options
+    are:'), when the list is that answer."""
     run = []
-    for group in groups + [None]:
-        if group is not None and group.strength == "line" and group.own_text and (
-                not run or group.line == run[-1].line + 1):
+    for group in [g for g in groups if g.label and len(g.letters) == 1] + [None]:
+        if group is not None and run and group.letters[0] > run[-1].letters[0] and (
+                group.line - run[-1].line <= 4):
             run.append(group)
             continue
         if len(run) >= 2:
@@ -385,13 +426,17 @@ def _neutralise_echoed_lists(folded, groups):
             head_start = folded.rfind("\n", 0, max(head_end, 0)) + 1
             head = folded[head_start:head_end] if head_end > 0 else ""
             cue, _, _ = _read_before(_TOKEN_RE.findall(head))
+            if not _ANNOUNCE_RE.search(head):
+                cue = ""
             for item in run:
-                item.polarity, item.strength = "neutral", ""
+                item.listed = True
+                if item.strength == "line":
+                    item.polarity, item.strength = "neutral", ""
             if cue in ("strong", "final"):
                 first = run[0]
-                first.letters = [letter for item in run for letter in item.letters]
-                first.polarity, first.strength = "chosen", "strong"
-        run = [group] if group is not None and group.strength == "line" and group.own_text else []
+                first.letters = [item.letters[0] for item in run if item.polarity != "rejected"]
+                first.polarity, first.strength, first.contradicts = "chosen", "strong", ""
+        run = [group] if group is not None else []
 
 
 def _text_choices(folded, texts, groups):
@@ -436,17 +481,33 @@ _TEXT_FILLER_RE = re.compile(
 )
 
 
-def _conclusion(folded, texts, groups, multi):
-    "The options named in the last sentence, by letter or text, as one group, or None."
+_INVALID_LABEL_RE = re.compile(r"[ \t>*•-]*\**[\(\[]?([A-Z])\**[.):\]]")
+
+
+def _conclusion(text, folded, options, groups, multi):
+    """The options named in the last sentence, by letter or text, as one group;
+    None when it names none, or when it is a line of an option list."""
     stripped = folded.rstrip(" \n.!")
-    cut = max(stripped.rfind("\n"), stripped.rfind(". "), stripped.rfind("! "))
+    line = stripped.rfind("\n") + 1
+    cut = max(line - 1, stripped.rfind(". "), stripped.rfind("! "))
     start = cut + 1
+    if any(g.listed and g.start >= line for g in groups):
+        return None
+    label = _INVALID_LABEL_RE.match(text, line)
+    if label and label.group(1) not in options.letters:
+        return label.group(1)  # "E. ..." where E is no option
     sentence = " " + " ".join(stripped[start:].split()) + " "
     letters = {letter for g in groups if g.start >= start and g.polarity != "rejected"
                for letter in g.letters}
     out = {letter for g in groups if g.start >= start and g.polarity == "rejected" for letter in g.letters}
-    for letter, option in texts.items():
-        if letter not in out and re.search(r"(?<![\w.])" + re.escape(option) + r"(?![\w])", sentence):
+    spans = []
+    for letter, option in options.texts.items():
+        if letter not in out:
+            for match in re.finditer(r"(?<![\w.])" + re.escape(option) + r"(?![\w])", sentence):
+                spans.append((match.start(), match.end(), letter))
+    for begin, end, letter in spans:
+        # "abelian group" names one option, not also the option "group" inside it
+        if not any(b <= begin and end <= e and (b, e) != (begin, end) for b, e, _ in spans):
             letters.add(letter)
     if not letters or (len(letters) > 1 and not multi):
         return None
@@ -480,7 +541,7 @@ def read_choice(text, options, multi=False):
             return _verdicts(groups)
         chosen = answers
     if not chosen:
-        return _fallback(folded, options, groups, rejected, multi)
+        return _fallback(text, folded, options, groups, rejected, multi)
     last = chosen[-1]
     if last.polarity == "hedged":
         return Reading(None, "hedged between " + ", ".join(dict.fromkeys(last.letters)), True)
@@ -493,6 +554,8 @@ def read_choice(text, options, multi=False):
     conflict = _conflict(folded, chosen, last)
     if conflict:
         return Reading(None, conflict, True)
+    if last.contradicts:
+        return Reading(None, f"letter {last.letters[0]} with the text of option {last.contradicts}", True)
     return Reading("".join(sorted(letters)), _how(last))
 
 
@@ -503,12 +566,12 @@ def _how(group):
 
 def _conflict(folded, chosen, last):
     "A reason when two different firm answers stand with no revision between them."
-    if last.strength != "strong":
+    if last.strength not in ("strong", "line"):
         return None
     for earlier in reversed(chosen[:-1]):
         if set(earlier.letters) == set(last.letters) or earlier.polarity == "hedged":
             continue
-        if earlier.strength != "strong" or (last.final and not earlier.final):
+        if earlier.strength not in ("strong", "line") or (last.final and not earlier.final):
             return None
         if _REVISION_RE.search(folded, earlier.end, last.start):
             return None
@@ -528,13 +591,15 @@ def _verdicts(groups):
     return Reading(letters or None, "verdicts")
 
 
-def _fallback(folded, options, groups, rejected, multi):
+def _fallback(text, folded, options, groups, rejected, multi):
     if not multi and rejected:
         out = {letter for g in rejected for letter in g.letters}
         left = [letter for letter in options.letters if letter not in out]
         if len(left) == 1 and len(out) >= 2:
             return Reading(left[0], "elimination")
-    group = _conclusion(folded, options.texts, groups, multi)
+    group = _conclusion(text, folded, options, groups, multi)
+    if isinstance(group, str):
+        return Reading(None, f"{group} is not an option", True)
     if group is not None:
         return Reading("".join(group.letters), "last sentence")
     return Reading(None, "no answer found")
