@@ -402,6 +402,10 @@ def sympy_equal(a, b):
         return False
     if a.free_symbols != b.free_symbols and (a.is_number or b.is_number):
         return False
+    if _differ_at_points(a, b):
+        return False  # clearly different somewhere: no need to simplify
+    if sympy.expand(a - b) == 0:
+        return True
     diff = sympy.simplify(a - b)
     if diff == 0:
         return True
@@ -410,6 +414,28 @@ def sympy_equal(a, b):
         if va.is_finite and vb.is_finite and va.is_comparable is not False:
             scale = max(abs(va), abs(vb), sympy.Integer(1))
             return bool(abs(va - vb) <= sympy.Float("1e-40", 50) * scale)
+    return False
+
+
+def _differ_at_points(a, b):
+    """True when a and b evaluate to clearly different numbers (at a few rational
+    points for their symbols): a cheap rejection before simplify. Never used to accept."""
+    import sympy
+
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    points = [{}] if not symbols else [
+        {s: sympy.Rational(p + 3 * i, 7 + i) for i, s in enumerate(symbols)} for p in (2, 5)
+    ]
+    for point in points:
+        try:
+            va = complex(sympy.N(a.subs(point), 30))
+            vb = complex(sympy.N(b.subs(point), 30))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            return False
+        if any(v != v or abs(v) == float("inf") for v in (va, vb)):
+            return False
+        if abs(va - vb) > 1e-9 * max(1.0, abs(va), abs(vb)):
+            return True
     return False
 
 
