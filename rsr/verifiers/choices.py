@@ -134,6 +134,7 @@ _REVISION_RE = re.compile(
     r"\b(?:wait|actually|hmm+|no|oops|sorry|correction|correct(?:ed|ing)|instead|rather|however|"
     r"but|second thought|reconsider\w*|re-?check\w*|re-?evaluat\w*|mistake|misread|error|"
     r"recalculat\w*|let me|double-check\w*|updat\w*|revis\w*|final|espera|en realidad|"
+    r"(?:this|that|it|my answer|the first answer|the above) (?:is|was|'s) (?:incorrect|wrong|not right)|"
     r"corrección|pero|attends?|attendez|en fait|mais|warte|eigentlich|korrektur|aber)\b"
     r"|不对|更正|修正|其实|实际上|重新|但是|等等|最终"
 )
@@ -301,6 +302,8 @@ def _classify(text, folded, groups, texts, multi, valid):
                 group.contradicts = next((k for k, t in texts.items() if t == rest), "")
             if rest and (rest == texts.get(group.letters[0]) or group.contradicts):
                 after = ""  # "B. False, False": an option's text, not a verdict
+        if group.label and rest is not None:
+            after = after or _next_line_verdict(folded, group.end)  # a verdict on the next line
         tokens = _TOKEN_RE.findall(before)
         cue, negated, hedged = _read_before(tokens)
         several = len(set(group.letters)) > 1
@@ -337,8 +340,8 @@ def _classify(text, folded, groups, texts, multi, valid):
             group.polarity, group.strength = "chosen", "weak"
         elif group.start >= last_line_start and _bold(text, group):
             group.polarity, group.strength = "chosen", "weak"
-        elif group.label and rest is not None and len(group.letters) == 1:
-            # "D. 4" heading a short line (a labelled paragraph discusses the option)
+        elif group.label and rest is not None and _names_option(rest, texts.get(group.letters[0])):
+            # "D. 4" heading its line; a labelled sentence or paragraph discusses the option
             group.polarity, group.strength = "chosen", "line"
     _neutralise_lists(folded, groups)
 
@@ -367,6 +370,33 @@ def _rest_of_line(text, folded, group, limit=80):
     if len(rest) > limit or re.search(r"[.!?] \w", rest):
         return None
     return rest
+
+
+_NEXT_VERDICT_RE = re.compile(
+    r"\s*(?:(?:this|that|it)(?: is|'s)\s+(?P<not>not\s+)?(?:also\s+)?|)"
+    r"(?P<verdict>incorrect|wrong|false|correct|right|true)\b")
+
+
+def _next_line_verdict(folded, end):
+    "The verdict that the line after a labelled line gives it, or an empty string."
+    line_end = folded.find("\n", end)
+    if line_end < 0:
+        return ""
+    following = folded[line_end : line_end + 60].lstrip()
+    match = _NEXT_VERDICT_RE.match(following)
+    if not match:
+        return ""
+    return ("not " if match.group("not") else "") + match.group("verdict")
+
+
+def _names_option(rest, own):
+    "True when a label's line holds no more than an option's text, or a few words."
+    words = rest.split()
+    if len(words) <= 3 or own is None or rest == own:
+        return True
+    own_words = own.split()
+    shared = len(set(words) & set(own_words))
+    return shared * 2 >= len(own_words) and len(words) <= 1.5 * len(own_words) + 2
 
 
 def _alone(text, folded, group, texts):
@@ -428,9 +458,12 @@ def _neutralise_lists(folded, groups):
             cue, _, _ = _read_before(_TOKEN_RE.findall(head))
             if not _ANNOUNCE_RE.search(head):
                 cue = ""
+            plain = [item for item in run if item.strength == "line"]
+            # Where the other items are judged or discussed, the one plain item is chosen.
+            keep = plain[0] if len(plain) == 1 else None
             for item in run:
-                item.listed = True
-                if item.strength == "line":
+                item.listed = item is not keep
+                if item.strength == "line" and item is not keep:
                     item.polarity, item.strength = "neutral", ""
             if cue in ("strong", "final"):
                 first = run[0]

@@ -81,6 +81,8 @@ LEADS = [
     "It is not {W}.\n",
     "{W} looks tempting at first, but it does not hold up.\n\n",
     "The options are:\n{echo}\n\n",
+    "{W}. {TW}\n\nThis is incorrect.\n\n",
+    "{W}) {TW} is incorrect.\n\n",
     "Step 1: read the question.\nStep 2: compare the options.\n\n",
 ]
 # Text after the answer: explanations that name other options.
@@ -89,6 +91,7 @@ TAILS = [
     "\n\nExplanation: {W} ({TW}) is wrong here.",
     "\n\nNote that option {W} is incorrect.",
     "\n\n{W} can be ruled out because it describes something else.",
+    "\n\n{W}. {TW} is a different thing altogether, so it cannot be the answer.",
 ]
 REASONING = [
     "The answer is {W}. Hmm, let me keep checking the other options.",
