@@ -30,7 +30,7 @@ from dataclasses import dataclass
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
 # Markers that a later answer replaces an earlier one.
 _CORRECTION_RE = re.compile(
-    r"\b(?:wait|actually|correction|mistake|oops|sorry|i was wrong|scratch that|instead|"
+    r"\b(?:wait|actually|however|correction|mistake|oops|sorry|i was wrong|scratch that|instead|"
     r"re-?check(?:ing)?|recalculat\w*|let me redo|on second thought|no,|not \S+ but)\b"
     r"|\b(?:espera|en realidad|attendez|en fait|moment|eigentlich|korrektur)\b|等等|更正|其实",
     re.I,
@@ -106,6 +106,9 @@ class Extraction:
     answer: str | None
     how: str
     undecided: str | None = None
+    # Earlier final answers that differ in writing and were never corrected: the
+    # verdict is undecided unless they all get the same verdict as answer.
+    alternatives: tuple = ()
 
 
 def _closing_braces(text):
@@ -302,6 +305,19 @@ def _statement_answer(text, match):
     return (line[: ends[0][1]] if ends else line), same_line
 
 
+_NOT_AN_ANSWER_RE = re.compile(
+    r"^\W*(?:to|of|for|in|on|within|with|can|could|will|would|should|must|may|might|is|are|be|was|"
+    r"were|that|which|we|you|it|this|and|but|so|as|at|by|from|into|here|there|now|then)\b",
+    re.I,
+)
+
+
+def _word_answer(region):
+    "True when a region without mathematics can still be an answer: a few words (Evelyn, no solution)."
+    words = re.findall(r"\w+", region)
+    return 0 < len(words) <= 4 and not _NOT_AN_ANSWER_RE.match(region)
+
+
 def _differ(a, b):
     return re.sub(r"[\s$*{}.]|\\[,!; ]", "", a) != re.sub(r"[\s$*{}.]|\\[,!; ]", "", b)
 
@@ -331,7 +347,7 @@ def extract(text, either_ok=False):
     if text is None or not text.strip():
         return Extraction(None, "empty final answer", "empty final answer")
     text = _escape_currency(re.sub(r"```[a-zA-Z]*\n?", "", text))
-    found = boxes(text)
+    found = [box for box in boxes(text) if box[2].strip()]  # "put it within \\boxed{}" is no answer
     if found:
         return _from_boxes(text, found, either_ok)
     value = _json_answer(text)
@@ -343,8 +359,8 @@ def extract(text, either_ok=False):
     answers = []
     for match in statements:
         region, same_line = _statement_answer(text, match)
-        if not _HAS_MATH_RE.search(region) and not re.search(r"\w", region):
-            continue
+        if not _HAS_MATH_RE.search(region) and not _word_answer(region):
+            continue  # "the final answer can be represented ...", "... to the problem"
         answer, hedge = answer_from_text(region, either_ok)
         if answer:
             answers.append((match, answer, hedge, same_line))
@@ -353,14 +369,15 @@ def extract(text, either_ok=False):
         if hedge:
             return Extraction(answer, "answer statement", "hedge between answers")
         corrections = [m.start() for m in _CORRECTION_RE.finditer(text)]
+        alternatives = []
         for earlier, value, _, same_line in reversed(answers[:-1]):
             corrected = bisect.bisect_left(corrections, earlier.end()) < bisect.bisect_left(corrections, match.start())
-            # A heading's answer is read from the next line: a later statement refines it.
             if corrected:
                 break
-            if same_line and _differ(value, answer):
-                return Extraction(answer, "answer statement", "two different final answers")
-        return Extraction(answer, "answer statement")
+            # A heading's answer is read from the next line: a later statement refines it.
+            if same_line and _differ(value, answer) and value not in alternatives:
+                alternatives.append(value)
+        return Extraction(answer, "answer statement", alternatives=tuple(alternatives[:5]))
     return _from_conclusion(text, either_ok)
 
 

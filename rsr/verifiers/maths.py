@@ -586,6 +586,10 @@ class MathVerifier(Verifier):
             return Verdict(False, 0.0, None, {"reason": found.how, "gold": gold})
         try:
             passed, why = compare(gold, found.answer)
+            if any(compare(gold, other)[0] != passed for other in found.alternatives):
+                details["reason"] = "two different final answers"
+                details["alternatives"] = list(found.alternatives)
+                return Verdict(None, None, found.answer, details, "two different final answers")
         except TooLarge as ex:
             details["reason"] = f"refused: {ex}"
             return Verdict(None, None, found.answer, details, f"too large to evaluate: {ex}")
