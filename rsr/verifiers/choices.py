@@ -303,7 +303,9 @@ def _classify(text, folded, groups, texts, multi, valid):
             if rest and (rest == texts.get(group.letters[0]) or group.contradicts):
                 after = ""  # "B. False, False": an option's text, not a verdict
         if group.label and rest is not None:
-            after = after or _next_line_verdict(folded, group.end)  # a verdict on the next line
+            # a verdict that ends the labelled line ("— yes", "❌"), or on the next line
+            verdict = "" if rest in texts.values() else _line_end_verdict(rest)
+            after = verdict or after or _next_line_verdict(folded, group.end)
         tokens = _TOKEN_RE.findall(before)
         cue, negated, hedged = _read_before(tokens)
         several = len(set(group.letters)) > 1
@@ -332,8 +334,9 @@ def _classify(text, folded, groups, texts, multi, valid):
             group.polarity, group.strength = "chosen", "verdict"
         elif _in_answer_column(text, group):
             group.polarity, group.strength = "chosen", "strong"
-        elif _alone(text, folded, group, texts):
-            group.polarity, group.strength = "chosen", "line"
+        elif _alone(text, folded, group, texts) or (
+                not tokens and not after.strip(" .!") and len(group.letters) == 1):
+            group.polarity, group.strength = "chosen", "line"  # its line, or its sentence ("No. B.")
         elif cue == "weak" and not _SUBJECT_RE.match(after):
             group.polarity, group.strength = "chosen", "weak"
         elif not tokens and _POST_COMPARE_RE.match(after):
@@ -375,6 +378,19 @@ def _rest_of_line(text, folded, group, limit=80):
 _NEXT_VERDICT_RE = re.compile(
     r"\s*(?:(?:this|that|it)(?: is|'s)\s+(?P<not>not\s+)?(?:also\s+)?|)"
     r"(?P<verdict>incorrect|wrong|false|correct|right|true)\b")
+
+
+_LINE_END_VERDICT_RE = re.compile(
+    r"(?:^|[\s\-–—:,(])(?P<verdict>✓|✔|✅|☑|❌|✗|✘|✖|yes|no|correct|incorrect|true|false|right|wrong)[\s.!)]*$")
+_POSITIVE = {"✓", "✔", "✅", "☑", "yes", "correct", "true", "right"}
+
+
+def _line_end_verdict(rest):
+    "'correct' or 'incorrect' from a verdict that ends a labelled line, or ''."
+    match = _LINE_END_VERDICT_RE.search(rest)
+    if not match or match.start("verdict") == 0:
+        return ""  # a line that is nothing but "True" names an option text, not a verdict
+    return "correct" if match.group("verdict") in _POSITIVE else "incorrect"
 
 
 def _next_line_verdict(folded, end):
