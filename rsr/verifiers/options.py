@@ -28,7 +28,9 @@ _FOLD = str.maketrans({
 _SPACES_RE = re.compile(r"\s+")
 # An option line: a letter, then ". ", ") ", ": " or "(A) " and its text.
 _OPTION_LINE_RE = re.compile(
-    r"^[ \t>*-]*(?:\*\*)?[\(\[]?(?P<letter>[A-Z])(?:\*\*)?(?:[\)\]][.:]?|[.:：]|\s*[-–—])(?:\*\*)?[ \t]+(?P<text>\S.*?)[ \t]*$",
+    r"^[ \t>*-]*(?:\*\*)?[\(\[（]?(?P<letter>[A-Z])(?:\*\*)?"
+    r"(?:(?:[\)\]][.:]?|[.:]|\s*[-–—])(?:\*\*)?[ \t]+|[）：．、](?:\*\*)?[ \t]*)"  # full-width marks need no space
+    r"(?P<text>\S.*?)[ \t]*$",
     re.M,
 )
 # Several options on one line: "(A) 1 (B) 2 (C) 3".

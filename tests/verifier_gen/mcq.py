@@ -29,6 +29,7 @@ OPTION_SETS = [
      ["Sydney", "Melbourne", "Perth", "Brisbane", "Adelaide", "Hobart", "Darwin", "Canberra",
       "Cairns", "Geelong"]),
     ("Find the degree of the extension Q(sqrt(2), sqrt(3)) over Q.", ["0", "4", "2", "6"]),
+    ("中国的首都是哪里？", ["上海", "北京", "广州", "深圳"]),
     ("Which statement about the enzyme is true?",
      ["It raises the activation energy", "It is consumed by the reaction",
       "It lowers the activation energy", "All of the above"]),
@@ -50,6 +51,7 @@ LAYOUTS = [
     ("mmlu template", lambda q, opts: "Answer the following multiple choice question. The last line "
         "of your response should be of the following format: 'Answer: $LETTER'.\n\n" + q + "\n\n"
         + "\n".join(f"{k}. {t}" for k, t in opts)),
+    ("full-width marks", lambda q, opts: q + "\n" + "\n".join(f"{k}．{t}" for k, t in opts)),
     ("metadata choices", None),
 ]
 
