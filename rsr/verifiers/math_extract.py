@@ -60,6 +60,8 @@ _STATEMENT_RE = re.compile(
     r"[ \t]*(?:\*\*[ \t]*)?(?:[:：=][ \t]*)?(?:\*\*)?",
     re.I | re.M,
 )
+# Statements that name a result rather than commit to an answer.
+_WEAK_RE = re.compile(r"(?:the|my|our)\s+(?:correct\s+|exact\s+)?result\s+(?:is|are|would be|will be)", re.I)
 # A heading that announces the answer on the following lines.
 _HEADING_RE = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*|\*\*[ \t]*)(?:final\s+)?(?:answer|result|solution|respuesta|r[ée]ponse|antwort|答案)"
@@ -208,7 +210,11 @@ def answer_from_text(text, either_ok=False):
 
 def _math_run(text):
     "The last run of mathematics in prose (with its percent sign or word), or ''."
-    found = [m for m in _RUN_RE.finditer(text) if _RUN_HAS_RE.search(m.group(0))]
+    found = [
+        m for m in _RUN_RE.finditer(text) if _RUN_HAS_RE.search(m.group(0))
+        # an exponent right after a word belongs to a unit: 12 cm^2
+        and not (m.group(0).startswith("^") and m.start() and text[m.start() - 1].isalpha())
+    ]
     if not found:
         return ""
     run = found[-1].group(0).strip()
@@ -262,10 +268,13 @@ def _after_copula(sentence):
     bold = [m for m in _BOLD_RE.finditer(sentence) if _HAS_MATH_RE.search(_span_content(m))]
     if bold and not spans:
         return _span_content(bold[-1])
-    if spans:
-        return sentence[spans[0].start() :] if len(spans) > 1 else spans[-1].group(0)
     masked = _mask_math(sentence)
     copulas = [m for m in _COPULA_RE.finditer(masked) if _HAS_MATH_RE.search(sentence[m.end() :])]
+    if spans:
+        # Several spans: from the first one after the last "is" / ":" outside them.
+        after = [span for span in spans if copulas and span.start() >= copulas[-1].end()]
+        first = (after or spans)[0]
+        return sentence[first.start() :] if len(spans) > 1 else first.group(0)
     if copulas:
         return sentence[copulas[-1].end() :]
     return sentence
@@ -364,6 +373,10 @@ def extract(text, either_ok=False):
         answer, hedge = answer_from_text(region, either_ok)
         if answer:
             answers.append((match, answer, hedge, same_line))
+    if answers and _WEAK_RE.fullmatch(answers[-1][0].group(0).strip(" \t*:=")):
+        later = _from_conclusion(text[answers[-1][0].end() :], either_ok, concluding_only=True)
+        if later.answer:
+            return later  # "The result is X. Therefore, X = 1."
     if answers:
         match, answer, hedge, _ = answers[-1]
         if hedge:
@@ -420,12 +433,14 @@ def _sentence_around(text, start, end):
     return text[start : end + 80]
 
 
-def _from_conclusion(text, either_ok):
+def _from_conclusion(text, either_ok, concluding_only=False):
     sentences = [text[s:e] for s, e in _sentences(text)]
     with_math = [s for s in sentences if _HAS_MATH_RE.search(s)]
     if not with_math:
         return Extraction(None, "no answer found")
     concluding = [s for s in with_math if _CONCLUSION_RE.search(s.replace("**", ""))]
+    if concluding_only and not concluding:
+        return Extraction(None, "no concluding sentence")
     if concluding:
         chosen = concluding[-1]
     else:

@@ -316,8 +316,9 @@ def check_size(s):
     for match in _EXPONENT_RE.finditer(s):
         if float(match.group(1)) > MAX_EXPONENT:
             raise TooLarge(f"exponent {match.group(1)} larger than {MAX_EXPONENT}")
-    if re.search(r"[)}]\s*!", s):
-        raise TooLarge("factorial of an expression")
+    for inner in re.findall(r"(?:\(([^()]*)\)|\{([^{}]*)\})\s*!", s):
+        if not re.fullmatch(r"\s*\d{1,3}\s*", "".join(inner)):
+            raise TooLarge("factorial of an expression")
     for match in _FACTORIAL_RE.finditer(s):
         if int(match.group(1)) > 1000:
             raise TooLarge(f"factorial of {match.group(1)}")
