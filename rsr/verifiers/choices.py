@@ -30,6 +30,7 @@ from .cues import (
     _ANNOUNCE_RE,
     _ANSWER_HEADER_RE,
     _CONNECTIVES,
+    _EXAMPLE_RE,
     _FILLER,
     _FINAL_RE,
     _HEDGE_CLAUSE_RE,
@@ -236,6 +237,8 @@ def _classify(text, folded, groups, texts, multi, valid):
         after = after.lstrip(" )]}*$.")
         if after.startswith("?") or (not after.strip() and folded[finish : finish + 1] == "?"):
             continue  # a question: "Is it B or D?"
+        if _EXAMPLE_RE.search(folded, begin, group.start):
+            continue  # the answer format quoted: "(for example 'Answer: AC')"
         if negated and multi and _ALL_BUT_RE.search(" ".join(tokens)):
             # "all except B": the other options are chosen
             group.letters = [letter for letter in valid if letter not in group.letters]

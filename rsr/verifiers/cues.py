@@ -105,6 +105,8 @@ _REVISION_RE = re.compile(
     r"corrección|pero|attends?|attendez|en fait|mais|warte|eigentlich|korrektur|aber)\b"
     r"|不对|更正|修正|其实|实际上|重新|但是|等等|最终"
 )
+# A clause that quotes the answer format instead of answering.
+_EXAMPLE_RE = re.compile(r"\b(?:for example|for instance|e\.g\.|such as|of the following format|in the format)\b")
 _FINAL_RE = re.compile(r"final|最终|definitiv")
 _SENTENCE_END_RE = re.compile(r"[.!?;](?=\s|$)|\n")
 _LINE_OK = frozenset(_FILLER | {"answer", "correct", "•", "✓", "✔", "!", "?", ";", "..."})

@@ -352,6 +352,8 @@ def multi_cases():
             (f"Most people pick {m}, but {letters[2]} is wrong.\n\nAnswer: {g}", gold, None),
             ("The correct options are:\n" + "\n".join(f"({k}) {t}" for k, t in opts[:2]), gold, None),
             ("\n".join(f"{k}. {t}" for k, t in opts) + f"\n\nAnswer: {g}", gold, None),
+            (f"The last line must be of the following format: Answer: {''.join(more)}\n\nAnswer: {g}", gold, None),
+            (f"I answer in the format asked (for example 'Answer: {''.join(more)}').\n\nAnswer: {g}", gold, None),
         ]):
             add(set_id, LAYOUTS[t % 6], response, gold, chosen, f"multi trap {t}",
                 "hedge or conflict" if chosen is None else "revision or verdicts", expected)
