@@ -49,7 +49,7 @@ _STATEMENT_RE = re.compile(
     r"\bfinal\s+(?:answer|result)s?(?:\s+(?:is|are|would be|will be))?"
     r"|\b(?:the|my|our)\s+(?:correct\s+|exact\s+)?(?:answer|result)\s+(?:is|are|would be|will be)"
     r"|\banswer\s+(?:is|=)"
-    r"|^[ \t>*#_-]*(?:answer|result|solution|ans)\b[ \t]*(?:\*\*[ \t]*)?[:=]"
+    r"|^[ \t>*#_$-]*(?:\\text\{[ \t]*)?(?:answer|result|solution|ans)\b[ \t]*(?:\*\*[ \t]*)?[:=]"
     r"|^[ \t]*####"
     r"|la\s+respuesta(?:\s+final|\s+correcta)?\s+es|respuesta(?:\s+final)?\s*:"
     r"|la\s+r[ée]ponse(?:\s+finale|\s+correcte)?\s+est|r[ée]ponse(?:\s+finale)?\s*:"
@@ -69,7 +69,7 @@ _HEADING_RE = re.compile(
     re.I | re.M,
 )
 _CONCLUSION_RE = re.compile(
-    r"^\W*(?:so|thus|therefore|hence|then|in total|altogether|in conclusion|in summary|overall|"
+    r"^\W*\u2234|^\W*(?:so|thus|therefore|hence|then|in total|altogether|in conclusion|in summary|overall|"
     r"this means|which means|consequently|finally|por lo tanto|entonces|as[ií] que|donc|ainsi|"
     r"par cons[ée]quent|also|daher|somit|folglich|insgesamt|所以|因此|故|综上)\b",
     re.I,
@@ -88,12 +88,15 @@ _COPULA_RE = re.compile(
     r"\bbetr[äa]gt\b|\blautet\b|是|为|為|=|:|：)",
     re.I,
 )
-_HAS_MATH_RE = re.compile(r"\d|\\[a-zA-Z]|[π√∞]|\$|\bpi\b|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten)\b", re.I)
+_HAS_MATH_RE = re.compile(
+    r"\d|\\[a-zA-Z]|[π√∞]|\$|\bpi\b|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten)\b", re.I
+)
 # A run of mathematics inside prose: numbers, operators, brackets, commands,
 # single-letter variables; words of two letters or more end it.
 _TOKEN = (
     r"(?:\.?\d[\d,.'\u202f]*\d|\.?\d|[+\-\u2212\u00d7\u00b7*/^=<>\u2264\u2265()\[\]{},&\u03c0\u221a\u221e%\u00b0_|!]"
-    r"|\\[a-zA-Z]+|\\[{}%$,\\]|(?<![A-Za-z])(?:[A-Za-z]|pi|sqrt)(?![A-Za-z])|[\u20ac$\u00a3\u00a5])"
+    r"|\\[a-zA-Z]+|\\[{}%$,\\]|(?<![A-Za-z])(?:[A-Za-z]|pi|sqrt)(?![A-Za-z])"
+    r"|[\u20ac$\u00a3\u00a5\u00b1\u00b2\u00b3\u211d\u2200-\u22ff])"
 )
 _RUN_RE = re.compile(_TOKEN + r"(?:[ \t]*" + _TOKEN + r")*")
 _RUN_HAS_RE = re.compile(r"\d|[\u03c0\u221a\u221e]|\\[a-zA-Z]")
@@ -176,8 +179,9 @@ def _span_content(match):
     return next(g for g in match.groups() if g is not None)
 
 
-def answer_from_text(text, either_ok=False):
-    "(answer, hedge) from a region that states an answer: its mathematics, cleaned."
+def answer_from_text(text, either_ok=False, first=True):
+    """(answer, hedge) from a region that states an answer: its mathematics, cleaned.
+    first: the answer opens the region (after "is"), else it ends it."""
     text = text.strip()[-2000:]  # an answer is short, and ends its sentence
     hedge = _HEDGE_RE.search(text) or (not either_ok and _EITHER_RE.search(text))
     spans = list(_MATH_SPAN_RE.finditer(text))
@@ -200,16 +204,22 @@ def answer_from_text(text, either_ok=False):
     if bold:
         text = bold[-1]
     text = re.sub(r"\*\*|`|\\(?:boxed|fbox)\s*\{?", "", text)
+    text = _NEGATED_RE.sub("", text)  # "24, not 25": the rejected value is no answer
+    text = re.sub(r"\s*\([A-Za-z][A-Za-z\s-]*\)", "", text)  # "12 (twelve)"
+    text = re.sub(r"^\s*\(?[A-J]\)\s+(?=\S)|^\s*[A-J]\.\s+(?=[-\d(\\])", "", text)  # "(C) 12"
     text = _cut_approx(words_to_numbers(text))
     parts = re.split(r"(?<!\s)\s+(?:and|or|y|o|et|ou|und|oder)\s+|(?<!\s)\s*[,;]\s+(?=\D)", text)
     runs = [_math_run(p) for p in parts]
     if len(parts) > 1 and all(runs) and all(len(r) * 2 >= len(p.strip(" .")) for r, p in zip(runs, parts)):
         return ", ".join(runs), hedge
-    return _math_run(text) or re.sub(r"[\s.。,;:!]+$", "", text).strip(), hedge
+    return _math_run(text, first) or re.sub(r"[\s.。,;:!]+$", "", text).strip(), hedge
 
 
-def _math_run(text):
-    "The last run of mathematics in prose (with its percent sign or word), or ''."
+_NEGATED_RE = re.compile(r",?\s*\b(?:but\s+)?(?:not|rather than|instead of)\s+[^,.;]*", re.I)
+
+
+def _math_run(text, first=True):
+    "The first (or last) run of mathematics in prose (with its percent sign or word), or ''."
     found = [
         m for m in _RUN_RE.finditer(text) if _RUN_HAS_RE.search(m.group(0))
         # an exponent right after a word belongs to a unit: 12 cm^2
@@ -217,9 +227,9 @@ def _math_run(text):
     ]
     if not found:
         return ""
-    run = found[-1].group(0).strip()
-    run = re.sub(r"^[=:,\s]+|[=,.\s]+$", "", run)
-    if _PERCENT_WORD_RE.match(text[found[-1].end() :]) and not run.endswith("%"):
+    chosen = found[0] if first else found[-1]
+    run = re.sub(r"^[=:,}\s]+|[=,.\s]+$", "", chosen.group(0).strip())
+    if _PERCENT_WORD_RE.match(text[chosen.end() :]) and not run.endswith("%"):
         run += r"\%"
     return run
 
@@ -229,10 +239,12 @@ _NUMBER_WORDS = {
         "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
         "fifteen sixteen seventeen eighteen nineteen".split())
 }
-_NUMBER_WORDS.update({w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)})
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_NUMBER_WORDS.update({w: 10 * i for i, w in enumerate(_TENS, 2)})
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
 _WORDS_RE = re.compile(
-    r"\b(?:(?:%s)(?:[\s-]+(?:and[\s-]+)?)?)+\b" % "|".join(sorted(list(_NUMBER_WORDS) + list(_SCALES), key=len, reverse=True)),
+    r"\b(?:(?:%s)(?:[\s-]+(?:and[\s-]+)?)?)+\b"
+    % "|".join(sorted(list(_NUMBER_WORDS) + list(_SCALES), key=len, reverse=True)),
     re.I,
 )
 
@@ -263,21 +275,30 @@ def _cut_approx(s):
 
 
 def _after_copula(sentence):
-    "What a concluding sentence says the answer is: after its last 'is'/'='/':'."
+    """(region, anchored): what a concluding sentence says the answer is, after its
+    first "is" (then after the last "=" of a chain) or its last "=" / ":"; anchored
+    is False when the sentence has none and the whole sentence is the region."""
     spans = list(_MATH_SPAN_RE.finditer(sentence))
     bold = [m for m in _BOLD_RE.finditer(sentence) if _HAS_MATH_RE.search(_span_content(m))]
     if bold and not spans:
-        return _span_content(bold[-1])
+        return _span_content(bold[-1]), True
     masked = _mask_math(sentence)
     copulas = [m for m in _COPULA_RE.finditer(masked) if _HAS_MATH_RE.search(sentence[m.end() :])]
     if spans:
         # Several spans: from the first one after the last "is" / ":" outside them.
         after = [span for span in spans if copulas and span.start() >= copulas[-1].end()]
         first = (after or spans)[0]
-        return sentence[first.start() :] if len(spans) > 1 else first.group(0)
+        return (sentence[first.start() :] if len(spans) > 1 else first.group(0)), True
+    words = [m for m in copulas if m.group(0)[0].isalpha() or m.group(0) in "\u662f\u4e3a\u70ba"]
+    if words:
+        region = sentence[words[0].end() :]  # "The total is 4 + 6 = 10": what it is
+        chain = [m for m in copulas if m.group(0) == "=" and m.start() >= words[0].end()]
+        if re.search(r",|\band\b|\bor\b", masked[words[0].end() :]):
+            chain = []  # "are x = -3 and x = 1/2" is a list, not a chain
+        return (sentence[chain[-1].end() :] if chain else region), True
     if copulas:
-        return sentence[copulas[-1].end() :]
-    return sentence
+        return sentence[copulas[-1].end() :], True
+    return sentence, False
 
 
 def _json_answer(text):
@@ -418,7 +439,7 @@ def _box_content(inner, either_ok):
     if not re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", outside):
         return inner
     statement = list(_STATEMENT_RE.finditer(words))
-    region = words[statement[-1].end() :] if statement else _after_copula(words)
+    region = words[statement[-1].end() :] if statement else _after_copula(words)[0]
     region = re.sub(r"[\s.,;]+$", "", region).strip()
     if not re.search(r"[A-Za-z]{2,}", re.sub(r"\\[a-zA-Z]+(?:\{[^{}]*\})?", " ", region)):
         return region  # what follows the phrase is all mathematics
@@ -446,8 +467,10 @@ def _from_conclusion(text, either_ok, concluding_only=False):
     else:
         plain = [s for s in with_math if not _CHECK_RE.search(s.replace("**", ""))]
         chosen = (plain or with_math)[-1]
-    region = _after_copula(chosen)
-    answer, hedge = answer_from_text(region, either_ok)
+    # "..., so she has 8 apples": the clause after a conclusion word inside the sentence.
+    clauses = re.split(r"[,;]\s+(?:so|thus|therefore|hence)\s+", chosen, flags=re.I)
+    region, anchored = _after_copula(clauses[-1])
+    answer, hedge = answer_from_text(region, either_ok, first=anchored)
     if not answer:
         return Extraction(None, "no answer found")
     return Extraction(answer, "concluding sentence", "hedge between answers" if hedge else None)
