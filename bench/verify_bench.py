@@ -15,6 +15,7 @@ many verdicts match the labels and each one's throughput.
 
     python bench/verify_bench.py --workers 0 1 2
     python bench/verify_bench.py --compare
+    python bench/verify_bench.py --pathological
 """
 
 import argparse
@@ -198,7 +199,20 @@ def main():
     parser.add_argument("--compare", action="store_true", help="also compare with math-verify")
     parser.add_argument("--verifiers", nargs="+", default=["mcq", "mcq-multi", "math"],
                         choices=["mcq", "mcq-multi", "math"])
+    parser.add_argument("--pathological", action="store_true",
+                        help="time mcq and mcq-multi on the huge inputs of tests/test_verifiers_mcq_gen.py")
     args = parser.parse_args()
+    if args.pathological:
+        from test_verifiers_mcq_gen import PATHOLOGICAL
+
+        prompt = [{"role": "user", "content": "Unit of force?\nA. Joule\nB. Newton\nC. Watt\nD. Pascal"}]
+        for name, text in PATHOLOGICAL.items():
+            for verifier in ("mcq", "mcq-multi"):
+                started = time.perf_counter()
+                get_verifier(verifier)(text, {"answer": "B"}, prompt=prompt)
+                print(json.dumps({"input": name, "chars": len(text), "verifier": verifier,
+                                  "ms": round(1000 * (time.perf_counter() - started), 1)}))
+        return
     rng = random.Random(0)
     build = {"mcq": mcq_rollouts, "mcq-multi": mcq_multi_rollouts, "math": math_rollouts}
     suites = {name: build[name](args.rollouts, rng) for name in args.verifiers}

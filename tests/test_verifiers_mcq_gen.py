@@ -93,6 +93,27 @@ def test_no_case_is_written_into_the_code():
     assert not leaked
 
 
+PATHOLOGICAL = {
+    "50,000 letters": "A B C D " * 6250,
+    "option texts": "Newton Watt " * 4200,
+    "table rows": "| A | B |\n" * 5000,
+    "labelled lines": "A. Joule\nB. Newton\nC. Watt\nD. Pascal\n" * 1400,
+    "answers and negations": "Answer: A. It is not B, so C or D? " * 1400,
+    "one long word": "x" * 50_000 + " Answer: B",
+}
+
+
+@pytest.mark.parametrize("name", PATHOLOGICAL)
+@pytest.mark.parametrize("verifier", ["mcq", "mcq-multi"])
+def test_pathological_inputs_get_a_verdict_with_its_reason(verifier, name):
+    "Huge inputs are read (from their tail) and decided; bench/verify_bench.py times them."
+    prompt = [{"role": "user", "content": "Unit of force?\nA. Joule\nB. Newton\nC. Watt\nD. Pascal"}]
+    verdict = get_verifier(verifier)(PATHOLOGICAL[name], {"answer": "B"}, prompt=prompt)
+    assert verdict.details["found_by"] and (verdict.passed is None) == bool(verdict.error)
+    if name == "one long word":
+        assert verdict.passed is True
+
+
 # --- properties
 
 OPTION_SET = st.integers(0, len(gen.OPTION_SETS) - 1)

@@ -280,9 +280,27 @@ _LABEL_BEFORE_RE = re.compile(r"[ \t>*•-]*\**[\(\[]?$")
 _LABEL_AFTER_RE = re.compile(r"\**[.):\]]\**(?:\s|$)")
 
 
+_LONG_LINE = 300  # past this a line is a paragraph: no label, answer line or table row
+
+
+def _line_start(text, position):
+    "Where position's line starts, looking back at most _LONG_LINE characters."
+    low = max(0, position - _LONG_LINE)
+    cut = text.rfind("\n", low, position)
+    return cut + 1 if cut >= 0 or low == 0 else low
+
+
+def _line_end(text, position):
+    "Where position's line ends, looking ahead at most _LONG_LINE characters (-1 when the text does)."
+    cut = text.find("\n", position, position + _LONG_LINE)
+    if cut >= 0 or position + _LONG_LINE < len(text):
+        return cut if cut >= 0 else position + _LONG_LINE
+    return -1
+
+
 def _is_label(text, group):
     "True when the letter opens its line as a label: 'A. ...', '(B) ...', '**C)** ...'."
-    line_start = text.rfind("\n", 0, group.start) + 1
+    line_start = _line_start(text, group.start)
     return bool(_LABEL_BEFORE_RE.match(text, line_start, group.start)
                 and group.start - line_start < 8 and _LABEL_AFTER_RE.match(text, group.end))
 
@@ -292,7 +310,7 @@ def _rest_of_line(text, folded, group, limit=80):
     nothing does); None when no such mark follows or the rest is a paragraph."""
     if not _LABEL_AFTER_RE.match(text, group.end):
         return None
-    line_end = folded.find("\n", group.end)
+    line_end = _line_end(folded, group.end)
     raw = folded[group.end : line_end if line_end >= 0 else len(folded)]
     rest = normalize(raw.lstrip(" .:)]*")).strip()
     if len(rest) > limit or re.search(r"[.!?] \w", rest):
@@ -310,8 +328,8 @@ def _line_end_verdict(rest):
 
 def _next_line_verdict(folded, end):
     "The verdict that the line after a labelled line gives it, or an empty string."
-    line_end = folded.find("\n", end)
-    if line_end < 0:
+    line_end = _line_end(folded, end)
+    if line_end < 0 or folded[line_end] != "\n":
         return ""
     following = folded[line_end : line_end + 60].lstrip()
     match = _NEXT_VERDICT_RE.match(following)
@@ -332,8 +350,8 @@ def _names_option(rest, own):
 
 def _alone(text, folded, group, texts):
     "True when the group, with its own option text, is all its line says."
-    line_start = folded.rfind("\n", 0, group.start) + 1
-    line_end = folded.find("\n", group.end)
+    line_start = _line_start(folded, group.start)
+    line_end = _line_end(folded, group.end)
     line_end = len(folded) if line_end < 0 else line_end
     if line_end - line_start > 200 or "|" in text[line_start:line_end]:
         return False  # a table row, or a paragraph
@@ -345,12 +363,14 @@ def _alone(text, folded, group, texts):
 
 def _in_answer_column(text, group):
     "True for a group in a markdown table's cell under an 'Answer' header."
-    line_start = text.rfind("\n", 0, group.start) + 1
+    line_start = _line_start(text, group.start)
     if "|" not in text[line_start : group.start]:
         return False
     column = text.count("|", line_start, group.start)
     header = line_start
-    while header > 0:  # up to the first line of the table
+    for _ in range(60):  # up to the first line of the table (a long one is no answer table)
+        if header <= 0:
+            break
         previous = text.rfind("\n", 0, header - 1) + 1
         if "|" not in text[previous : header - 1]:
             break
@@ -438,8 +458,8 @@ def _conclusion(text, folded, options, groups, multi):
     None when it names none, or when it is a line of an option list."""
     stripped = folded.rstrip(" \n.!")
     line = stripped.rfind("\n") + 1
-    cut = max(line - 1, stripped.rfind(". "), stripped.rfind("! "))
-    start = cut + 1
+    cut = max(line - 1, stripped.rfind(". "), stripped.rfind("! "), len(stripped) - 400)
+    start = cut + 1  # a conclusion is one sentence, not a page
     if any(g.listed and g.start >= line for g in groups):
         return None
     label = _INVALID_LABEL_RE.match(text, line)
