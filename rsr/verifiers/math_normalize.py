@@ -4,6 +4,7 @@ thousands separators in several locales, units, degrees, currency, percent
 words, number words, `\\mathbb{R}`, and LaTeX spelling variants."""
 
 import re
+from functools import lru_cache
 
 from .math_extract import words_to_numbers
 
@@ -32,6 +33,7 @@ _UNIT_TAIL_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=8192)  # golds repeat across a prompt's rollouts
 def normalize(text):
     "A canonical LaTeX-ish string for comparison (see the module docstring)."
     s = str(text).strip()

@@ -1,15 +1,15 @@
 """The `math` verifier: extract a final answer and decide equivalence with sympy.
 
-Extraction (final answer only): the last `\\boxed{}` or `\\fbox{}` (nested braces,
-`\\boxed{\\text{...}}`), else the last "final answer is ..." / "the answer is ..." /
-"Answer: ..." / "#### ..." line, else, when the gold is a plain number
-(GSM8K style), the last number in the text.
+Extraction (final answer only) is rsr.verifiers.math_extract: the last
+`\\boxed{}`, a JSON answer, the last answer statement (five languages), else the
+concluding sentence; hedges, two final answers with different verdicts and an
+empty final answer are undecided. Normalisation is rsr.verifiers.math_normalize.
 
 Equivalence, in order, each step only where the previous could not decide:
 
-1. Both sides are normalised: `$`, `\\left`/`\\right`, `\\dfrac`, `\\frac12`,
-   thousands separators (`1,000`, `1\\,000`, `1{,}000`), units in `\\text{}`/
-   `\\mbox{}`, degrees, `\\%`, currency, Unicode minus, π, √, `x = 3` -> `3`.
+1. Both sides are normalised (rsr.verifiers.math_normalize): `$`, `\\left`/
+   `\\right`, `\\dfrac`, `\\frac12`, thousands separators in several locales,
+   units, degrees, `\\%` and percent words, currency, Unicode symbols.
 2. Structure: tuples and intervals keep order and brackets, `\\{...\\}` sets and
    bare comma lists do not, unions of intervals, matrices, `a \\pm b`.
 3. Numbers that are exact rationals on both sides (integers, decimals,
@@ -28,6 +28,7 @@ long is stopped by the worker-process timeout (see rsr.verifiers.pool).
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 from . import Verdict, Verifier
 from .math_extract import extract, last_boxed  # noqa: F401 (last_boxed is API)
@@ -44,6 +45,7 @@ class TooLarge(Exception):
     "An answer too large to evaluate safely."
 
 
+@lru_cache(maxsize=4096)
 def is_list(gold):
     "True when a gold answer has several elements (a list or set, not a tuple)."
     return structure(normalize(gold))[0] in ("list", "set")
@@ -496,7 +498,7 @@ class MathVerifier(Verifier):
     "Mathematical equivalence of the final answer with metadata.answer."
 
     name = "math"
-    description = "Maths answers (\\boxed{}, 'final answer is', last number) compared exactly with sympy"
+    description = "Maths answers (\\boxed{}, answer statements, the concluding sentence) compared exactly with sympy"
     # sympy can run for a long time: checks run in worker processes with a hard timeout.
     inline = False
     needs_prompt = False

@@ -215,6 +215,13 @@ def cases(seed=0, per_rendering=6):
                 response = wrap(text, reasoning)
                 add(kind, gold, name, response, right, f"{kind} {gold} as {rendering} in {name} / {wname}", wname)
         right, wrong = renderings[0], misses[0]
+        if kind == "set":  # one box per solution, and one solution short
+            elements = [e.strip() for e in right.split(",")]
+            for joiner in (" and ", ", ", " or "):
+                boxed = joiner.join(f"$\\boxed{{{e}}}$" for e in elements)
+                add(kind, gold, "boxed-several", f"The solutions are {boxed}.", True, f"{kind} {gold}: {boxed}")
+                boxed = joiner.join(f"$\\boxed{{{e}}}$" for e in elements[:-1])
+                add(kind, gold, "boxed-several", f"The solutions are {boxed}.", False, f"{kind} {gold}: {boxed}")
         for name, mode, template in UNDECIDED_SURFACES:
             text = fill(template, mode, right, wrong)
             add(kind, gold, name, text, None, f"{kind} {gold}: {name}")
