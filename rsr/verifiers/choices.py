@@ -206,6 +206,7 @@ def _read_before(tokens):
 
 def _classify(text, folded, groups, texts, multi, valid):
     "Set each group's polarity and strength from its clause."
+    longest = max(80, max(map(len, texts.values()), default=0) + 20)
     previous_end = 0
     lines = folded[: groups[0].start].count("\n") if groups else 0
     line_mark = groups[0].start if groups else 0
@@ -221,16 +222,17 @@ def _classify(text, folded, groups, texts, multi, valid):
         after, own_after = _strip_own_text(folded[group.end : finish], texts, group.letters, False)
         group.own_text = own_before or own_after
         group.label = _is_label(text, group)
-        rest = _rest_of_line(text, folded, group)
+        rest = _rest_of_line(text, folded, group, longest)
         if rest is not None and len(group.letters) == 1:
             if rest and rest != texts.get(group.letters[0]):
                 group.contradicts = next((k for k, t in texts.items() if t == rest), "")
             if rest and (rest == texts.get(group.letters[0]) or group.contradicts):
                 after = ""  # "B. False, False": an option's text, not a verdict
-        if group.label and rest is not None:
-            # a verdict that ends the labelled line ("— yes", "❌"), or on the next line
-            verdict = "" if rest in texts.values() else _line_end_verdict(rest)
-            after = verdict or after or _next_line_verdict(folded, group.end)
+        if group.label and rest is not None and not _SUBJECT_RE.match(after):
+            # The words after a label are an option's text, not a verdict on it: the
+            # verdict ends the line ("— yes", "❌") or fills the next one.
+            verdict = "" if rest in texts.values() else _line_end_verdict(rest, texts)
+            after = verdict or _next_line_verdict(folded, group.end)
         tokens = _TOKEN_RE.findall(before)
         cue, negated, hedged = _read_before(tokens)
         several = len(set(group.letters)) > 1
@@ -318,11 +320,13 @@ def _rest_of_line(text, folded, group, limit=80):
     return rest
 
 
-def _line_end_verdict(rest):
+def _line_end_verdict(rest, texts):
     "'correct' or 'incorrect' from a verdict that ends a labelled line, or ''."
     match = _LINE_END_VERDICT_RE.search(rest)
-    if not match or match.start("verdict") == 0:
-        return ""  # a line that is nothing but "True" names an option text, not a verdict
+    if not match:
+        return ""
+    if match.start("verdict") == 0 and any(match.group("verdict") in t.split() for t in texts.values()):
+        return ""  # "D. True" where the options are "True, False" pairs: a garbled option text
     return "correct" if match.group("verdict") in _POSITIVE else "incorrect"
 
 
@@ -357,8 +361,10 @@ def _alone(text, folded, group, texts):
         return False  # a table row, or a paragraph
     head, _ = _strip_own_text(folded[line_start : group.start], texts, group.letters, True)
     tail, _ = _strip_own_text(folded[group.end : line_end], texts, group.letters, False)
+    tail_tokens = _TOKEN_RE.findall(tail)
+    # "Option C:" heads what follows; it answers nothing
     return all(t in _LINE_OK or t.isdigit() for t in _TOKEN_RE.findall(head)) and not any(
-        t.isalnum() for t in _TOKEN_RE.findall(tail))
+        t.isalnum() or t == ":" for t in tail_tokens)
 
 
 def _in_answer_column(text, group):
@@ -520,7 +526,7 @@ def read_choice(text, options, multi=False):
         letters -= later_rejections
         if not letters:
             return Reading(None, "answer retracted")
-    conflict = _conflict(folded, chosen, last)
+    conflict = _conflict(folded, chosen, last, rejected, multi)
     if conflict:
         return Reading(None, conflict, True)
     if last.contradicts:
@@ -533,16 +539,20 @@ def _how(group):
             "weak": "conclusion"}.get(group.strength, group.strength)
 
 
-def _conflict(folded, chosen, last):
-    "A reason when two different firm answers stand with no revision between them."
-    if last.strength not in ("strong", "line"):
+def _conflict(folded, chosen, last, rejected, multi):
+    """A reason when two different firm answers stand with no revision between
+    them: a correction, a "final answer", or a rejection of the earlier one."""
+    firm = ("strong", "line") if multi else ("strong", "line", "verdict")
+    if last.strength not in firm:
         return None
     for earlier in reversed(chosen[:-1]):
         if set(earlier.letters) == set(last.letters) or earlier.polarity == "hedged":
             continue
         if earlier.strength not in ("strong", "line") or (last.final and not earlier.final):
             return None
-        if _REVISION_RE.search(folded, earlier.end, last.start):
+        if _REVISION_RE.search(folded, earlier.end, last.start) or any(
+                earlier.end <= g.start < last.start and set(g.letters) & set(earlier.letters)
+                for g in rejected):
             return None
         return "two different answers: " + "".join(sorted(set(earlier.letters))) + " and " + "".join(
             sorted(set(last.letters)))

@@ -79,7 +79,7 @@ _HEDGE_CLAUSE_RE = re.compile(
 _POST_POS_RE = re.compile(
     r"[\s\-–—:=,]*(?:(?:is|are|seems?|looks?|appears?|was|would be|must be)\s+)?"
     r"(?:(?:also|definitely|clearly|indeed|the|most|only)\s+)*"
-    r"(?:correct|right|true|valid|accurate|best|the answer|answer|one|only (?:option|choice)|es (?:la )?correcta|"
+    r"(?:correct|right|true|valid|accurate|best|the answer|answer|(?:right|correct|best) one|only (?:option|choice)|es (?:la )?correcta|"
     r"est (?:la )?(?:bonne|correcte|juste)|ist (?:die )?(?:richtig|korrekt))\b(?!\s+(?:if|only|when|provided|unless))"
     r"|\s*(?:✓|✔|☑|✅|是正确的|正确|对)"
 )
@@ -99,8 +99,8 @@ _POST_COMPARE_RE = re.compile(r"\s*(?:over|rather than|instead of|versus|vs)\b")
 _SUBJECT_RE = re.compile(r"\s*(?:is|are|was|were|seems?|has|had)\b")
 _REVISION_RE = re.compile(
     r"\b(?:wait|actually|hmm+|no|oops|sorry|correction|correct(?:ed|ing)|instead|rather|however|"
-    r"but|second thought|reconsider\w*|re-?check\w*|re-?evaluat\w*|mistake|misread|error|"
-    r"recalculat\w*|let me|double-check\w*|updat\w*|revis\w*|final|espera|en realidad|"
+    r"but|second thought|on reflection|after all|looking again|re-?read\w*|reconsider\w*|re-?check\w*|re-?evaluat\w*|mistake|misread|error|"
+    r"recalculat\w*|let me|double-check\w*|updat\w*|revis\w*|espera|en realidad|"
     r"(?:this|that|it|my answer|the first answer|the above) (?:is|was|'s) (?:incorrect|wrong|not right)|"
     r"corrección|pero|attends?|attendez|en fait|mais|warte|eigentlich|korrektur|aber)\b"
     r"|不对|更正|修正|其实|实际上|重新|但是|等等|最终"
