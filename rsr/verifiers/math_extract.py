@@ -38,7 +38,7 @@ _CORRECTION_RE = re.compile(
 _HEDGE_RE = re.compile(
     r"\b(?:not (?:entirely |completely |quite |100% )?(?:sure|certain)|unsure|uncertain|"
     r"could also be|might (?:also )?be|may also be|or possibly|or maybe|or perhaps|"
-    r"i (?:can't|cannot) decide|hard to say|either way)\b|不确定|也可能",
+    r"i (?:can't|cannot) decide|hard to say|either way|but (?:it )?(?:could|might|may) be)\b|不确定|也可能",
     re.I,
 )
 _EITHER_RE = re.compile(r"\b(?:either|entweder|soit|o bien)\b", re.I)
@@ -160,8 +160,13 @@ def last_boxed(text):
 
 
 def _mask_math(text):
-    "text with math spans' characters replaced by placeholders of equal length (for sentence splits)."
+    """text with math spans' characters replaced by placeholders of equal length, and the
+    dots of abbreviations (i.e., e.g.) too, for sentence splits."""
+    text = _ABBREVIATION_RE.sub(lambda m: m.group(0).replace(".", "\x01"), text)
     return _MATH_SPAN_RE.sub(lambda m: "\x00" * len(m.group(0)), text)
+
+
+_ABBREVIATION_RE = re.compile(r"\b(?:i\.e|e\.g|etc|approx|vs|cf|resp|ca|Nr|z\.B|d\.h)\.", re.I)
 
 
 def _sentences(text):
@@ -208,10 +213,15 @@ def answer_from_text(text, either_ok=False, first=True):
     text = re.sub(r"\s*\([A-Za-z][A-Za-z\s-]*\)", "", text)  # "12 (twelve)"
     text = re.sub(r"^\s*\(?[A-J]\)\s+(?=\S)|^\s*[A-J]\.\s+(?=[-\d(\\])", "", text)  # "(C) 12"
     text = _cut_approx(words_to_numbers(text))
-    parts = re.split(r"(?<!\s)\s+(?:and|or|y|o|et|ou|und|oder)\s+|(?<!\s)\s*[,;]\s+(?=\D)", text)
+    pieces = re.split(
+        r"((?<![\s,])(?:\s*,)?\s+(?:and|or|[yo](?!\s*[=<>+*/^-])|et|ou|und|oder)\s+|(?<!\s)\s*[,;]\s+(?=\D))", text
+    )
+    parts, separators = pieces[::2], pieces[1::2]
     runs = [_math_run(p) for p in parts]
     if len(parts) > 1 and all(runs) and all(len(r) * 2 >= len(p.strip(" .")) for r, p in zip(runs, parts)):
-        return ", ".join(runs), hedge
+        # "9 or 10" offers alternatives; "1, 2 and 3" lists answers.
+        alternatives = all(re.fullmatch(r"\s*(?:or|o|ou|oder)\s*", sep) for sep in separators)
+        return (" or " if alternatives else ", ").join(runs), hedge
     return _math_run(text, first) or re.sub(r"[\s.。,;:!]+$", "", text).strip(), hedge
 
 
@@ -249,8 +259,17 @@ _WORDS_RE = re.compile(
 )
 
 
+_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "quarter": 4, "fourth": 4, "fifth": 5, "sixth": 6,
+                 "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
+_FRACTION_WORDS_RE = re.compile(
+    r"\b(one|a|two|three|four|five|six|seven|eight|nine)[\s-]+(%s)s?\b" % "|".join(_DENOMINATORS), re.I
+)
+
+
 def words_to_numbers(text):
-    "Numbers written as English words turned into digits: 'twenty-five' -> '25'."
+    "Numbers written as English words turned into digits: 'twenty-five' -> '25', 'two thirds' -> '2/3'."
+    text = _FRACTION_WORDS_RE.sub(
+        lambda m: f"{_NUMBER_WORDS.get(m[1].lower(), 1)}/{_DENOMINATORS[m[2].lower()]}", text)
     def value(match):
         total = current = 0
         for word in re.findall(r"[a-z]+", match.group(0).lower()):
@@ -471,6 +490,7 @@ def _from_conclusion(text, either_ok, concluding_only=False):
     clauses = re.split(r"[,;]\s+(?:so|thus|therefore|hence)\s+", chosen, flags=re.I)
     region, anchored = _after_copula(clauses[-1])
     answer, hedge = answer_from_text(region, either_ok, first=anchored)
+    hedge = hedge or _HEDGE_RE.search(chosen)
     if not answer:
         return Extraction(None, "no answer found")
     return Extraction(answer, "concluding sentence", "hedge between answers" if hedge else None)

@@ -80,6 +80,7 @@ def normalize(text):
     s = re.sub(r"(?<!\\)\bsqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
     s = re.sub(r"(?<![\\a-zA-Z])pi\b", r"\\pi", s)
     s = re.sub(r"\s+", " ", s).strip()
+    s = re.sub(r"^[A-Z]\s*(?=\([^()]*,[^()]*\)$)", "", s)  # a named point: P(2, 3)
     if re.fullmatch(r"[A-Za-z][A-Za-z -]*", s):
         s = words_to_numbers(s).strip()  # "twelve" -> 12; other words stay words
     # 1,000,000 as a whole number (a bare comma list stays a list); 1.000.000

@@ -476,7 +476,11 @@ def _percent(s):
 def compare(gold, answer):
     "(passed, why) for a gold answer and an extracted answer, both raw strings."
     g, percent_gold = _percent(normalize(gold))
-    a, _ = _percent(normalize(answer))
+    a = normalize(answer)
+    sides = split_top(a, "=")
+    if len(sides) > 2 and _percent(sides[-1])[1] and not percent_gold:
+        a = "=".join(sides[:-1])  # 1/5 = 0.2 = 20%: the chain's value before it turns to percent
+    a, _ = _percent(a)
     if g == a:
         return True, "same text"
     gold_structure = structure(g)
@@ -517,6 +521,10 @@ class MathVerifier(Verifier):
             return Verdict(False, 0.0, None, {"reason": found.how, "gold": gold})
         try:
             passed, why = compare(gold, found.answer)
+            options = re.split(r"\s+or\s+", found.answer) if " or " in found.answer else []
+            if len(options) > 1 and not is_list(gold) and len({compare(gold, o)[0] for o in options}) > 1:
+                details["reason"] = "hedge between answers"
+                return Verdict(None, None, found.answer, details, "hedge between answers")
             if any(compare(gold, other)[0] != passed for other in found.alternatives):
                 details["reason"] = "two different final answers"
                 details["alternatives"] = list(found.alternatives)
