@@ -184,11 +184,15 @@ def _span_content(match):
     return next(g for g in match.groups() if g is not None)
 
 
+_ASIDE_RE = re.compile(r"\s*\((?=[^()]*[A-Za-z]{3,}\s+[A-Za-z]{2,})[^()]*\)")
+
+
 def answer_from_text(text, either_ok=False, first=True):
     """(answer, hedge) from a region that states an answer: its mathematics, cleaned.
     first: the answer opens the region (after "is"), else it ends it."""
     text = text.strip()[-2000:]  # an answer is short, and ends its sentence
     hedge = _HEDGE_RE.search(text) or (not either_ok and _EITHER_RE.search(text))
+    text = _ASIDE_RE.sub("", text)  # "$x = 2$ (the other root $x = -3$ is rejected)"
     spans = list(_MATH_SPAN_RE.finditer(text))
     if spans:
         # Spans joined by connectors are one list of answers: $x=1$ or $x=2$.
@@ -210,7 +214,7 @@ def answer_from_text(text, either_ok=False, first=True):
         text = bold[-1]
     text = re.sub(r"\*\*|`|\\(?:boxed|fbox)\s*\{?", "", text)
     text = _NEGATED_RE.sub("", text)  # "24, not 25": the rejected value is no answer
-    text = re.sub(r"\s*\([A-Za-z][A-Za-z\s-]*\)", "", text)  # "12 (twelve)"
+    text = re.sub(r"\s*\(\s*[A-Za-z]{2,}[A-Za-z\s-]*\)", "", text)  # "12 (twelve)"
     text = re.sub(r"^\s*\(?[A-J]\)\s+(?=\S)|^\s*[A-J]\.\s+(?=[-\d(\\])", "", text)  # "(C) 12"
     text = _cut_approx(words_to_numbers(text))
     pieces = re.split(
@@ -487,6 +491,7 @@ def _from_conclusion(text, either_ok, concluding_only=False):
         plain = [s for s in with_math if not _CHECK_RE.search(s.replace("**", ""))]
         chosen = (plain or with_math)[-1]
     # "..., so she has 8 apples": the clause after a conclusion word inside the sentence.
+    chosen = _ASIDE_RE.sub("", chosen)
     clauses = re.split(r"[,;]\s+(?:so|thus|therefore|hence)\s+", chosen, flags=re.I)
     region, anchored = _after_copula(clauses[-1])
     answer, hedge = answer_from_text(region, either_ok, first=anchored)

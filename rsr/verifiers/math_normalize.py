@@ -45,6 +45,10 @@ def normalize(text):
     s = re.sub(r"^\$+|\$+$", "", s).strip()
     s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
     s = _PERCENT_WORDS_RE.sub(r"\\%", s)
+    s = re.sub(r"\\varnothing|\u2205|\\\{\s*\\\}", r"\\emptyset", s)
+    s = re.sub(r"\\langle\s*(.*?)\s*\\rangle", r"(\1)", s)  # a vector <3, -1>
+    # Set-builder notation: \{x \mid x > 3\} is its condition.
+    s = re.sub(r"^\\\{\s*[a-zA-Z]\s*(?:\\in\s*[^|:]*?)?\s*(?:\\mid|\||:)\s*(.+?)\s*\\\}$", r"\1", s)
     s = _REALS_RE.sub(r"(-\\infty, \\infty)", s)
     s = s.replace("<=", r"\le ").replace(">=", r"\ge ")
     s = re.sub(r"\\(?:leq|leqslant)(?![a-zA-Z])", r"\\le", s)

@@ -99,6 +99,7 @@ def _enclosed(s, opener, closer):
 def structure(s):
     "A normalised answer as a nested tuple: ('set'|'tuple'|'list'|'matrix'|'union'|'eq'|'pm'|'scalar', ...)."
     s = s.strip()
+    s = re.sub(r"^[\[(]\s*(\\begin\{(\w+)\}.*\\end\{\2\})\s*[\])]$", r"\1", s, flags=re.S)  # [\begin{array}...]
     matrix = re.fullmatch(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}", s, re.S)
     if matrix:
         rows = [r for r in re.split(r"\\\\", matrix.group(2)) if r.strip()]
@@ -412,6 +413,13 @@ def equal(gold, answer, percent_gold=False):
         # The same value written twice (15\\frac{39}{40}, or \\frac{639}{40}) is that value.
         if all(equal(gold, element, percent_gold)[0] for element in answer[1]):
             return True, "every form given is equal"
+    if {kind, answer[0]} == {"matrix", "tuple"}:
+        # A vector written as a tuple: (3, -1) for a column or row matrix.
+        matrix, other = (gold, answer) if kind == "matrix" else (answer, gold)
+        cells = [c for row in matrix[1] for c in row]
+        if len(matrix[1]) == 1 or all(len(row) == 1 for row in matrix[1]):
+            pair = (cells, list(other[2])) if kind == "matrix" else (list(other[2]), cells)
+            return _all_equal(*pair, percent_gold, ordered=True)
     if kind != answer[0]:
         # A one-element tuple or set never matches a bare scalar; lists and sets
         # written in different notations do.
