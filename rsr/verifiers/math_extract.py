@@ -36,7 +36,7 @@ _CORRECTION_RE = re.compile(
     re.I,
 )
 _HEDGE_RE = re.compile(
-    r"\b(?:not (?:entirely |completely |quite |100% )?(?:sure|certain)|unsure|uncertain|"
+    r"\b(?:not (?:entirely |completely |quite |very |100% )?(?:sure|certain|confident)|unsure|uncertain|"
     r"could also be|might (?:also )?be|may also be|or possibly|or maybe|or perhaps|"
     r"i (?:can't|cannot) decide|hard to say|either way|but (?:it )?(?:could|might|may) be)\b|不确定|也可能",
     re.I,
@@ -95,7 +95,7 @@ _HAS_MATH_RE = re.compile(
 # single-letter variables; words of two letters or more end it.
 _TOKEN = (
     r"(?:\.?\d[\d,.'\u202f]*\d|\.?\d|[+\-\u2212\u00d7\u00b7*/^=<>\u2264\u2265()\[\]{},&\u03c0\u221a\u221e%\u00b0_|!]"
-    r"|\\[a-zA-Z]+|\\[{}%$,\\]|(?<![A-Za-z])(?:[A-Za-z]|pi|sqrt)(?![A-Za-z])"
+    r"|\\[a-zA-Z]+|\\[{}%$,\\]|(?<![A-Za-z])(?:[A-Za-z](?![ \t]+[A-Za-z]{2,})|pi|sqrt)(?![A-Za-z])"
     r"|[\u20ac$\u00a3\u00a5\u00b1\u00b2\u00b3\u211d\u2200-\u22ff])"
 )
 _RUN_RE = re.compile(_TOKEN + r"(?:[ \t]*" + _TOKEN + r")*")
@@ -229,6 +229,19 @@ def answer_from_text(text, either_ok=False, first=True):
     return _math_run(text, first) or re.sub(r"[\s.。,;:!]+$", "", text).strip(), hedge
 
 
+def _balanced_prefix(run):
+    "run cut before a bracket it opens and never closes: '18 (9' -> '18'."
+    stack = []
+    for i, char in enumerate(run):
+        if char in "([":
+            stack.append(i)
+        elif char in ")]" and stack:
+            stack.pop()
+    if stack and run[: stack[0]].strip() and _RUN_HAS_RE.search(run[: stack[0]]):
+        return run[: stack[0]].strip()
+    return run
+
+
 _NEGATED_RE = re.compile(r",?\s*\b(?:but\s+)?(?:not|rather than|instead of)\s+[^,.;]*", re.I)
 
 
@@ -243,6 +256,7 @@ def _math_run(text, first=True):
         return ""
     chosen = found[0] if first else found[-1]
     run = re.sub(r"^[=:,}\s]+|[=,.\s]+$", "", chosen.group(0).strip())
+    run = _balanced_prefix(run)
     if _PERCENT_WORD_RE.match(text[chosen.end() :]) and not run.endswith("%"):
         run += r"\%"
     return run
@@ -399,6 +413,7 @@ def extract(text, either_ok=False):
     "An Extraction of the final answer from a response whose reasoning is already removed."
     if text is None or not text.strip():
         return Extraction(None, "empty final answer", "empty final answer")
+    text = re.sub(r"<<[^<>\n]*>>", "", text)  # GSM8K calculator annotations: <<48/2=24>>24
     text = _escape_currency(re.sub(r"```[a-zA-Z]*\n?", "", text))
     found = [box for box in boxes(text) if box[2].strip()]  # "put it within \\boxed{}" is no answer
     if found:
@@ -494,7 +509,8 @@ def _from_conclusion(text, either_ok, concluding_only=False):
     chosen = _ASIDE_RE.sub("", chosen)
     clauses = re.split(r"[,;]\s+(?:so|thus|therefore|hence)\s+", chosen, flags=re.I)
     region, anchored = _after_copula(clauses[-1])
-    answer, hedge = answer_from_text(region, either_ok, first=anchored)
+    # "So she has 150 stickers now, 30 more than ...": a conclusion names its answer first.
+    answer, hedge = answer_from_text(region, either_ok, first=anchored or bool(concluding) or len(clauses) > 1)
     hedge = hedge or _HEDGE_RE.search(chosen)
     if not answer:
         return Extraction(None, "no answer found")
