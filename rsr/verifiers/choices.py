@@ -24,6 +24,7 @@ sentence naming exactly one option by letter or text.
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .cues import (
     _ALL_BUT_RE,
@@ -362,9 +363,9 @@ def _alone(text, folded, group, texts):
     head, _ = _strip_own_text(folded[line_start : group.start], texts, group.letters, True)
     tail, _ = _strip_own_text(folded[group.end : line_end], texts, group.letters, False)
     tail_tokens = _TOKEN_RE.findall(tail)
-    # "Option C:" heads what follows; it answers nothing
-    return all(t in _LINE_OK or t.isdigit() for t in _TOKEN_RE.findall(head)) and not any(
-        t.isalnum() or t == ":" for t in tail_tokens)
+    # "Option C:" heads what follows, and "A. 1500 A." ends in a unit: neither answers
+    return all((t in _LINE_OK and len(t) > 1) or t.isdigit() or not t.isalnum()
+               for t in _TOKEN_RE.findall(head)) and not any(t.isalnum() or t == ":" for t in tail_tokens)
 
 
 def _in_answer_column(text, group):
@@ -491,6 +492,25 @@ def _conclusion(text, folded, options, groups, multi):
     return group
 
 
+def _letters_in_option_texts(folded, texts):
+    """Spans of the text that quote an option's text holding a lone letter
+    ("6 A", "Vitamin C", "Both A and B"): letters there are the text's, not choices."""
+    spans = []
+    for option in texts.values():
+        pattern = _lone_letter_pattern(option)
+        if pattern is not None:
+            spans.extend(match.span() for match in pattern.finditer(folded))
+    return spans
+
+
+@lru_cache(maxsize=8192)
+def _lone_letter_pattern(option):
+    "A pattern finding option in folded text when it holds a lone letter (not a bare 'a'), else None."
+    if " " not in option or not re.search(r"(?<![\w.])[a-z](?![\w])", option):
+        return None
+    return re.compile(r"(?<![\w.])" + r"\s+".join(map(re.escape, option.split())) + r"(?![\w])")
+
+
 @dataclass
 class Reading:
     "What the reader found: letters (sorted, upper case) or None, and why."
@@ -504,7 +524,9 @@ def read_choice(text, options, multi=False):
     "The Reading of a final answer against Options (letters and texts)."
     text = text[-MAX_CHARS:]
     folded = fold(text)
-    groups = _groups(text, folded, _mentions(text, options.letters))
+    masked = _letters_in_option_texts(folded, options.texts)
+    mentions = [m for m in _mentions(text, options.letters) if not any(a <= m[0] < b for a, b in masked)]
+    groups = _groups(text, folded, mentions)
     _classify(text, folded, groups, options.texts, multi, options.letters)
     groups += _text_choices(folded, options.texts, groups)
     groups.sort(key=lambda g: g.start)

@@ -30,6 +30,7 @@ OPTION_SETS = [
       "Cairns", "Geelong"]),
     ("Find the degree of the extension Q(sqrt(2), sqrt(3)) over Q.", ["0", "4", "2", "6"]),
     ("中国的首都是哪里？", ["上海", "北京", "广州", "深圳"]),
+    ("What current flows through the 2 Ω resistor?", ["1.5 A", "6 A", "2.1 A", "4.2 A"]),
     ("Which statement about the enzyme is true?",
      ["It raises the activation energy", "It is consumed by the reaction",
       "It lowers the activation energy", "All of the above"]),
