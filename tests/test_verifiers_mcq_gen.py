@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from cogapp import Cog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_verifiers_corpus import run_case
 from verifier_gen import mcq as gen
+from verifier_gen.mcq_report import accuracy_table
 from verifier_gen.wrappers import CUT_WRAPPERS, WRAPPERS
 
 from rsr.verifiers import get_verifier
@@ -78,8 +78,11 @@ def test_real_outputs():
 
 
 def test_accuracy_table_in_the_docs_is_current():
-    status = Cog().main(["cog", "--check", str(RSR.parent / "docs" / "verifiers.md")])
-    assert status == 0, "docs/verifiers.md is stale: run cog -r docs/verifiers.md"
+    "The mcq block of docs/verifiers.md is what cog renders now (the other blocks have their own tests)."
+    docs = (RSR.parent / "docs" / "verifiers.md").read_text()
+    block = docs.split("from verifier_gen.mcq_report import accuracy_table", 1)[1]
+    rendered = block.split("]]] -->\n", 1)[1].split("<!-- [[[end]]] -->", 1)[0]
+    assert rendered == accuracy_table(), "docs/verifiers.md is stale: run cog -r docs/verifiers.md"
 
 
 def test_no_case_is_written_into_the_code():
