@@ -166,3 +166,12 @@ def test_pathological_math_inputs_end_with_a_recorded_reason():
         assert got.passed is expected, (name, got.extracted, got.error)
         if expected is None:
             assert got.error and got.details.get("reason"), name
+
+
+def test_math_accuracy_table_in_the_docs_is_current():
+    pytest.importorskip("math_verify")
+    page = (RSR.parent / "docs" / "verifiers.md").read_text()
+    start = page.index("from verifier_gen.math_report import accuracy_table")
+    start = page.index("]]] -->\n", start) + len("]]] -->\n")
+    rendered = page[start : page.index("<!-- [[[end]]] -->", start)]
+    assert rendered == math_report.accuracy_table(), "docs/verifiers.md is stale: run cog -r docs/verifiers.md"
