@@ -1,15 +1,15 @@
 """The `math` verifier: extract a final answer and decide equivalence with sympy.
 
-Extraction (final answer only): the last `\\boxed{}` or `\\fbox{}` (nested braces,
-`\\boxed{\\text{...}}`), else the last "final answer is ..." / "the answer is ..." /
-"Answer: ..." / "#### ..." line, else, when the gold is a plain number
-(GSM8K style), the last number in the text.
+Extraction (final answer only) is rsr.verifiers.math_extract: the last
+`\\boxed{}`, a JSON answer, the last answer statement (five languages), else the
+concluding sentence; hedges, two final answers with different verdicts and an
+empty final answer are undecided. Normalisation is rsr.verifiers.math_normalize.
 
 Equivalence, in order, each step only where the previous could not decide:
 
-1. Both sides are normalised: `$`, `\\left`/`\\right`, `\\dfrac`, `\\frac12`,
-   thousands separators (`1,000`, `1\\,000`, `1{,}000`), units in `\\text{}`/
-   `\\mbox{}`, degrees, `\\%`, currency, Unicode minus, π, √, `x = 3` -> `3`.
+1. Both sides are normalised (rsr.verifiers.math_normalize): `$`, `\\left`/
+   `\\right`, `\\dfrac`, `\\frac12`, thousands separators in several locales,
+   units, degrees, `\\%` and percent words, currency, Unicode symbols.
 2. Structure: tuples and intervals keep order and brackets, `\\{...\\}` sets and
    bare comma lists do not, unions of intervals, matrices, `a \\pm b`.
 3. Numbers that are exact rationals on both sides (integers, decimals,
@@ -28,8 +28,11 @@ long is stopped by the worker-process timeout (see rsr.verifiers.pool).
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 from . import Verdict, Verifier
+from .math_extract import extract, last_boxed  # noqa: F401 (last_boxed is API)
+from .math_normalize import normalize
 
 # Longest answer handed to sympy; longer ones are compared as text only.
 MAX_SYMPY_CHARS = 400
@@ -42,140 +45,14 @@ class TooLarge(Exception):
     "An answer too large to evaluate safely."
 
 
-# ---------------------------------------------------------------- extraction
-
-_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
-_ANSWER_LINE_RE = re.compile(
-    r"(?im)(?:final\s+answer(?:\s+is)?|the\s+answer\s+is|^\s*\**answer\**\s*[:=]|^\s*####)"
-    r"\s*[:=]?\s*(?P<answer>[^\n]+)"
-)
-_NUMBER_RE = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-
-
-def _braced(text, start):
-    "The text inside the braces opening at text[start] ('{'), or None if unclosed."
-    depth = 0
-    for i in range(start, len(text)):
-        char = text[i]
-        if char == "\\":
-            continue
-        if char == "{" and (i == 0 or text[i - 1] != "\\"):
-            depth += 1
-        elif char == "}" and text[i - 1] != "\\":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i]
-    return None
-
-
-def last_boxed(text):
-    "The content of the last \\boxed{} or \\fbox{} in text, or None."
-    for match in reversed(list(_BOXED_RE.finditer(text))):
-        if match.group(1):
-            inner = _braced(text, match.start(1))
-            if inner is not None:
-                return inner
-        else:  # \boxed 5
-            bare = re.match(r"\s*([^\s$]+)", text[match.end() :])
-            if bare:
-                return bare.group(1)
-    return None
+@lru_cache(maxsize=4096)
+def is_list(gold):
+    "True when a gold answer has several elements (a list or set, not a tuple)."
+    return structure(normalize(gold))[0] in ("list", "set")
 
 
 def is_plain_number(gold):
     return bool(re.fullmatch(r"\s*-?\$?\s*[\d,]*\.?\d+\s*", str(gold)))
-
-
-def extract_answer(text, gold=None):
-    "(answer, how) from a final answer, or (None, reason)."
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed, "boxed"
-    lines = list(_ANSWER_LINE_RE.finditer(text))
-    if lines:
-        answer = lines[-1].group("answer").strip()
-        # "Final Answer: The final answer is $12$. I hope it is correct."
-        inner = list(_ANSWER_LINE_RE.finditer(answer))
-        while inner:
-            answer = inner[-1].group("answer").strip()
-            inner = list(_ANSWER_LINE_RE.finditer(answer))
-        math_span = re.match(r"\$+([^$]+)\$+", answer)
-        if math_span:
-            answer = math_span.group(1)
-        answer = re.sub(r"^\**\s*|\s*\**$", "", answer)
-        answer = re.sub(r"^\$+|\$+\.?$|\.$", "", answer.strip()).strip()
-        answer = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", answer).strip()
-        if answer:
-            return answer, "answer line"
-    if gold is not None and is_plain_number(gold):
-        numbers = _NUMBER_RE.findall(text)
-        if numbers:
-            return numbers[-1].rstrip(",").replace("$", ""), "last number"
-    return None, "no answer found"
-
-
-# ------------------------------------------------------------- normalisation
-
-_UNICODE = {
-    "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u00d7": r"\times ", "\u22c5": r"\cdot ",
-    "\u00b7": r"\cdot ", "\u03c0": r"\pi ", "\u221e": r"\infty ", "\u2264": r"\le ",
-    "\u2265": r"\ge ", "\u00b0": r"^\circ", "\u00bd": r"\frac{1}{2}", "\u00bc": r"\frac{1}{4}",
-    "\u00be": r"\frac{3}{4}", "\u00b1": r"\pm ", "\u2009": " ", "\u00a0": " ", "\u202f": " ",
-}
-_UNIT_WORDS = (
-    "cm|mm|km|m|kg|g|mg|lb|lbs|oz|ft|feet|foot|in|inch|inches|yd|yards?|miles?|meters?|"
-    "centimeters?|kilometers?|seconds?|secs?|s|minutes?|mins?|hours?|hrs?|days?|weeks?|"
-    "months?|years?|dollars?|cents?|units?|degrees?|sq|square|cubic|liters?|l|ml|mph|"
-    "people|students|apples|points|percent|pounds?|gallons?|marbles|pages|books"
-)
-_UNIT_TAIL_RE = re.compile(
-    r"^(?P<value>.*?[\d}])\s*(?:\\(?:text|mbox|mathrm|textbf)\{\s*[^{}]*\}|\b(?:" + _UNIT_WORDS
-    + r")\b\.?)(?:\s*\^\s*\{?[23]\}?)?\s*$"
-)
-
-
-def normalize(text):
-    "A canonical LaTeX-ish string for comparison (see the module docstring)."
-    s = str(text).strip()
-    for old, new in _UNICODE.items():
-        s = s.replace(old, new)
-    s = re.sub(r"\u221a\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
-    s = re.sub(r"\u221a\s*(\d+|[a-zA-Z])", r"\\sqrt{\1}", s)
-    s = s.replace("\n", " ")
-    s = re.sub(r"^\$+|\$+$", "", s).strip()
-    s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
-    s = re.sub(r"\\(?:displaystyle|textstyle|left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", s)
-    s = re.sub(r",\s*\\!\s*", ",", s).replace(r"\!", "").replace("{,}", ",")
-    s = re.sub(r"\\[dt]frac", r"\\frac", s)
-    # Thin spaces between digit groups are thousands separators: 1\,000.
-    s = re.sub(r"(?<=\d)(?:(?<!\\)\\[,;: ]|~|\s)(?=\d{3}(?!\d))", "", s)
-    s = re.sub(r"(?<!\\)\\[,;: ]|~|\\quad|\\qquad", " ", s)
-    s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ", "", s)
-    s = re.sub(r"\\?\$", "", s)
-    s = re.sub(r"\\text\{\s*\}", "", s)
-    s = s.rstrip(" .")
-    # Units written after a number: 15\mbox{ cm}^2, 5.4 \text{ cents}, 18 dollars.
-    for _ in range(2):
-        unit = _UNIT_TAIL_RE.match(s)
-        if unit and not re.fullmatch(r"\\(?:text|mbox)\{.*\}", s):
-            s = unit.group("value").strip()
-    whole_text = re.fullmatch(r"\\(?:text|mbox|mathrm|textbf)\{([^{}]*)\}", s)
-    if whole_text:
-        s = whole_text.group(1).strip()
-    s = re.sub(r"\\(?:text|mbox|mathrm|textbf)\{([^{}]*)\}", r"\1", s)
-    # \frac12, \frac1{2}, \frac{1}2, \sqrt2
-    s = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", s)
-    s = re.sub(r"\\frac\s*(\d)\s*\{", r"\\frac{\1}{", s)
-    s = re.sub(r"\\frac\s*(\{[^{}]*\})\s*(\d)", r"\\frac\1{\2}", s)
-    s = re.sub(r"\\sqrt\s*(\d)", r"\\sqrt{\1}", s)
-    # Plain-text spellings: sqrt(2), pi.
-    s = re.sub(r"(?<!\\)\bsqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)
-    s = re.sub(r"(?<![\\a-zA-Z])pi\b", r"\\pi", s)
-    s = re.sub(r"\s+", " ", s).strip()
-    # 1,000,000 as a whole number (a bare comma list stays a list).
-    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):
-        s = s.replace(",", "")
-    return s
 
 
 # ----------------------------------------------------------------- structure
@@ -222,10 +99,17 @@ def _enclosed(s, opener, closer):
 def structure(s):
     "A normalised answer as a nested tuple: ('set'|'tuple'|'list'|'matrix'|'union'|'eq'|'pm'|'scalar', ...)."
     s = s.strip()
+    s = re.sub(r"^[\[(]\s*(\\begin\{(\w+)\}.*\\end\{\2\})\s*[\])]$", r"\1", s, flags=re.S)  # [\begin{array}...]
     matrix = re.fullmatch(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}", s, re.S)
     if matrix:
         rows = [r for r in re.split(r"\\\\", matrix.group(2)) if r.strip()]
         return ("matrix", tuple(tuple(structure(c.strip()) for c in r.split("&")) for r in rows))
+    inequality = _interval_of_inequality(s)
+    if inequality:
+        return inequality
+    pieces = re.split(r"\s+or\s+", s)
+    if len(pieces) > 1 and all(_interval_of_inequality(p) for p in pieces):
+        return ("union", tuple(sorted((_interval_of_inequality(p) for p in pieces), key=repr)))
     if "\\cup" in s:
         return ("union", tuple(sorted((structure(p.strip()) for p in s.split("\\cup")), key=repr)))
     membership = re.fullmatch(r"[a-zA-Z]\s*\\in\s*(.+)", s)
@@ -240,17 +124,46 @@ def structure(s):
         if len(parts) > 1:
             return ("tuple", s[0] + s[-1], tuple(structure(p) for p in parts))
     parts = split_top(s)
+    if len(parts) == 1 and re.search(r"\s(?:or|and)\s", s):
+        parts = [p for p in re.split(r"\s+(?:or|and)\s+", s) if p]  # x = 1 or x = 2
     if len(parts) > 1:
         return ("list", _unordered(parts))
     sides = split_top(s, "=")
     if len(sides) == 2:
         lhs, rhs = sides
         return ("eq", lhs, rhs)
+    if len(sides) > 2 and sides[-1]:
+        return structure(sides[-1])  # a chain a + b = 7 + 5 = 12 ends in its answer
     pm = split_top(s, "\\pm")
     if len(pm) == 2 and pm[1]:
         left = pm[0] or "0"
         return ("set", _unordered([f"{left}+{pm[1]}", f"{left}-({pm[1]})"]), "pm")
     return ("scalar", s)
+
+
+_REL = r"(<|>|\\le|\\ge)(?![a-zA-Z])"
+_VAR = r"([a-zA-Z])"
+
+
+def _interval_of_inequality(s):
+    "x > 3, 3 < x, 1 < x \\le 4 as the interval structure they describe, else None."
+    double = re.fullmatch(r"(.+?)\s*" + _REL + r"\s*" + _VAR + r"\s*" + _REL + r"\s*(.+)", s)
+    if double and double[2] in ("<", r"\le") and double[4] in ("<", r"\le"):
+        lo, hi = double[1], double[5]
+        return ("tuple", ("(" if double[2] == "<" else "[") + (")" if double[4] == "<" else "]"),
+                (structure(lo), structure(hi)))
+    single = re.fullmatch(_VAR + r"\s*" + _REL + r"\s*([^<>=]+)", s)
+    flipped = re.fullmatch(r"([^<>=]+?)\s*" + _REL + r"\s*" + _VAR, s)
+    if single:
+        relation, bound = single[2], single[3]
+    elif flipped and not re.fullmatch(r"[a-zA-Z]", flipped[1].strip()):
+        relation, bound = {"<": ">", ">": "<", r"\le": r"\ge", r"\ge": r"\le"}[flipped[2]], flipped[1]
+    else:
+        return None
+    strict = relation in "<>"
+    if relation in (">", r"\ge"):
+        return ("tuple", ("(" if strict else "[") + ")", (structure(bound.strip()), structure(r"\infty")))
+    return ("tuple", "(" + (")" if strict else "]"), (structure(r"-\infty"), structure(bound.strip())))
 
 
 def _unordered(parts):
@@ -280,6 +193,13 @@ _RATIONAL_PATTERNS = (
     (re.compile(r"(-?)\\frac\{\s*(-?\d+(?:\.\d+)?)\s*\}\{\s*(-?\d+(?:\.\d+)?)\s*\}"),
      lambda m: (-1 if m[1] else 1) * Fraction(m[2]) / Fraction(m[3])),
     (re.compile(r"(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)"), lambda m: Fraction(m[1]) / Fraction(m[2])),
+    # Repeating decimals: 0.\overline{3}, 1.1\overline{6}, 0.\dot{3}.
+    (re.compile(r"(-?)(\d*)\.(\d*)\\(?:overline|dot)\{?(\d+)\}?"), lambda m: (-1 if m[1] else 1) * (
+        Fraction(int(m[2] or 0)) + Fraction(int(m[3] or 0), 10 ** len(m[3]))
+        + Fraction(int(m[4]), (10 ** len(m[4]) - 1) * 10 ** len(m[3])))),
+    # Scientific notation: 3 \times 10^{6}, 2.5\cdot10^-3.
+    (re.compile(r"(-?\d+(?:\.\d+)?)(?:\\times|\\cdot|\*|x)10\^\{?(-?\d{1,3})\}?"),
+     lambda m: Fraction(m[1]) * Fraction(10) ** int(m[2])),
     # Mixed numbers: 1\frac{4}{5}, 137 \frac{1}{2}.
     (re.compile(r"(-?)(\d+)\s*\\frac\{\s*(\d+)\s*\}\{\s*(\d+)\s*\}"),
      lambda m: (-1 if m[1] else 1) * (int(m[2]) + Fraction(int(m[3]), int(m[4])))),
@@ -315,6 +235,9 @@ def check_size(s):
     for match in _EXPONENT_RE.finditer(s):
         if float(match.group(1)) > MAX_EXPONENT:
             raise TooLarge(f"exponent {match.group(1)} larger than {MAX_EXPONENT}")
+    for inner in re.findall(r"(?:\(([^()]*)\)|\{([^{}]*)\})\s*!", s):
+        if not re.fullmatch(r"\s*\d{1,3}\s*", "".join(inner)):
+            raise TooLarge("factorial of an expression")
     for match in _FACTORIAL_RE.finditer(s):
         if int(match.group(1)) > 1000:
             raise TooLarge(f"factorial of {match.group(1)}")
@@ -389,14 +312,20 @@ def sympy_equal(a, b):
         if a.shape != b.shape:
             return False
         return all(sympy_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, sympy.Eq) or isinstance(b, sympy.Eq):
-        return False  # equations are compared side by side before this
+    if isinstance(a, (sympy.Eq, sympy.logic.boolalg.Boolean, sympy.Set)) or isinstance(
+        b, (sympy.Eq, sympy.logic.boolalg.Boolean, sympy.Set)
+    ):
+        return a == b  # equations and relations are compared side by side before this
     if a == b:
         return True
     if a.is_Rational and b.is_Rational:
         return False
     if a.free_symbols != b.free_symbols and (a.is_number or b.is_number):
         return False
+    if _differ_at_points(a, b):
+        return False  # clearly different somewhere: no need to simplify
+    if sympy.expand(a - b) == 0:
+        return True
     diff = sympy.simplify(a - b)
     if diff == 0:
         return True
@@ -405,6 +334,28 @@ def sympy_equal(a, b):
         if va.is_finite and vb.is_finite and va.is_comparable is not False:
             scale = max(abs(va), abs(vb), sympy.Integer(1))
             return bool(abs(va - vb) <= sympy.Float("1e-40", 50) * scale)
+    return False
+
+
+def _differ_at_points(a, b):
+    """True when a and b evaluate to clearly different numbers (at a few rational
+    points for their symbols): a cheap rejection before simplify. Never used to accept."""
+    import sympy
+
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    points = [{}] if not symbols else [
+        {s: sympy.Rational(p + 3 * i, 7 + i) for i, s in enumerate(symbols)} for p in (2, 5)
+    ]
+    for point in points:
+        try:
+            va = complex(sympy.N(a.subs(point), 30))
+            vb = complex(sympy.N(b.subs(point), 30))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            return False
+        if any(v != v or abs(v) == float("inf") for v in (va, vb)):
+            return False
+        if abs(va - vb) > 1e-9 * max(1.0, abs(va), abs(vb)):
+            return True
     return False
 
 
@@ -418,7 +369,7 @@ def scalar_equal(gold, answer, percent_gold=False):
         return True, "same text"
     g, a = as_rational(gold), as_rational(answer)
     if g is not None and a is not None:
-        if g == a or (percent_gold and g == a * 100):
+        if g == a:
             return True, "equal rationals"
         return False, "different rationals"
     if re.search(r"\d_\{?\w", gold + answer):
@@ -432,11 +383,20 @@ def scalar_equal(gold, answer, percent_gold=False):
     if ga is None or aa is None:
         equal = _plain_text(gold) == _plain_text(answer)
         return equal, "same text" if equal else "unparsable, different text"
+    ga, aa = _imaginary(ga, aa)
     if sympy_equal(ga, aa):
         return True, "sympy equal"
-    if percent_gold and aa.is_number and sympy_equal(ga, aa * 100):
-        return True, "sympy equal (percent)"
     return False, "sympy different"
+
+
+def _imaginary(*exprs):
+    "The expressions with the symbol i read as the imaginary unit where either has it."
+    import sympy
+
+    i = sympy.Symbol("i")
+    if any(isinstance(e, sympy.Basic) and i in e.free_symbols for e in exprs):
+        return tuple(e.subs(i, sympy.I) if isinstance(e, sympy.Basic) else e for e in exprs)
+    return exprs
 
 
 def equal(gold, answer, percent_gold=False):
@@ -447,9 +407,19 @@ def equal(gold, answer, percent_gold=False):
             return equal(structure(gold[2]), answer, percent_gold)
         return False, "gold is an equation"
     if answer[0] == "eq" and kind != "eq":
-        if _is_symbol(answer[1]):
-            return equal(gold, structure(answer[2]), percent_gold)
-        return False, "answer is an equation"
+        # x = 3 for 3, and a + b = 12 for 12: an answer written as what it equals.
+        return equal(gold, structure(answer[2]), percent_gold)
+    if kind == "scalar" and answer[0] in ("list", "set") and answer[1]:
+        # The same value written twice (15\\frac{39}{40}, or \\frac{639}{40}) is that value.
+        if all(equal(gold, element, percent_gold)[0] for element in answer[1]):
+            return True, "every form given is equal"
+    if {kind, answer[0]} == {"matrix", "tuple"}:
+        # A vector written as a tuple: (3, -1) for a column or row matrix.
+        matrix, other = (gold, answer) if kind == "matrix" else (answer, gold)
+        cells = [c for row in matrix[1] for c in row]
+        if len(matrix[1]) == 1 or all(len(row) == 1 for row in matrix[1]):
+            pair = (cells, list(other[2])) if kind == "matrix" else (list(other[2]), cells)
+            return _all_equal(*pair, percent_gold, ordered=True)
     if kind != answer[0]:
         # A one-element tuple or set never matches a bare scalar; lists and sets
         # written in different notations do.
@@ -463,7 +433,8 @@ def equal(gold, answer, percent_gold=False):
             return equal(structure(gold[2]), structure(answer[2]), percent_gold)
         forward = scalar_equal(f"{gold[1]}-({gold[2]})", f"{answer[1]}-({answer[2]})")[0]
         backward = scalar_equal(f"{gold[1]}-({gold[2]})", f"{answer[2]}-({answer[1]})")[0]
-        return forward or backward, "same equation" if forward or backward else "different equation"
+        same = forward or backward or _proportional(f"{gold[1]}-({gold[2]})", f"{answer[1]}-({answer[2]})")
+        return same, "same equation" if same else "different equation"
     if kind == "tuple":
         if gold[1] != answer[1]:
             return False, f"brackets {answer[1]} where gold has {gold[1]}"
@@ -473,6 +444,17 @@ def equal(gold, answer, percent_gold=False):
             return False, "different matrix shape"
         return _all_equal([c for r in gold[1] for c in r], [c for r in answer[1] for c in r], percent_gold, True)
     return _all_equal(gold[1], answer[1], percent_gold, ordered=False)
+
+
+def _proportional(gold, answer):
+    "True when two expressions (equations moved to one side) differ by a constant factor."
+    import sympy
+
+    g, a = to_sympy(gold), to_sympy(answer)
+    if g is None or a is None or not g.free_symbols or a == 0:
+        return False
+    ratio = sympy.simplify(g / a)
+    return bool(ratio.is_number and ratio != 0)
 
 
 def _all_equal(golds, answers, percent_gold, ordered):
@@ -502,17 +484,33 @@ def _percent(s):
 def compare(gold, answer):
     "(passed, why) for a gold answer and an extracted answer, both raw strings."
     g, percent_gold = _percent(normalize(gold))
-    a, _ = _percent(normalize(answer))
+    a = normalize(answer)
+    sides = split_top(a, "=")
+    if len(sides) > 2 and _percent(sides[-1])[1] and not percent_gold:
+        a = "=".join(sides[:-1])  # 1/5 = 0.2 = 20%: the chain's value before it turns to percent
+    a, _ = _percent(a)
     if g == a:
         return True, "same text"
-    return equal(structure(g), structure(a), percent_gold)
+    gold_structure = structure(g)
+    if gold_structure[0] == "tuple":
+        a = _assignments_as_tuple(a, gold_structure[1])
+    return equal(gold_structure, structure(a), percent_gold)
+
+
+def _assignments_as_tuple(s, brackets):
+    "x = 3, y = -1 (variables in the order written) as the tuple (3, -1); anything else unchanged."
+    parts = split_top(s)
+    sides = [split_top(p, "=") for p in parts]
+    if len(parts) < 2 or any(len(x) != 2 or not re.fullmatch(r"[a-zA-Z](?:_\d)?", x[0].strip()) for x in sides):
+        return s
+    return brackets[0] + ", ".join(x[1] for x in sides) + brackets[1]
 
 
 class MathVerifier(Verifier):
     "Mathematical equivalence of the final answer with metadata.answer."
 
     name = "math"
-    description = "Maths answers (\\boxed{}, 'final answer is', last number) compared exactly with sympy"
+    description = "Maths answers (\\boxed{}, answer statements, the concluding sentence) compared exactly with sympy"
     # sympy can run for a long time: checks run in worker processes with a hard timeout.
     inline = False
     needs_prompt = False
@@ -522,17 +520,28 @@ class MathVerifier(Verifier):
         if gold is None or str(gold).strip() == "":
             return Verdict(None, None, None, {"reason": "no gold answer"}, "no gold answer")
         gold = str(gold)
-        extracted, how = extract_answer(answer, gold)
-        if extracted is None:
-            return Verdict(False, 0.0, None, {"reason": how, "gold": gold})
-        details = {"gold": gold, "found_by": how}
+        found = extract(answer, either_ok=is_list(gold))
+        details = {"gold": gold, "found_by": found.how}
+        if found.undecided:
+            details["reason"] = found.undecided
+            return Verdict(None, None, found.answer, details, found.undecided)
+        if found.answer is None:
+            return Verdict(False, 0.0, None, {"reason": found.how, "gold": gold})
         try:
-            passed, why = compare(gold, extracted)
+            passed, why = compare(gold, found.answer)
+            options = re.split(r"\s+or\s+", found.answer) if " or " in found.answer else []
+            if len(options) > 1 and not is_list(gold) and len({compare(gold, o)[0] for o in options}) > 1:
+                details["reason"] = "hedge between answers"
+                return Verdict(None, None, found.answer, details, "hedge between answers")
+            if any(compare(gold, other)[0] != passed for other in found.alternatives):
+                details["reason"] = "two different final answers"
+                details["alternatives"] = list(found.alternatives)
+                return Verdict(None, None, found.answer, details, "two different final answers")
         except TooLarge as ex:
             details["reason"] = f"refused: {ex}"
-            return Verdict(None, None, extracted, details, f"too large to evaluate: {ex}")
+            return Verdict(None, None, found.answer, details, f"too large to evaluate: {ex}")
         except RecursionError:
             details["reason"] = "refused: nested too deeply"
-            return Verdict(None, None, extracted, details, "too deeply nested to evaluate")
+            return Verdict(None, None, found.answer, details, "too deeply nested to evaluate")
         details["reason"] = why
-        return Verdict(passed, float(passed), extracted, details)
+        return Verdict(passed, float(passed), found.answer, details)
