@@ -46,6 +46,8 @@ from .cues import (
     _POST_HEDGE_RE,
     _POST_NEG_RE,
     _POST_POS_RE,
+    _RETRACT_RE,
+    _REVISE_RE,
     _REVISION_RE,
     _SENTENCE_END_RE,
     _STRONG_CUE_RE,
@@ -85,6 +87,7 @@ class Group:
     label: bool = False  # the letter labels its line: "A. ...", "(B) ...", "C) ..."
     listed: bool = False  # one of several labelled lines: an option list
     contradicts: str = ""  # the option whose text follows this letter's label
+    revision: bool = False  # named right after a retraction of an earlier answer
 
 
 def _mentions(text, valid):
@@ -138,7 +141,9 @@ def _groups(text, folded, mentions):
             gap = folded[last.end : start]
             if len(gap) <= 12 and "\n" not in gap:
                 sep = _SEP_RE.fullmatch(gap)
-                if sep:
+                # a word-like "I" joins a letter by "and"/"or", not by a comma: after
+                # "..., H," an "I" with a verb is the pronoun
+                if sep and (sep.group("word") or not word_like):
                     last.end = end
                     last.letters.extend(letters)
                     last.has_or = last.has_or or sep.group("word") in _OR_WORDS
@@ -180,6 +185,10 @@ def _strip_own_text(clause, texts, letters, at_end):
     return clause, False
 
 
+_INTERJECTIONS = {"no", "nope", "non", "nein"}
+_PAUSES = {",", ".", "!", "—", "–", "-", ":", ";"}
+
+
 def _read_before(tokens):
     "(cue, negated, hedged) from the tokens before a mention, walking back over filler."
     cue, negated, hedged = "", False, False
@@ -187,6 +196,12 @@ def _read_before(tokens):
     while i > 0:
         tail = " ".join(tokens[max(0, i - 5) : i])
         match = _NEG_CUE_RE.search(tail)
+        if match and i < len(tokens) and (tokens[i] in _PAUSES if match.group() in _INTERJECTIONS
+                                          else tokens[i] in (",", ";", ".")):
+            # an interjected "no," takes back what came before, and a negation before a
+            # comma ends the previous option's clause: neither negates the next option
+            i -= 1
+            continue
         if match:
             negated = True
             i -= max(1, len(match.group().split()))
@@ -303,6 +318,8 @@ def _line_end(text, position):
 
 def _is_label(text, group):
     "True when the letter opens its line as a label: 'A. ...', '(B) ...', '**C)** ...'."
+    if len(group.letters) > 1:
+        return False  # several letters opening a line start a sentence, not a label
     line_start = _line_start(text, group.start)
     return bool(_LABEL_BEFORE_RE.match(text, line_start, group.start)
                 and group.start - line_start < 8 and _LABEL_AFTER_RE.match(text, group.end))
@@ -530,18 +547,22 @@ def read_choice(text, options, multi=False):
     _classify(text, folded, groups, options.texts, multi, options.letters)
     groups += _text_choices(folded, options.texts, groups)
     groups.sort(key=lambda g: g.start)
+    _revise(folded, groups)
     chosen = [g for g in groups if g.polarity in ("chosen", "hedged")]
     rejected = [g for g in groups if g.polarity == "rejected"]
     if multi:
         answers = [g for g in chosen if g.strength != "verdict"]
         if not answers and chosen:
-            return _verdicts(groups)
+            return _verdicts(folded, groups)
         chosen = answers
     if not chosen:
         return _fallback(text, folded, options, groups, rejected, multi)
     last = chosen[-1]
     if last.polarity == "hedged":
         return Reading(None, "hedged between " + ", ".join(dict.fromkeys(last.letters)), True)
+    withdrawn = _withdrawn(folded, last, groups)
+    if withdrawn:
+        return Reading(None, withdrawn, withdrawn != "answer retracted")
     letters = set(last.letters)
     later_rejections = {letter for g in rejected if g.start > last.end for letter in g.letters}
     if letters & later_rejections:
@@ -554,6 +575,43 @@ def read_choice(text, options, multi=False):
     if last.contradicts:
         return Reading(None, f"letter {last.letters[0]} with the text of option {last.contradicts}", True)
     return Reading("".join(sorted(letters)), _how(last))
+
+
+_CLAUSE_END = frozenset(".,;:!—–-\n")
+
+
+def _revise(folded, groups):
+    """An answer taken back and replaced (an answer, then 'no, wait' or 'make that' and
+    another letter): an option named within a few words after the revision, ending its
+    clause, is the new choice."""
+    answer = None
+    for group in groups:
+        if answer is not None and group.polarity == "neutral" and not group.label:
+            gap = folded[max(answer.end, group.start - _WINDOW) : group.start]  # a few words: no more
+            cue = None
+            for cue in _REVISE_RE.finditer(gap):
+                pass
+            after = folded[group.end : group.end + 3].lstrip(" )]}*$")
+            if cue is not None and (not after or after[0] in _CLAUSE_END):
+                between = gap[cue.end() :]
+                if "\n" not in between and len(re.findall(r"[^\W\d_]+", between)) <= 4:
+                    group.polarity, group.strength, group.revision = "chosen", "strong", True
+        if group.polarity == "chosen" and group.strength in ("strong", "line"):
+            answer = group
+
+
+def _withdrawn(folded, last, groups):
+    """Why the last answer no longer stands, when the words right after it take it
+    back (an answer line, then 'no, wait' alone) or doubt it (a second look, then 'not sure')
+    and name no option; else None."""
+    if last.revision or any(g.start > last.end for g in groups):
+        return None  # a revision's own reasons ("I misread") keep it
+    near = folded[last.end : last.end + 40]
+    if _RETRACT_RE.search(near):
+        return "answer retracted"
+    if _REVISE_RE.search(near) and _HEDGE_CLAUSE_RE.search(folded, last.end, last.end + 200):
+        return "answer put in doubt"
+    return None
 
 
 def _how(group):
@@ -570,7 +628,7 @@ def _conflict(folded, chosen, last, rejected, multi):
     for earlier in reversed(chosen[:-1]):
         if set(earlier.letters) == set(last.letters) or earlier.polarity == "hedged":
             continue
-        if earlier.strength not in ("strong", "line") or (last.final and not earlier.final):
+        if last.revision or earlier.strength not in ("strong", "line") or (last.final and not earlier.final):
             return None
         if _REVISION_RE.search(folded, earlier.end, last.start) or any(
                 earlier.end <= g.start < last.start and set(g.letters) & set(earlier.letters)
@@ -581,8 +639,14 @@ def _conflict(folded, chosen, last, rejected, multi):
     return None
 
 
-def _verdicts(groups):
-    "mcq-multi with no answer statement: the options whose last verdict is positive."
+def _verdicts(folded, groups):
+    """mcq-multi with no answer statement: the options whose last verdict is positive;
+    undecided when the sentence of the last verdict says it cannot tell."""
+    last = [g for g in groups if g.polarity == "chosen"][-1]
+    start = max(folded.rfind(". ", 0, last.start), folded.rfind("\n", 0, last.start)) + 1
+    ends = [e for e in (folded.find(". ", last.end), folded.find("\n", last.end)) if e >= 0]
+    if _HEDGE_CLAUSE_RE.search(folded, start, min(ends, default=len(folded))):
+        return Reading(None, "hedged verdicts", True)
     state = {}
     for group in groups:
         if group.polarity in ("chosen", "rejected"):
