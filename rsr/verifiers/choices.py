@@ -17,7 +17,9 @@ a polarity from the words around it:
 The answer is the last chosen statement, less what the text rejects after it.
 It is undecided when that statement is a hedge, or when two different answers
 are both stated firmly with nothing that marks the later one as a revision
-("wait", "actually", "final answer"...). With no chosen statement the reader
+("wait", "actually", "final answer"...). An option named right after a retraction
+of an answer is the new answer, and an answer taken back with nothing named after it
+no longer stands (revisions.py). With no chosen statement the reader
 falls back on elimination (every option but one rejected) and on the last
 sentence naming exactly one option by letter or text.
 """
@@ -46,9 +48,6 @@ from .cues import (
     _POST_HEDGE_RE,
     _POST_NEG_RE,
     _POST_POS_RE,
-    _RETRACT_RE,
-    _REVISE_RE,
-    _REVISION_RE,
     _SENTENCE_END_RE,
     _STRONG_CUE_RE,
     _SUBJECT_RE,
@@ -57,6 +56,7 @@ from .cues import (
     _WEAK_CUE_RE,
 )
 from .options import fold, normalize
+from .revisions import conflict, revise, withdrawn
 
 # Answers come at the end: a long response is read from its tail.
 MAX_CHARS = 20_000
@@ -547,7 +547,7 @@ def read_choice(text, options, multi=False):
     _classify(text, folded, groups, options.texts, multi, options.letters)
     groups += _text_choices(folded, options.texts, groups)
     groups.sort(key=lambda g: g.start)
-    _revise(folded, groups)
+    revise(folded, groups, _WINDOW)
     chosen = [g for g in groups if g.polarity in ("chosen", "hedged")]
     rejected = [g for g in groups if g.polarity == "rejected"]
     if multi:
@@ -560,83 +560,26 @@ def read_choice(text, options, multi=False):
     last = chosen[-1]
     if last.polarity == "hedged":
         return Reading(None, "hedged between " + ", ".join(dict.fromkeys(last.letters)), True)
-    withdrawn = _withdrawn(folded, last, groups)
-    if withdrawn:
-        return Reading(None, withdrawn, withdrawn != "answer retracted")
+    taken_back = withdrawn(folded, last, groups)
+    if taken_back:
+        return Reading(None, taken_back, taken_back != "answer retracted")
     letters = set(last.letters)
     later_rejections = {letter for g in rejected if g.start > last.end for letter in g.letters}
     if letters & later_rejections:
         letters -= later_rejections
         if not letters:
             return Reading(None, "answer retracted")
-    conflict = _conflict(folded, chosen, last, rejected, multi)
-    if conflict:
-        return Reading(None, conflict, True)
+    two = conflict(folded, chosen, last, rejected, multi)
+    if two:
+        return Reading(None, two, True)
     if last.contradicts:
         return Reading(None, f"letter {last.letters[0]} with the text of option {last.contradicts}", True)
     return Reading("".join(sorted(letters)), _how(last))
 
 
-_CLAUSE_END = frozenset(".,;:!—–-\n")
-
-
-def _revise(folded, groups):
-    """An answer taken back and replaced (an answer, then 'no, wait' or 'make that' and
-    another letter): an option named within a few words after the revision, ending its
-    clause, is the new choice."""
-    answer = None
-    for group in groups:
-        if answer is not None and group.polarity == "neutral" and not group.label:
-            gap = folded[max(answer.end, group.start - _WINDOW) : group.start]  # a few words: no more
-            cue = None
-            for cue in _REVISE_RE.finditer(gap):
-                pass
-            after = folded[group.end : group.end + 3].lstrip(" )]}*$")
-            if cue is not None and (not after or after[0] in _CLAUSE_END):
-                between = gap[cue.end() :]
-                if "\n" not in between and len(re.findall(r"[^\W\d_]+", between)) <= 4:
-                    group.polarity, group.strength, group.revision = "chosen", "strong", True
-        if group.polarity == "chosen" and group.strength in ("strong", "line"):
-            answer = group
-
-
-def _withdrawn(folded, last, groups):
-    """Why the last answer no longer stands, when the words right after it take it
-    back (an answer line, then 'no, wait' alone) or doubt it (a second look, then 'not sure')
-    and name no option; else None."""
-    if last.revision or any(g.start > last.end for g in groups):
-        return None  # a revision's own reasons ("I misread") keep it
-    near = folded[last.end : last.end + 40]
-    if _RETRACT_RE.search(near):
-        return "answer retracted"
-    if _REVISE_RE.search(near) and _HEDGE_CLAUSE_RE.search(folded, last.end, last.end + 200):
-        return "answer put in doubt"
-    return None
-
-
 def _how(group):
     return {"strong": "answer statement", "verdict": "verdict", "line": "answer line",
             "weak": "conclusion"}.get(group.strength, group.strength)
-
-
-def _conflict(folded, chosen, last, rejected, multi):
-    """A reason when two different firm answers stand with no revision between
-    them: a correction, a "final answer", or a rejection of the earlier one."""
-    firm = ("strong", "line") if multi else ("strong", "line", "verdict")
-    if last.strength not in firm:
-        return None
-    for earlier in reversed(chosen[:-1]):
-        if set(earlier.letters) == set(last.letters) or earlier.polarity == "hedged":
-            continue
-        if last.revision or earlier.strength not in ("strong", "line") or (last.final and not earlier.final):
-            return None
-        if _REVISION_RE.search(folded, earlier.end, last.start) or any(
-                earlier.end <= g.start < last.start and set(g.letters) & set(earlier.letters)
-                for g in rejected):
-            return None
-        return "two different answers: " + "".join(sorted(set(earlier.letters))) + " and " + "".join(
-            sorted(set(last.letters)))
-    return None
 
 
 def _verdicts(folded, groups):
