@@ -5,9 +5,11 @@ its groups (option mentions with their polarity)."""
 
 import re
 
-from .cues import _HEDGE_CLAUSE_RE, _RETRACT_RE, _REVISE_RE, _REVISION_RE
+from .cues import _FILLER, _HEDGE_CLAUSE_RE, _RETRACT_RE, _REVISE_RE, _REVISION_RE
 
 _CLAUSE_END = frozenset(".,;:!—–-\n")
+# Words that restate an answer after a revision: "make that C", "c'est C", "change it to C".
+_RESTATE = frozenset("make change to c no wait nope".split())
 
 
 def revise(folded, groups, window):
@@ -24,7 +26,10 @@ def revise(folded, groups, window):
             after = folded[group.end : group.end + 3].lstrip(" )]}*$")
             if cue is not None and (not after or after[0] in _CLAUSE_END):
                 between = gap[cue.end() :]
-                if "\n" not in between and len(re.findall(r"[^\W\d_]+", between)) <= 4:
+                words = re.findall(r"[^\W\d_]+", between)
+                # "wait, no, it should be C", not "wait, let me check C"
+                if "\n" not in between and len(words) <= 4 and (
+                        all(w in _FILLER or w in _RESTATE for w in words) or between.rstrip().endswith(":")):
                     group.polarity, group.strength, group.revision = "chosen", "strong", True
         if group.polarity == "chosen" and group.strength in ("strong", "line"):
             answer = group

@@ -231,6 +231,8 @@ def _single_traps(rng, add):
         ("Answer: {G}\n\nHmm, actually, I'm not sure anymore.", None),
         ("Respuesta: {W}\n\nEspera, no: es la {G}.", True),
         ("答案：{G}\n\n不对，应该选{W}。", False),
+        ("Answer: {G}\n\nWait, let me verify with {W}.", True),
+        ("Answer: {G}\n\nActually, compare with {W} once more.", True),
         ("{W} and {X} do not hold; {G} does.", True),
         ("{G} is false and {W} is true.", False),
     ]
