@@ -65,6 +65,11 @@ _WINDOW = 80
 
 _MENTION_RE = re.compile(r"(?<![A-Za-z0-9_\\À-ɏ])(?:[A-Z]{2,10}|[A-Za-z])(?![A-Za-z0-9_À-ɏ])")
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[a-z]+)?|\d+|[^\w\s]")
+# Patterns of the hot path, compiled once (a module-level re call pays a cache lookup each time).
+_FOLLOWING_WORD_RE = re.compile(r"[ \t]+([a-z']+)")
+_JOINED_LOWER_RE = re.compile(r"[ \t]+(?:and|or)[ \t]+\(?[a-z]\b")
+_SENTENCE_INSIDE_RE = re.compile(r"[.!?] \w")
+_NOT_RE = re.compile(r"\bnot\b|n't")
 _SEP_RE = re.compile(
     r"[ \t']*(?:[,;/&+][ \t']*)?(?:(?P<word>and|or|y|o|et|ou|und|oder|和|与|及|或|或者|以及)[ \t']*)?"
     r"(?:(?:maybe|perhaps|possibly|also|even)[ \t]+)?"
@@ -112,7 +117,7 @@ def _mentions(text, valid):
             if before in ("'", "’") or not _lowercase_is_letter(text, start, end):
                 continue
         elif word in "AI" and after in (" ", "\t"):
-            following = re.match(r"[ \t]+([a-z']+)", text[end : end + 20])
+            following = _FOLLOWING_WORD_RE.match(text[end : end + 20])
             if following and following.group(1) not in _CONNECTIVES and not (before and before in "([*{"):
                 found.append((start, end, (letter,), True))  # "A careful reading", "I think"
                 continue
@@ -129,7 +134,7 @@ def _lowercase_is_letter(text, start, end):
         return True
     if rest[:1] in ",;:!?*$\"'}]" or (rest[:1] == "." and not rest[1:2].isalpha()):
         return True
-    return bool(re.match(r"[ \t]+(?:and|or)[ \t]+\(?[a-z]\b", rest + text[end + 8 : end + 12]))
+    return bool(_JOINED_LOWER_RE.match(rest + text[end + 8 : end + 12]))
 
 
 def _groups(text, folded, mentions):
@@ -333,7 +338,7 @@ def _rest_of_line(text, folded, group, limit=80):
     line_end = _line_end(folded, group.end)
     raw = folded[group.end : line_end if line_end >= 0 else len(folded)]
     rest = normalize(raw.lstrip(" .:)]*")).strip()
-    if len(rest) > limit or re.search(r"[.!?] \w", rest):
+    if len(rest) > limit or _SENTENCE_INSIDE_RE.search(rest):
         return None
     return rest
 
@@ -455,7 +460,7 @@ def _text_choices(folded, texts, groups):
         position = match.end()
         window = folded[position : position + 200]
         skipped = _TEXT_FILLER_RE.match(window)
-        negated = bool(re.search(r"\bnot\b|n't", skipped.group()))
+        negated = bool(_NOT_RE.search(skipped.group()))
         if position + skipped.end() in starts:
             continue
         probe = " ".join(window[skipped.end() :].split())

@@ -9,6 +9,7 @@ from .cues import _FILLER, _HEDGE_CLAUSE_RE, _RETRACT_RE, _REVISE_RE, _REVISION_
 
 _CLAUSE_END = frozenset(".,;:!—–-\n")
 # Words that restate an answer after a revision: "make that C", "c'est C", "change it to C".
+_WORD_RE = re.compile(r"[^\W\d_]+")
 _RESTATE = frozenset("make change to c no wait nope".split())
 
 
@@ -26,7 +27,7 @@ def revise(folded, groups, window):
             after = folded[group.end : group.end + 3].lstrip(" )]}*$")
             if cue is not None and (not after or after[0] in _CLAUSE_END):
                 between = gap[cue.end() :]
-                words = re.findall(r"[^\W\d_]+", between)
+                words = _WORD_RE.findall(between)
                 # "wait, no, it should be C", not "wait, let me check C"
                 if "\n" not in between and len(words) <= 4 and (
                         all(w in _FILLER or w in _RESTATE for w in words) or between.rstrip().endswith(":")):
@@ -39,9 +40,11 @@ def withdrawn(folded, last, groups):
     """Why the last answer no longer stands, when the words right after it take it
     back (an answer line, then 'no, wait' alone) or doubt it (a second look, then 'not sure')
     and name no option; else None."""
-    if last.revision or any(g.start > last.end for g in groups):
+    if last.revision or groups[-1].start > last.end:  # groups run in text order
         return None  # a revision's own reasons ("I misread") keep it
     near = folded[last.end : last.end + 40]
+    if len(near.strip(" .!)*\n")) < 2:
+        return None  # the answer ends the text: the common case, kept cheap
     if _RETRACT_RE.search(near):
         return "answer retracted"
     if _REVISE_RE.search(near) and _HEDGE_CLAUSE_RE.search(folded, last.end, last.end + 200):
