@@ -30,7 +30,7 @@ def all_mcq_cases():
     "Every mcq and mcq-multi case: the hand-written files, held-out, real outputs, generated."
     cases = [dict(c, verifier="mcq") for c in corpus_file("mcq.jsonl")]
     cases += [dict(c, verifier="mcq-multi") for c in corpus_file("mcq_multi.jsonl")]
-    cases += corpus_file("mcq_heldout.jsonl") + corpus_file("mcq_models.jsonl")
+    cases += corpus_file("mcq_heldout.jsonl") + corpus_file("mcq_heldout2.jsonl") + corpus_file("mcq_models.jsonl")
     return cases + corpus_file("mcq_real.jsonl") + GENERATED
 
 
@@ -61,6 +61,12 @@ def test_generated(case):
 
 @pytest.mark.parametrize("case", corpus_file("mcq_heldout.jsonl"), ids=lambda c: c["trap"])
 def test_heldout(case):
+    check(case)
+
+
+@pytest.mark.parametrize("case", corpus_file("mcq_heldout2.jsonl"), ids=lambda c: c["trap"])
+def test_heldout_revisions_and_polarity(case):
+    "Self-corrections after an answer, and verdicts after the letters they judge."
     check(case)
 
 

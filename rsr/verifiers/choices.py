@@ -17,7 +17,9 @@ a polarity from the words around it:
 The answer is the last chosen statement, less what the text rejects after it.
 It is undecided when that statement is a hedge, or when two different answers
 are both stated firmly with nothing that marks the later one as a revision
-("wait", "actually", "final answer"...). With no chosen statement the reader
+("wait", "actually", "final answer"...). An option named right after a retraction
+of an answer is the new answer, and an answer taken back with nothing named after it
+no longer stands (revisions.py). With no chosen statement the reader
 falls back on elimination (every option but one rejected) and on the last
 sentence naming exactly one option by letter or text.
 """
@@ -46,7 +48,6 @@ from .cues import (
     _POST_HEDGE_RE,
     _POST_NEG_RE,
     _POST_POS_RE,
-    _REVISION_RE,
     _SENTENCE_END_RE,
     _STRONG_CUE_RE,
     _SUBJECT_RE,
@@ -55,6 +56,7 @@ from .cues import (
     _WEAK_CUE_RE,
 )
 from .options import fold, normalize
+from .revisions import conflict, revise, withdrawn
 
 # Answers come at the end: a long response is read from its tail.
 MAX_CHARS = 20_000
@@ -63,6 +65,11 @@ _WINDOW = 80
 
 _MENTION_RE = re.compile(r"(?<![A-Za-z0-9_\\À-ɏ])(?:[A-Z]{2,10}|[A-Za-z])(?![A-Za-z0-9_À-ɏ])")
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[a-z]+)?|\d+|[^\w\s]")
+# Patterns of the hot path, compiled once (a module-level re call pays a cache lookup each time).
+_FOLLOWING_WORD_RE = re.compile(r"[ \t]+([a-z']+)")
+_JOINED_LOWER_RE = re.compile(r"[ \t]+(?:and|or)[ \t]+\(?[a-z]\b")
+_SENTENCE_INSIDE_RE = re.compile(r"[.!?] \w")
+_NOT_RE = re.compile(r"\bnot\b|n't")
 _SEP_RE = re.compile(
     r"[ \t']*(?:[,;/&+][ \t']*)?(?:(?P<word>and|or|y|o|et|ou|und|oder|和|与|及|或|或者|以及)[ \t']*)?"
     r"(?:(?:maybe|perhaps|possibly|also|even)[ \t]+)?"
@@ -85,6 +92,7 @@ class Group:
     label: bool = False  # the letter labels its line: "A. ...", "(B) ...", "C) ..."
     listed: bool = False  # one of several labelled lines: an option list
     contradicts: str = ""  # the option whose text follows this letter's label
+    revision: bool = False  # named right after a retraction of an earlier answer
 
 
 def _mentions(text, valid):
@@ -109,7 +117,7 @@ def _mentions(text, valid):
             if before in ("'", "’") or not _lowercase_is_letter(text, start, end):
                 continue
         elif word in "AI" and after in (" ", "\t"):
-            following = re.match(r"[ \t]+([a-z']+)", text[end : end + 20])
+            following = _FOLLOWING_WORD_RE.match(text[end : end + 20])
             if following and following.group(1) not in _CONNECTIVES and not (before and before in "([*{"):
                 found.append((start, end, (letter,), True))  # "A careful reading", "I think"
                 continue
@@ -126,7 +134,7 @@ def _lowercase_is_letter(text, start, end):
         return True
     if rest[:1] in ",;:!?*$\"'}]" or (rest[:1] == "." and not rest[1:2].isalpha()):
         return True
-    return bool(re.match(r"[ \t]+(?:and|or)[ \t]+\(?[a-z]\b", rest + text[end + 8 : end + 12]))
+    return bool(_JOINED_LOWER_RE.match(rest + text[end + 8 : end + 12]))
 
 
 def _groups(text, folded, mentions):
@@ -138,7 +146,9 @@ def _groups(text, folded, mentions):
             gap = folded[last.end : start]
             if len(gap) <= 12 and "\n" not in gap:
                 sep = _SEP_RE.fullmatch(gap)
-                if sep:
+                # a word-like "I" joins a letter by "and"/"or", not by a comma: after
+                # "..., H," an "I" with a verb is the pronoun
+                if sep and (sep.group("word") or not word_like):
                     last.end = end
                     last.letters.extend(letters)
                     last.has_or = last.has_or or sep.group("word") in _OR_WORDS
@@ -180,6 +190,10 @@ def _strip_own_text(clause, texts, letters, at_end):
     return clause, False
 
 
+_INTERJECTIONS = {"no", "nope", "non", "nein"}
+_PAUSES = {",", ".", "!", "—", "–", "-", ":", ";"}
+
+
 def _read_before(tokens):
     "(cue, negated, hedged) from the tokens before a mention, walking back over filler."
     cue, negated, hedged = "", False, False
@@ -187,6 +201,12 @@ def _read_before(tokens):
     while i > 0:
         tail = " ".join(tokens[max(0, i - 5) : i])
         match = _NEG_CUE_RE.search(tail)
+        if match and i < len(tokens) and (tokens[i] in _PAUSES if match.group() in _INTERJECTIONS
+                                          else tokens[i] in (",", ";", ".")):
+            # an interjected "no," takes back what came before, and a negation before a
+            # comma ends the previous option's clause: neither negates the next option
+            i -= 1
+            continue
         if match:
             negated = True
             i -= max(1, len(match.group().split()))
@@ -303,6 +323,8 @@ def _line_end(text, position):
 
 def _is_label(text, group):
     "True when the letter opens its line as a label: 'A. ...', '(B) ...', '**C)** ...'."
+    if len(group.letters) > 1:
+        return False  # several letters opening a line start a sentence, not a label
     line_start = _line_start(text, group.start)
     return bool(_LABEL_BEFORE_RE.match(text, line_start, group.start)
                 and group.start - line_start < 8 and _LABEL_AFTER_RE.match(text, group.end))
@@ -316,7 +338,7 @@ def _rest_of_line(text, folded, group, limit=80):
     line_end = _line_end(folded, group.end)
     raw = folded[group.end : line_end if line_end >= 0 else len(folded)]
     rest = normalize(raw.lstrip(" .:)]*")).strip()
-    if len(rest) > limit or re.search(r"[.!?] \w", rest):
+    if len(rest) > limit or _SENTENCE_INSIDE_RE.search(rest):
         return None
     return rest
 
@@ -438,7 +460,7 @@ def _text_choices(folded, texts, groups):
         position = match.end()
         window = folded[position : position + 200]
         skipped = _TEXT_FILLER_RE.match(window)
-        negated = bool(re.search(r"\bnot\b|n't", skipped.group()))
+        negated = bool(_NOT_RE.search(skipped.group()))
         if position + skipped.end() in starts:
             continue
         probe = " ".join(window[skipped.end() :].split())
@@ -530,27 +552,31 @@ def read_choice(text, options, multi=False):
     _classify(text, folded, groups, options.texts, multi, options.letters)
     groups += _text_choices(folded, options.texts, groups)
     groups.sort(key=lambda g: g.start)
+    revise(folded, groups, _WINDOW)
     chosen = [g for g in groups if g.polarity in ("chosen", "hedged")]
     rejected = [g for g in groups if g.polarity == "rejected"]
     if multi:
         answers = [g for g in chosen if g.strength != "verdict"]
         if not answers and chosen:
-            return _verdicts(groups)
+            return _verdicts(folded, groups)
         chosen = answers
     if not chosen:
         return _fallback(text, folded, options, groups, rejected, multi)
     last = chosen[-1]
     if last.polarity == "hedged":
         return Reading(None, "hedged between " + ", ".join(dict.fromkeys(last.letters)), True)
+    taken_back = withdrawn(folded, last, groups)
+    if taken_back:
+        return Reading(None, taken_back, taken_back != "answer retracted")
     letters = set(last.letters)
     later_rejections = {letter for g in rejected if g.start > last.end for letter in g.letters}
     if letters & later_rejections:
         letters -= later_rejections
         if not letters:
             return Reading(None, "answer retracted")
-    conflict = _conflict(folded, chosen, last, rejected, multi)
-    if conflict:
-        return Reading(None, conflict, True)
+    two = conflict(folded, chosen, last, rejected, multi)
+    if two:
+        return Reading(None, two, True)
     if last.contradicts:
         return Reading(None, f"letter {last.letters[0]} with the text of option {last.contradicts}", True)
     return Reading("".join(sorted(letters)), _how(last))
@@ -561,28 +587,14 @@ def _how(group):
             "weak": "conclusion"}.get(group.strength, group.strength)
 
 
-def _conflict(folded, chosen, last, rejected, multi):
-    """A reason when two different firm answers stand with no revision between
-    them: a correction, a "final answer", or a rejection of the earlier one."""
-    firm = ("strong", "line") if multi else ("strong", "line", "verdict")
-    if last.strength not in firm:
-        return None
-    for earlier in reversed(chosen[:-1]):
-        if set(earlier.letters) == set(last.letters) or earlier.polarity == "hedged":
-            continue
-        if earlier.strength not in ("strong", "line") or (last.final and not earlier.final):
-            return None
-        if _REVISION_RE.search(folded, earlier.end, last.start) or any(
-                earlier.end <= g.start < last.start and set(g.letters) & set(earlier.letters)
-                for g in rejected):
-            return None
-        return "two different answers: " + "".join(sorted(set(earlier.letters))) + " and " + "".join(
-            sorted(set(last.letters)))
-    return None
-
-
-def _verdicts(groups):
-    "mcq-multi with no answer statement: the options whose last verdict is positive."
+def _verdicts(folded, groups):
+    """mcq-multi with no answer statement: the options whose last verdict is positive;
+    undecided when the sentence of the last verdict says it cannot tell."""
+    last = [g for g in groups if g.polarity == "chosen"][-1]
+    start = max(folded.rfind(". ", 0, last.start), folded.rfind("\n", 0, last.start)) + 1
+    ends = [e for e in (folded.find(". ", last.end), folded.find("\n", last.end)) if e >= 0]
+    if _HEDGE_CLAUSE_RE.search(folded, start, min(ends, default=len(folded))):
+        return Reading(None, "hedged verdicts", True)
     state = {}
     for group in groups:
         if group.polarity in ("chosen", "rejected"):

@@ -14,6 +14,7 @@ _CONNECTIVES = {
     "has", "have", "does", "look", "seem", "appear", "cannot", "can't", "isn't", "doesn't",
     "fails", "works", "states", "says", "shows", "describes", "correctly", "alone", "too",
     "over", "rather", "instead", "not", "vs", "versus", "than", "seems", "wins", "remains",
+    "es", "son", "est", "sont", "ist", "sind", "hold", "holds", "do", "does", "doesn't", "don't",
 }
 
 _ANSWER_NOUN = (
@@ -79,15 +80,20 @@ _HEDGE_CLAUSE_RE = re.compile(
 _POST_POS_RE = re.compile(
     r"[\s\-–—:=,]*(?:(?:is|are|seems?|looks?|appears?|was|would be|must be)\s+)?"
     r"(?:(?:also|definitely|clearly|indeed|the|most|only)\s+)*"
-    r"(?:correct|right|true|valid|accurate|best|the answer|answer|(?:right|correct|best) one|only (?:option|choice)|es (?:la )?correcta|"
-    r"est (?:la )?(?:bonne|correcte|juste)|ist (?:die )?(?:richtig|korrekt))\b(?!\s+(?:if|only|when|provided|unless))"
+    r"(?:correct|right|true|valid|accurate|best|the answer|answer|(?:right|correct|best) one|only (?:option|choice)|"
+    r"(?:holds?|appl(?:y|ies))(?=\s*(?:[.,;:!]|$|and\b|while\b|but\b))|(?:do|does)(?=\s*(?:[.,;:!]|$))|"
+    r"(?:es|son) (?:las? )?(?:correct[ao]s?|verdader[ao]s?|v[aá]lid[ao]s?)|"
+    r"(?:est|sont) (?:la |les )?(?:bonnes?|correct(?:e|s|es)?|justes?|vrai(?:e|s|es)?)|"
+    r"(?:ist|sind) (?:die )?(?:richtig|korrekt|wahr))\b(?!\s+(?:if|only|when|provided|unless))"
     r"|\s*(?:✓|✔|☑|✅|是正确的|正确|对)"
 )
 _POST_NEG_RE = re.compile(
     r"[\s\-–—:=,]*(?:(?:is|are|was|were|seems?|looks?)\s+)?(?:(?:also|definitely|clearly)\s+)*"
     r"(?:incorrect|wrong|false|invalid|inaccurate|impossible|ruled out|eliminated|excluded|"
     r"(?:not|n't)\s*(?:correct|right|true|valid|the answer|an option|possible|it\b|[.,;:]|$)|"
-    r"does(?: not|n't) (?:work|fit|apply|hold)|fails?\b|es incorrecta|est (?:fausse|incorrecte)|ist falsch)"
+    r"do(?:es)?(?: not|n't) (?:work|fit|apply|hold)|do(?:es)?(?: not|n't)(?=\s*(?:[.,;:!]|$))|fails?\b|"
+    r"no(?: lo)?(?: (?:es|son))?(?=\s*(?:[.,;:!]|$))|(?:es|son) (?:las? )?(?:incorrect[ao]s?|fals[ao]s?)|"
+    r"(?:est|sont) (?:fausses?|faux|incorrect(?:e|s|es)?)|ne (?:sont|est) pas|(?:ist|sind) (?:falsch|nicht richtig))"
     r"|\s*(?:✗|✘|❌|✖|错误|不正确|不对)"
 )
 _POST_HEDGE_RE = re.compile(
@@ -105,6 +111,24 @@ _REVISION_RE = re.compile(
     r"corrección|pero|attends?|attendez|en fait|mais|warte|eigentlich|korrektur|aber)\b"
     r"|不对|更正|修正|其实|实际上|重新|但是|等等|最终"
 )
+# Words that take back an answer given before them ("wait, no", "scratch that",
+# "I made a mistake"); an answer followed by one and nothing else is withdrawn.
+_RETRACT = (
+    r"(?:no|non|nein)(?=\s*[,.;:!—–]|\s+-|\s*$)|nope|scratch that|strike that|forget that|"
+    r"(?:i )?made a mistake|my mistake|(?:i )?misread|i was wrong|"
+    r"(?:that|this|it)(?: is|'s| was) (?:wrong|incorrect|not right)|correction|me equivoqu[eé]|"
+    r"je me suis tromp[eé]e?|ich habe mich (?:geirrt|vertan)"
+)
+_RETRACT_ZH = r"不对|错了|更正|我错了"
+_RETRACT_RE = re.compile(r"(?:^|(?<=[\s,.;:!—–-]))(?:" + _RETRACT + r")(?=$|[\s,.;:!—–-])|" + _RETRACT_ZH)
+# Words that revise an answer: a retraction, or a second look ("actually",
+# "on second thought", "make that"); an option named right after one is the new choice.
+_REVISE_RE = re.compile(
+    r"(?:^|(?<=[\s,.;:!—–-]))(?:" + _RETRACT + r"|wait|actually|hmm+|oops|sorry|on second thought|"
+    r"on reflection|let me reconsider|reconsider\w*|make that|instead|espera|en realidad|attends?|attendez|"
+    r"en fait|moment|warte|eigentlich|korrektur)(?=$|[\s,.;:!—–-])|" + _RETRACT_ZH + r"|其实|实际上|等等|应该是"
+)
+
 # A clause that quotes the answer format instead of answering.
 _EXAMPLE_RE = re.compile(r"\b(?:for example|for instance|e\.g\.|such as|of the following format|in the format)\b")
 _FINAL_RE = re.compile(r"final|最终|definitiv")

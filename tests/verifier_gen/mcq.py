@@ -222,6 +222,19 @@ def _single_traps(rng, add):
         ("Is it {G} or {W}? Checking both... Final answer: {W}", False),
         ("Answer: {G}\n\nLet me double-check: yes, that holds.\n\nAnswer: {G}", True),
         ("{G} is the only option that survives; {W}, {X} and {Y} all fail.", True),
+        ("Answer: {W}\nWait, no, ({G}).", True),
+        ("Answer: {G}\nWait, no, ({W}).", False),
+        ("The answer is {W}. Actually, make that {G}.", True),
+        ("The answer is {G}. No, scratch that: it's {W}.", False),
+        ("**Answer: {W}**\n\nCorrection: it should be {G}, I misread the question.", True),
+        ("Answer: {G}. Wait, no.", False),
+        ("Answer: {G}\n\nHmm, actually, I'm not sure anymore.", None),
+        ("Respuesta: {W}\n\nEspera, no: es la {G}.", True),
+        ("答案：{G}\n\n不对，应该选{W}。", False),
+        ("Answer: {G}\n\nWait, let me verify with {W}.", True),
+        ("Answer: {G}\n\nActually, compare with {W} once more.", True),
+        ("{W} and {X} do not hold; {G} does.", True),
+        ("{G} is false and {W} is true.", False),
     ]
     for set_id, option_set in enumerate(OPTION_SETS):
         question, opts = _options(option_set)
@@ -247,6 +260,10 @@ MULTI_FORMS = [
     "Answer: {comma} (not {rest_or})", "正确答案是 {run}。", "故选 {dun}", "答案：{run}",
     "Las opciones correctas son {y}.", "Les bonnes réponses sont {et}.",
     "Die richtigen Antworten sind {und}.", "Ответ: {run}",
+    "Statements {parens} hold; {rest} do not.", "{comma} are the right ones; {rest} is wrong.",
+    "{and} are true, while {rest} are false.", "Answer: {rest}\nWait, no, that is backwards. Answer: {comma}",
+    "Answer: {rest}. Actually, make that {run}.", "Las afirmaciones {y} son correctas; {rest} no.",
+    "Les affirmations {et} sont vraies, {rest} sont fausses.",
 ]
 
 

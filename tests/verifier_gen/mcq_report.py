@@ -15,6 +15,7 @@ SOURCES = [
     ("hand-written", "mcq.jsonl", "mcq"),
     ("hand-written", "mcq_multi.jsonl", "mcq-multi"),
     ("held-out", "mcq_heldout.jsonl", None),
+    ("held-out", "mcq_heldout2.jsonl", None),
     ("model phrasings", "mcq_models.jsonl", None),
     ("real outputs", "mcq_real.jsonl", None),
 ]
