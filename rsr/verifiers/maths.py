@@ -506,6 +506,14 @@ def _assignments_as_tuple(s, brackets):
     return brackets[0] + ", ".join(x[1] for x in sides) + brackets[1]
 
 
+def _solutions_of_one_unknown(options):
+    """True for "x = 2 or x = -3": every alternative gives the same unknown a value,
+    so together they are an equation's solutions (a list, compared as one), not a
+    hedge between answers."""
+    sides = [re.fullmatch(r"\s*([a-zA-Z])\s*=\s*([^=]+)", o) for o in options]
+    return all(sides) and len({m[1] for m in sides}) == 1
+
+
 class MathVerifier(Verifier):
     "Mathematical equivalence of the final answer with metadata.answer."
 
@@ -530,7 +538,8 @@ class MathVerifier(Verifier):
         try:
             passed, why = compare(gold, found.answer)
             options = re.split(r"\s+or\s+", found.answer) if " or " in found.answer else []
-            if len(options) > 1 and not is_list(gold) and len({compare(gold, o)[0] for o in options}) > 1:
+            if (len(options) > 1 and not is_list(gold) and not _solutions_of_one_unknown(options)
+                    and len({compare(gold, o)[0] for o in options}) > 1):
                 details["reason"] = "hedge between answers"
                 return Verdict(None, None, found.answer, details, "hedge between answers")
             if any(compare(gold, other)[0] != passed for other in found.alternatives):
