@@ -31,7 +31,6 @@ from functools import lru_cache
 from .cues import (
     _ALL_BUT_RE,
     _ANNOUNCE_RE,
-    _ANSWER_HEADER_RE,
     _CONNECTIVES,
     _EXAMPLE_RE,
     _FILLER,
@@ -55,6 +54,7 @@ from .cues import (
     _TEXT_FILLER_RE,
     _WEAK_CUE_RE,
 )
+from .layout import _bold, _in_answer_column, _line_end, _line_start
 from .options import fold, normalize
 from .revisions import conflict, revise, withdrawn
 
@@ -303,24 +303,6 @@ _LABEL_BEFORE_RE = re.compile(r"[ \t>*•-]*\**[\(\[]?$")
 _LABEL_AFTER_RE = re.compile(r"\**[.):\]]\**(?:\s|$)")
 
 
-_LONG_LINE = 300  # past this a line is a paragraph: no label, answer line or table row
-
-
-def _line_start(text, position):
-    "Where position's line starts, looking back at most _LONG_LINE characters."
-    low = max(0, position - _LONG_LINE)
-    cut = text.rfind("\n", low, position)
-    return cut + 1 if cut >= 0 or low == 0 else low
-
-
-def _line_end(text, position):
-    "Where position's line ends, looking ahead at most _LONG_LINE characters (-1 when the text does)."
-    cut = text.find("\n", position, position + _LONG_LINE)
-    if cut >= 0 or position + _LONG_LINE < len(text):
-        return cut if cut >= 0 else position + _LONG_LINE
-    return -1
-
-
 def _is_label(text, group):
     "True when the letter opens its line as a label: 'A. ...', '(B) ...', '**C)** ...'."
     if len(group.letters) > 1:
@@ -388,33 +370,6 @@ def _alone(text, folded, group, texts):
     # "Option C:" heads what follows, and "A. 1500 A." ends in a unit: neither answers
     return all((t in _LINE_OK and len(t) > 1) or t.isdigit() or not t.isalnum()
                for t in _TOKEN_RE.findall(head)) and not any(t.isalnum() or t == ":" for t in tail_tokens)
-
-
-def _in_answer_column(text, group):
-    "True for a group in a markdown table's cell under an 'Answer' header."
-    line_start = _line_start(text, group.start)
-    if "|" not in text[line_start : group.start]:
-        return False
-    column = text.count("|", line_start, group.start)
-    header = line_start
-    for _ in range(60):  # up to the first line of the table (a long one is no answer table)
-        if header <= 0:
-            break
-        previous = text.rfind("\n", 0, header - 1) + 1
-        if "|" not in text[previous : header - 1]:
-            break
-        header = previous
-    if header == line_start:
-        return False
-    end = text.find("\n", header)
-    cells = text[header : end if end >= 0 else len(text)].split("|")
-    return column < len(cells) and bool(_ANSWER_HEADER_RE.match(fold(cells[column])))
-
-
-def _bold(text, group):
-    "True for a group in bold: '**B**', '**(B)**', '\\textbf{B}'."
-    before = text[max(0, group.start - 9) : group.start].rstrip("( ")
-    return before.endswith(("**", "\\textbf{")) and (text[group.end : group.end + 4].lstrip(").: ") or " ")[0] in "*}"
 
 
 def _neutralise_lists(folded, groups):
