@@ -54,6 +54,14 @@ def write_prompts(path, count, answer="right", prefix="p"):
     return path
 
 
+def load_ledger(tmp_path, count, **prompt_options):
+    "A new ledger at tmp_path/run.db with count prompts, loaded by `rsr load`."
+    db_path = tmp_path / "run.db"
+    result = rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", count, **prompt_options))
+    assert result.returncode == 0, result.stderr
+    return db_path
+
+
 def query(db_path, sql, params=()):
     "Rows of one query on a plain sqlite3 connection (closed afterwards)."
     conn = sqlite3.connect(db_path)

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 from faultserver import FaultServer
-from proc import assert_clean_error, integrity, query, rsr, start_rsr, write_prompts
+from proc import assert_clean_error, integrity, load_ledger, query, rsr, start_rsr
 from servers import free_port, wait_for_http
 
 from rsr.commands import cli
@@ -31,10 +31,7 @@ outputs: {{dir: "{out}", exports: [{{format: sft, file: sft.jsonl}}]}}
 
 @pytest.fixture
 def ledger(tmp_path):
-    db_path = tmp_path / "run.db"
-    result = rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", 60))
-    assert result.returncode == 0, result.stderr
-    return db_path
+    return load_ledger(tmp_path, 60)
 
 
 @pytest.fixture

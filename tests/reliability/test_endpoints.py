@@ -5,7 +5,7 @@ Only failures after the endpoint has answered correctly become error rows."""
 
 import pytest
 from faultserver import FaultServer, QuietServer
-from proc import assert_clean_error, cli, query, rsr, write_prompts
+from proc import assert_clean_error, cli, load_ledger, query
 from servers import JSONHandler, OpenAIStub, ServerThread, free_port
 
 SAMPLE = ["--model", "m", "--verifier", "exact", "--max-retries", 1, "--retry-base-delay", 0,
@@ -14,10 +14,7 @@ SAMPLE = ["--model", "m", "--verifier", "exact", "--max-retries", 1, "--retry-ba
 
 @pytest.fixture
 def ledger(tmp_path):
-    db_path = tmp_path / "run.db"
-    result = rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", 20))
-    assert result.returncode == 0, result.stderr
-    return db_path
+    return load_ledger(tmp_path, 20)
 
 
 def written(db_path):
