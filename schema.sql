@@ -71,6 +71,12 @@ create table if not exists rollouts (
     -- a hash of the response with whitespace runs collapsed: identical
     -- completions share it (NULL when unknown: then a rollout is its own kind)
     response_hash text,
+    -- 1 when the rollout can be scored and count toward a target: a non-empty
+    -- answer (not whitespace only), not truncated, no error. This column is
+    -- the one definition of a valid rollout; triggers, views and queries read it.
+    valid integer generated always as (
+        error is null and truncated = 0 and coalesce(trim(response, char(32, 9, 10, 11, 12, 13)), '') != ''
+    ) virtual,
     unique (prompt_id, sample_index)
 );
 create index if not exists rollouts_run_id on rollouts(run_id);
@@ -150,12 +156,10 @@ begin
         on conflict (prompt_id) do nothing;
     update progress set
         rollouts = rollouts + 1,
-        valid = valid + (new.error is null and new.truncated = 0 and new.response is not null
-                         and trim(new.response, char(32, 9, 10, 11, 12, 13)) != ''),
+        valid = valid + new.valid,
         truncated = truncated + (new.truncated = 1),
         errored = errored + (new.error is not null),
-        empty = empty + (new.error is null and new.truncated = 0
-                         and coalesce(trim(new.response, char(32, 9, 10, 11, 12, 13)), '') = ''),
+        empty = empty + (new.error is null and new.truncated = 0 and not new.valid),
         completion_tokens = completion_tokens + coalesce(new.completion_tokens, 0)
     where prompt_id = new.prompt_id;
 end;
@@ -164,12 +168,10 @@ create trigger if not exists rollouts_count_delete after delete on rollouts
 begin
     update progress set
         rollouts = rollouts - 1,
-        valid = valid - (old.error is null and old.truncated = 0 and old.response is not null
-                         and trim(old.response, char(32, 9, 10, 11, 12, 13)) != ''),
+        valid = valid - old.valid,
         truncated = truncated - (old.truncated = 1),
         errored = errored - (old.error is not null),
-        empty = empty - (old.error is null and old.truncated = 0
-                         and coalesce(trim(old.response, char(32, 9, 10, 11, 12, 13)), '') = ''),
+        empty = empty - (old.error is null and old.truncated = 0 and not old.valid),
         completion_tokens = completion_tokens - coalesce(old.completion_tokens, 0)
     where prompt_id = old.prompt_id;
 end;
@@ -177,9 +179,7 @@ end;
 -- A pass adds to distinct_passed only when no other passing rollout of the
 -- prompt (same verifier) has the same response_hash.
 create trigger if not exists scores_count_insert after insert on scores
-when (select error is null and truncated = 0
-             and trim(response, char(32, 9, 10, 11, 12, 13)) != ''
-      from rollouts where id = new.rollout_id)
+when (select valid from rollouts where id = new.rollout_id)
 begin
     insert into verdicts (prompt_id, verifier)
         values ((select prompt_id from rollouts where id = new.rollout_id), new.verifier)
@@ -193,16 +193,13 @@ begin
             where (r.prompt_id, r.response_hash) = (select prompt_id, response_hash
                                                     from rollouts where id = new.rollout_id)
               and r.id != new.rollout_id and s.verifier = new.verifier and s.passed = 1
-              and r.error is null and r.truncated = 0
-              and trim(r.response, char(32, 9, 10, 11, 12, 13)) != ''))
+              and r.valid))
     where prompt_id = (select prompt_id from rollouts where id = new.rollout_id)
       and verifier = new.verifier;
 end;
 
 create trigger if not exists scores_count_delete after delete on scores
-when (select error is null and truncated = 0
-             and trim(response, char(32, 9, 10, 11, 12, 13)) != ''
-      from rollouts where id = old.rollout_id)
+when (select valid from rollouts where id = old.rollout_id)
 begin
     update verdicts set
         passed = passed - (old.passed is 1),
@@ -213,16 +210,13 @@ begin
             where (r.prompt_id, r.response_hash) = (select prompt_id, response_hash
                                                     from rollouts where id = old.rollout_id)
               and r.id != old.rollout_id and s.verifier = old.verifier and s.passed = 1
-              and r.error is null and r.truncated = 0
-              and trim(r.response, char(32, 9, 10, 11, 12, 13)) != ''))
+              and r.valid))
     where prompt_id = (select prompt_id from rollouts where id = old.rollout_id)
       and verifier = old.verifier;
 end;
 
 create trigger if not exists scores_count_update after update of passed on scores
-when (select error is null and truncated = 0
-             and trim(response, char(32, 9, 10, 11, 12, 13)) != ''
-      from rollouts where id = new.rollout_id)
+when (select valid from rollouts where id = new.rollout_id)
 begin
     update verdicts set
         passed = passed - (old.passed is 1) + (new.passed is 1),
@@ -234,8 +228,7 @@ begin
             where (r.prompt_id, r.response_hash) = (select prompt_id, response_hash
                                                     from rollouts where id = new.rollout_id)
               and r.id != new.rollout_id and s.verifier = new.verifier and s.passed = 1
-              and r.error is null and r.truncated = 0
-              and trim(r.response, char(32, 9, 10, 11, 12, 13)) != '')
+              and r.valid)
     where prompt_id = (select prompt_id from rollouts where id = new.rollout_id)
       and verifier = new.verifier;
 end;
@@ -281,15 +274,13 @@ create view if not exists prompt_progress_slow as
 select
     prompts.id as prompt_id,
     count(rollouts.id) as rollouts,
-    coalesce(sum(rollouts.error is null and rollouts.truncated = 0
-                 and trim(rollouts.response, char(32, 9, 10, 11, 12, 13)) != ''), 0) as valid,
+    coalesce(sum(rollouts.valid), 0) as valid,
     coalesce(sum(rollouts.truncated = 1), 0) as truncated,
     coalesce(sum(rollouts.error is not null), 0) as errored,
     (select count(*) from steps where steps.prompt_id = prompts.id) as steps,
     (select coalesce(sum(requested), 0) from steps where steps.prompt_id = prompts.id) as requested,
     coalesce(sum(rollouts.completion_tokens), 0) as completion_tokens,
-    coalesce(sum(rollouts.error is null and rollouts.truncated = 0
-                 and coalesce(trim(rollouts.response, char(32, 9, 10, 11, 12, 13)), '') = ''), 0) as empty
+    coalesce(sum(rollouts.error is null and rollouts.truncated = 0 and not rollouts.valid), 0) as empty
 from prompts
 left join rollouts on rollouts.prompt_id = prompts.id
 group by prompts.id;
@@ -306,8 +297,7 @@ select
           then coalesce(rollouts.response_hash, 'rollout ' || rollouts.id) end) as distinct_passed
 from scores
 join rollouts on rollouts.id = scores.rollout_id
-where rollouts.error is null and rollouts.truncated = 0
-  and trim(rollouts.response, char(32, 9, 10, 11, 12, 13)) != ''
+where rollouts.valid
 group by rollouts.prompt_id, scores.verifier;
 
 -- Pass rate per prompt and verifier: the numbers behind curricula (easy / hard).

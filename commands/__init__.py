@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from rsr import __version__
+from rsr import __version__, options
 from rsr.db import describe_sqlite_error
 from rsr.errors import RsrError
 from rsr.progress import Display, SampleDisplay
@@ -93,6 +93,78 @@ verifier_option = click.option(
     "verifier_options", "--verifier-option", multiple=True, callback=parse_verifier_options,
     metavar="KEY=VALUE",
     help="A verifier option, e.g. partial=true, model=NAME, base_url=URL (repeatable)")
+
+
+class RegistryChoice(click.Choice):
+    "A choice among a registry's names, read when used (plugins registered later count)."
+
+    def __init__(self, names):
+        self.names = names
+        self.case_sensitive = True
+
+    @property
+    def choices(self):
+        return tuple(sorted(self.names()))
+
+
+def declared_flags(kind, classes):
+    """click options for every option these plugins (samplers or executors)
+    declare (rsr.options). A flag several plugins declare is one flag; its help
+    names them. Values arrive as keyword arguments KIND__OPTION."""
+    owners, first = {}, {}
+    for cls in classes:
+        for flag in options.flags(cls.Options):
+            owners.setdefault(flag.flag, []).append(cls.name)
+            first.setdefault(flag.flag, flag)
+    made = []
+    for spelling, flag in sorted(first.items()):
+        dest = f"{kind}__{flag.name}"
+        help_text = flag.help
+        if help_text.split(":")[0] not in owners[spelling]:
+            help_text = f"{', '.join(owners[spelling])}: {help_text}"
+        if flag.kind is bool:
+            made.append(click.Option([f"{spelling}/--no-{spelling[2:]}", dest], default=None,
+                                     help=help_text))
+        elif flag.kind is list:
+            made.append(click.Option([spelling, dest], multiple=True, help=help_text,
+                                     metavar="VALUE"))
+        elif isinstance(flag.kind, tuple):
+            made.append(click.Option([spelling, dest], type=click.Choice(flag.kind), help=help_text))
+        else:
+            made.append(click.Option([spelling, dest], type=flag.kind, help=help_text))
+    return made
+
+
+class DeclaredOptionsCommand(click.Command):
+    """A command that also takes every option the registered plugins declare,
+    read from the registries when it runs: a plugin's options reach it with no
+    change to the command. declared is [(kind, function returning classes)].
+    A declared flag that would shadow one of the command's own is left to
+    recipes."""
+
+    def __init__(self, *args, declared=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.declared = declared
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        taken = {opt for param in params for opt in param.opts + param.secondary_opts}
+        extra = []
+        for kind, classes in self.declared:
+            for option in declared_flags(kind, classes()):
+                if not taken.intersection(option.opts):
+                    taken.update(option.opts)
+                    extra.append(option)
+        # After the command's own options, before --silent, --json and --help.
+        tail = [p for p in params if p.name in ("silent", "json_") or "--help" in p.opts]
+        return [p for p in params if p not in tail] + extra + tail
+
+
+def declared_values(kind, values):
+    "The options a user set among the KIND__OPTION keyword arguments (unset ones left out)."
+    prefix = f"{kind}__"
+    return {key[len(prefix):]: value for key, value in values.items()
+            if key.startswith(prefix) and value is not None and value != ()}
 
 
 def sample_display(silent):

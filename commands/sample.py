@@ -4,11 +4,13 @@ import sys
 import click
 
 from rsr import open_db, plugins
+from rsr.config import ENDPOINT_SAMPLER, EXECUTOR, SAMPLER, SAMPLING
+from rsr.executors import EXECUTORS
 from rsr.pipeline import report_dict, run_sampling, summary_line
 from rsr.sampling import Interrupted
 
-from . import (cli, db_argument, echo_err, echo_json, json_option, sample_display, silent_option,
-               verifier_option)
+from . import (DeclaredOptionsCommand, RegistryChoice, cli, db_argument, declared_values, echo_err,
+               echo_json, json_option, sample_display, silent_option, verifier_option)
 
 
 def parse_json_object(ctx, param, value):
@@ -36,64 +38,59 @@ def parse_key_values(ctx, param, values):
     return options
 
 
-@cli.command()
+@cli.command(cls=DeclaredOptionsCommand, declared=[
+    # Each sampler's and executor's own options are flags of their own.
+    ("sampler", lambda: plugins.get_samplers().values()),
+    ("executor", lambda: EXECUTORS.values()),
+])
 @db_argument
-@click.option("--sampler", "sampler_name", type=click.Choice(sorted(plugins.get_samplers())),
+@click.option("--sampler", "sampler_name", type=RegistryChoice(plugins.get_samplers),
               help="Engine: local (embedded model; the default), openai (any OpenAI-compatible "
               "server; the default when --base-url is given) or vllm (offline, in-process)")
 @click.option("--model", help="Model name for the server, path for vllm/local")
 @click.option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
 @click.option("--api-key", help="API key (default: $OPENAI_API_KEY); never stored")
-@click.option("--target", default="sft", show_default=True,
+@click.option("--target", default=SAMPLING.target, show_default=True,
               help="When a prompt has enough: sft, dpo, multi-sft:K, best-of-n[:N] or none")
-@click.option("--max-rollouts", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Hard cap on rollouts per prompt")
-@click.option("--step-size", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Rollouts asked for per prompt per step")
-@click.option("--max-steps", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Cap on steps per prompt")
+@click.option("--max-rollouts", type=click.IntRange(min=1), default=SAMPLING.max_rollouts,
+              show_default=True, help="Hard cap on rollouts per prompt")
+@click.option("--step-size", type=click.IntRange(min=1), default=SAMPLING.step_size,
+              show_default=True, help="Rollouts asked for per prompt per step")
+@click.option("--max-steps", type=click.IntRange(min=1), default=SAMPLING.max_steps,
+              show_default=True, help="Cap on steps per prompt")
 @click.option("--no-early-stop", is_flag=True, help="Sample every prompt to its budget")
 @click.option("--dedupe", is_flag=True,
               help="Identical passing completions (whitespace-normalised) count once toward the target")
 @click.option("--verifier", "verifier_name", help="Score rollouts as they arrive (rsr verifiers lists them)")
 @verifier_option
-@click.option("--temperature", type=click.FloatRange(min=0), default=0.7, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0), default=SAMPLING.temperature,
+              show_default=True)
 @click.option("--top-p", type=click.FloatRange(min=0, max=1))
-@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=SAMPLING.max_tokens,
+              show_default=True)
 @click.option("--seed", type=int, help="Base seed: each rollout's seed derives from it")
 @click.option("--extra-params", callback=parse_json_object, metavar="JSON",
               help="More sampling parameters, e.g. '{\"top_k\": 20}'")
-@click.option("--concurrency", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Requests in flight (openai sampler)")
+@click.option("--concurrency", type=click.IntRange(min=1), default=SAMPLER.concurrency,
+              show_default=True, help="Requests in flight (openai sampler)")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N prompts (in load order)")
 @click.option("--where", help="SQL on prompts, e.g. \"json_extract(metadata, '$.level') >= 4\"")
-@click.option("--request-timeout", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
-              help="Seconds before a request is retried")
-@click.option("--max-retries", type=click.IntRange(min=0), default=6, show_default=True)
-@click.option("--retry-base-delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
-              help="Seconds of the first backoff; each retry waits up to twice as long")
-@click.option("--tensor-parallel-size", type=click.IntRange(min=1), help="vllm: GPUs per model")
-@click.option("--data-parallel-size", type=click.IntRange(min=1), help="vllm: model replicas")
-@click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), help="vllm")
-@click.option("--max-model-len", type=click.IntRange(min=1), help="vllm: context length")
+@click.option("--request-timeout", type=click.FloatRange(min=0.1), default=SAMPLER.timeout,
+              show_default=True, help="Seconds before a request is retried")
+@click.option("--max-retries", type=click.IntRange(min=0), default=SAMPLER.max_retries,
+              show_default=True)
+@click.option("--retry-base-delay", type=click.FloatRange(min=0), default=SAMPLER.retry_base_delay,
+              show_default=True, help="Seconds of the first backoff; each retry waits up to twice as long")
 @click.option("engine_options", "--engine-option", multiple=True, callback=parse_key_values,
-              metavar="KEY=VALUE", help="Any other engine setting, e.g. dtype=float32 (repeatable)")
-@click.option("--executor", type=click.Choice(["in-process", "ray"]), default="in-process",
+              metavar="KEY=VALUE", help="Any other sampler option, e.g. dtype=float32 (repeatable)")
+@click.option("--executor", type=click.Choice(sorted(EXECUTORS)), default=EXECUTOR.name,
               show_default=True, help="Serve requests here, or from Ray actors (pip install 'rsr[ray]')")
-@click.option("--ray-address", help="ray: 'auto' or ray://HOST:PORT (default: start a local Ray)")
-@click.option("--num-workers", type=click.IntRange(min=1), help="ray: actors, each with its own sampler [2]")
-@click.option("--verify-on", type=click.Choice(["driver", "workers"]),
-              help="ray: where the verifier runs [driver]")
-@click.option("worker_base_urls", "--worker-base-url", multiple=True, metavar="URL",
-              help="ray: an endpoint per worker (repeatable; worker i gets the i-th)")
 @silent_option
 @json_option
 def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts, step_size,
            max_steps, no_early_stop, dedupe, verifier_name, verifier_options, temperature, top_p,
            max_tokens, seed, extra_params, concurrency, limit, where, request_timeout,
-           max_retries, retry_base_delay, tensor_parallel_size, data_parallel_size,
-           gpu_memory_utilization, max_model_len, engine_options, executor, ray_address,
-           num_workers, verify_on, worker_base_urls, silent, json_):
+           max_retries, retry_base_delay, engine_options, executor, silent, json_, **declared):
     """Sample rollouts until every prompt meets its target or runs out of budget
 
     Re-running the same command resumes: the ledger says what is left.
@@ -105,24 +102,18 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
         rsr sample run.db --executor ray --ray-address auto --num-workers 8 \\
             --sampler vllm --model Qwen/Qwen3-8B --verifier math --verify-on workers
     """
-    engine = {"tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size,
-              "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len}
     config = {
-        "sampler": {"name": sampler_name or ("openai" if base_url else "local"), "model": model,
-                    "base_url": base_url, "api_key": api_key, "timeout": request_timeout,
-                    "concurrency": concurrency, "max_retries": max_retries,
-                    "retry_base_delay": retry_base_delay,
-                    "engine": {**engine_options,
-                               **{k: v for k, v in engine.items() if v is not None}}},
+        "sampler": {"name": sampler_name or (ENDPOINT_SAMPLER if base_url else SAMPLER.name),
+                    "model": model, "base_url": base_url, "api_key": api_key,
+                    "timeout": request_timeout, "concurrency": concurrency,
+                    "max_retries": max_retries, "retry_base_delay": retry_base_delay,
+                    "engine": {**engine_options, **declared_values("sampler", declared)}},
         "sampling": {"target": target, "max_rollouts": max_rollouts, "step_size": step_size,
-                     "max_steps": max_steps, "early_stop": not no_early_stop, "dedupe": dedupe, "limit": limit,
-                     "where": where, "seed": seed, "temperature": temperature, "top_p": top_p,
-                     "max_tokens": max_tokens, "extra_params": extra_params},
+                     "max_steps": max_steps, "early_stop": not no_early_stop, "dedupe": dedupe,
+                     "limit": limit, "where": where, "seed": seed, "temperature": temperature,
+                     "top_p": top_p, "max_tokens": max_tokens, "extra_params": extra_params},
         "verifier": {"name": verifier_name, "options": verifier_options},
-        "executor": {k: v for k, v in {
-            "name": executor, "address": ray_address, "num_workers": num_workers,
-            "verify_on": verify_on, "base_urls": list(worker_base_urls) or None}.items()
-            if v is not None},
+        "executor": {"name": executor, **declared_values("executor", declared)},
     }
     show = sample_display(silent)
     try:
@@ -138,3 +129,4 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
     echo_err(summary_line(report))
     if json_:
         echo_json(report_dict(report))
+

@@ -7,7 +7,8 @@ import click
 from rsr import open_db
 from rsr.errors import ConfigError
 from rsr.progress import verify_postfix
-from rsr.verification import DEFAULT_TIMEOUT, Scorer, count_pending, verify_rollouts
+from rsr.config import VERIFIER
+from rsr.verification import Scorer, count_pending, verify_rollouts
 from rsr.verifiers import get_verifier
 
 from . import (cli, echo_err, echo_json, existing_db_argument, json_option, progress_display,
@@ -20,9 +21,9 @@ from . import (cli, echo_err, echo_json, existing_db_argument, json_option, prog
               help="Verifier to run (see 'rsr verifiers'), or PATH.py:FUNCTION; repeatable")
 @verifier_option
 @click.option("--rescore", is_flag=True, help="Score again rollouts that already have a score")
-@click.option("--workers", "-w", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--workers", "-w", type=click.IntRange(min=0), default=VERIFIER.workers, show_default=True,
               help="Worker processes for CPU verifiers (0: in-process where safe)")
-@click.option("--timeout", type=click.FloatRange(min=0), default=DEFAULT_TIMEOUT, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0), default=VERIFIER.timeout, show_default=True,
               help="Seconds one check may take before it is stopped and recorded as an error")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Rollouts scored and written per transaction")

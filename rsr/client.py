@@ -24,6 +24,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from .config import SAMPLER
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ class RequestFailed(Exception):
 class RetryPolicy:
     "How often and how patiently to retry a failed request."
 
-    max_attempts: int = 6
-    base_delay: float = 0.5
+    max_attempts: int = SAMPLER.max_retries + 1
+    base_delay: float = SAMPLER.retry_base_delay
     max_delay: float = 30.0
     # A Retry-After longer than this is cut to it: one rude header must not
     # stall a run for an hour.
@@ -177,7 +178,8 @@ def resolve_api_key(api_key=None):
     return api_key or os.environ.get("OPENAI_API_KEY") or NO_KEY
 
 
-def make_async_client(base_url=None, api_key=None, timeout=600.0, transport="aiohttp"):
+def make_async_client(base_url=None, api_key=None, timeout=SAMPLER.timeout,
+                      transport=SAMPLER.transport):
     """A client for an OpenAI-compatible server: rsr's own over aiohttp, or
     the openai SDK's (httpx). Both have post_json(path, body), api_key and close()."""
     if transport == "aiohttp":
@@ -230,8 +232,8 @@ class HTTPClient:
     once, when the session opens.
     """
 
-    def __init__(self, base_url=None, api_key=None, timeout=600.0):
-        from . import __version__
+    def __init__(self, base_url=None, api_key=None, timeout=SAMPLER.timeout):
+        from .version import __version__
 
         self.base_url = resolve_base_url(base_url)
         self.api_key = resolve_api_key(api_key)
@@ -335,7 +337,7 @@ def http_failure(status, detail, headers):
 class SDKClient:
     "The openai SDK's AsyncOpenAI client (httpx transport, SDK retries off) behind post_json."
 
-    def __init__(self, base_url=None, api_key=None, timeout=600.0):
+    def __init__(self, base_url=None, api_key=None, timeout=SAMPLER.timeout):
         import openai
 
         self.api_key = resolve_api_key(api_key)

@@ -11,6 +11,7 @@ use: WAL journal, foreign keys, a busy timeout.
 
 import json
 import os
+import re
 import sqlite3
 import sys
 from importlib import resources
@@ -56,6 +57,10 @@ NEW_COLUMNS = (
     ("rollouts", "response_hash", "text"),
     ("verdicts", "distinct_passed", "integer not null default 0"),
     ("progress", "empty", "integer not null default 0"),
+    # m004: the one definition of a valid rollout, as schema.sql writes it.
+    ("rollouts", "valid", " ".join(re.search(
+        r"^\s*valid (integer generated always as \(.*?\) virtual)", SCHEMA_SQL,
+        re.M | re.S).group(1).split())),
 )
 
 # The objects m002 replaces because their definitions changed.
@@ -129,11 +134,12 @@ M003_REPLACED = (
     ("view", "verifier_progress_slow"),
 )
 M003_MARKER = "trim("
+# What m004's definitions read instead of spelling the rule out (current for m003 too).
+M004_MARKERS = ("new.valid", "old.valid", "r.valid", "rollouts.valid")
 
 # Rollouts whose answer is empty or whitespace only (not truncated, no error).
 EMPTY_ROLLOUTS_SQL = """
-select id from rollouts where error is null and truncated = 0
-  and coalesce(trim(response, char(32, 9, 10, 11, 12, 13)), '') = ''
+select id from rollouts where error is null and truncated = 0 and not valid
 """
 
 
@@ -146,9 +152,7 @@ def m003_empty_answers_are_invalid(db):
     # and the counters of their prompts are computed again.
     stale = [
         (kind, name) for kind, name in M003_REPLACED
-        if M003_MARKER not in (db.execute(
-            "select coalesce(sql, '') from sqlite_master where type = ? and name = ?",
-            [kind, name]).fetchone() or ("",))[0]
+        if not _marked(db, kind, name, (M003_MARKER, *M004_MARKERS))
     ]
     for kind, name in stale:
         db.execute(f"drop {kind} if exists {name}")
@@ -176,7 +180,7 @@ def m003_empty_answers_are_invalid(db):
 
 def _check_not_newer(db, path):
     "LedgerError if a newer rsr has applied migrations this one does not know."
-    from . import __version__
+    from .version import __version__
 
     if "_sqlite_migrations" not in db.table_names():
         return
@@ -192,7 +196,9 @@ def _check_not_newer(db, path):
 
 def _add_new_columns(db):
     for table, column, kind in NEW_COLUMNS:
-        if table in db.table_names() and column not in db.table(table).columns_dict:
+        # table_xinfo, unlike columns_dict, lists generated columns too.
+        if table in db.table_names() and column not in {
+                row[1] for row in db.execute(f"pragma table_xinfo({table})")}:
             db.execute(f"alter table {table} add column {column} {kind}")
 
 
@@ -333,3 +339,24 @@ def schema_version(db) -> str:
         "select name from _sqlite_migrations order by applied_at desc, name desc limit 1"
     ).fetchone()
     return row[0] if row else "none"
+
+
+
+@migrations()
+def m004_valid_column(db):
+    # "A valid rollout" (a non-empty answer, not truncated, no error) was written
+    # out in every trigger, view and query that needed it; rollouts now have a
+    # generated `valid` column (added by NEW_COLUMNS) and the definitions read
+    # it. Older ledgers get the new triggers and views; no row changes.
+    stale = [(kind, name) for kind, name in M003_REPLACED if _marked(db, kind, name, (M003_MARKER,))]
+    for kind, name in stale:
+        db.execute(f"drop {kind} if exists {name}")
+    if stale:
+        _run_script(db, SCHEMA_SQL)
+
+
+def _marked(db, kind, name, markers):
+    "True when the stored definition of this trigger or view holds one of markers."
+    row = db.execute("select coalesce(sql, '') from sqlite_master where type = ? and name = ?",
+                     [kind, name]).fetchone()
+    return row is not None and any(marker in row[0] for marker in markers)

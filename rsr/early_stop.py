@@ -14,8 +14,11 @@ the target (the `verdicts` counters only count valid rollouts), so a prompt
 cannot loop forever. This module is the only place these rules live.
 """
 
+from __future__ import annotations
+
 import re
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from .errors import ConfigError
 
@@ -42,6 +45,16 @@ and (coalesce(pr.steps, 0) < :max_steps or coalesce(pr.rollouts, 0) < coalesce(p
 INCOMPLETE_STEP_SQL = (
     "coalesce(pr.rollouts, 0) < coalesce(pr.requested, 0) and coalesce(pr.rollouts, 0) < :max_rollouts"
 )
+
+# A prompt needs sampling while it is not satisfied and has budget left, or
+# while a step of it was cut short: over the columns of PROMPT_STATE_SQL.
+NEEDS_SAMPLING_SQL = "(not satisfied and within_budget) or incomplete"
+
+# Every prompt a run selects is in one of three states: satisfied (its target is
+# met and no step is left to finish), pending (it needs sampling) or exhausted
+# (neither: its budget is spent).
+STATE_SQL = f"""case when satisfied and not incomplete then 'satisfied'
+     when {NEEDS_SAMPLING_SQL} then 'pending' else 'exhausted' end"""
 
 PROMPT_STATE_SQL = """
 select
@@ -155,14 +168,43 @@ def prompt_state_sql(target, where=None, limit=None, dedupe=False):
     return sql
 
 
+def states_sql(target, where=None, limit=None, dedupe=False):
+    """SQL: prompt_state_sql() with the needs_sampling and state columns (this
+    module's one rule for each)."""
+    return (f"select *, ({NEEDS_SAMPLING_SQL}) as needs_sampling, {STATE_SQL} as state from ("
+            + prompt_state_sql(target, where, limit, dedupe) + ")")
+
+
 def pending_sql(target, where=None, limit=None, dedupe=False):
     "SQL: the next page of prompts that still need sampling, after rowid :after."
     return (
-        "select * from ("
-        + prompt_state_sql(target, where, limit, dedupe)
-        + ") where (not satisfied and within_budget or incomplete) and rowid > :after"
-        " order by rowid limit :page"
+        "select * from (" + states_sql(target, where, limit, dedupe) + ")"
+        " where needs_sampling and rowid > :after order by rowid limit :page"
     )
+
+
+@dataclass(frozen=True)
+class Step:
+    "What a prompt's next step asks for: its number, rollouts, and the step's size."
+
+    number: int
+    count: int
+    requested: int
+
+
+def next_step(state: Mapping[str, Any], max_rollouts: int, step_size: int) -> Step | None:
+    """The next step of a prompt in this state (rollouts, steps, requested), or
+    None when its budget has no room. A step cut short (rollouts < requested)
+    is completed under its own number; otherwise a new step asks for up to
+    step_size rollouts, never past max_rollouts."""
+    rollouts, steps, requested = state["rollouts"], state["steps"], state["requested"]
+    room = max_rollouts - rollouts
+    if room <= 0:
+        return None
+    if rollouts < requested:
+        return Step(steps, min(requested - rollouts, room), requested)
+    count = min(step_size, room)
+    return Step(steps + 1, count, count)
 
 
 def state_params(target, verifier, max_rollouts, max_steps, limit=None):
@@ -187,10 +229,10 @@ select coalesce(sum(case
     else max(min(:max_rollouts - rollouts,
                  max(requested - rollouts, 0) + max(:max_steps - steps, 0) * :step_size), 0)
     end), 0)
-from ({states}) where (not satisfied and within_budget) or incomplete
+from ({states}) where needs_sampling
 """
 
 
 def budget_left_sql(target, where=None, limit=None, dedupe=False):
     "SQL: how many rollouts the prompts a run selects may still draw (needs :step_size too)."
-    return BUDGET_LEFT_SQL.format(states=prompt_state_sql(target, where, limit, dedupe))
+    return BUDGET_LEFT_SQL.format(states=states_sql(target, where, limit, dedupe))

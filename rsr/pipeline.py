@@ -1,15 +1,11 @@
 """From a configuration to a finished run: the shared path of `rsr sample` and
 `rsr run`.
 
-A sampling configuration is a plain dict (what the `runs` table stores)::
-
-    sampler:  {name, model, base_url, api_key, timeout, transport, concurrency,
-               batch_prompts, max_retries, engine: {...}}
-    sampling: {target, max_rollouts, step_size, max_steps, early_stop, limit,
-               where, seed, temperature, top_p, max_tokens, extra_params}
-    verifier: {name, options: {...}, workers, timeout}
-    executor: {name: in-process | ray, address, num_workers, verify_on, num_cpus,
-               num_gpus, base_urls, runtime_env, max_worker_restarts}
+A configuration is a plain dict of sections (what the `runs` table stores);
+rsr/config.py declares them and their defaults, rsr/factory.py builds the
+sampler and the scorer, rsr/executors the executor. This module runs a job:
+it takes the ledger's writer lock, records the run and drives the sampling
+loop (rsr/sampling/).
 """
 
 import fcntl
@@ -17,103 +13,40 @@ import logging
 import os
 import sqlite3
 
-from . import early_stop, plugins
-from .client import RetryPolicy, check_base_url
+from . import config as settings_config
+from . import early_stop
+from .client import RetryPolicy
 from .errors import ConfigError, RsrError
+from .executors import EXECUTORS
+from .factory import make_scorer
+from .options import check_owner, validate
 from .progress import BudgetLeft, SampleProgress
 from .runs import finish_run, redact, start_run
 from .sampling import Interrupted, SampleReport, SampleSettings, sample
-from .verification import Scorer
-from .verifiers import get_verifier
+
+__all__ = ["make_executor", "make_scorer", "make_settings", "run_sampling", "with_defaults"]
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "sampler": {"name": "local", "concurrency": 32, "timeout": 600.0, "transport": "aiohttp",
-                "batch_prompts": 256, "max_retries": 6, "retry_base_delay": 0.5},
-    "sampling": {"target": "sft", "max_rollouts": 16, "step_size": 4, "max_steps": 8,
-                 "early_stop": True, "temperature": 0.7, "top_p": None, "max_tokens": 1024,
-                 "seed": None, "extra_params": {}, "limit": None, "where": None,
-                 "dedupe": False},
-    "verifier": {"name": None, "options": {}, "workers": 0, "timeout": 10.0},
-    # Where requests are served: in this process, or by Ray actors (rsr.executors.ray),
-    # each with its own sampler and `concurrency` requests in flight.
-    "executor": {"name": "in-process", "address": None, "num_workers": 2, "verify_on": "driver",
-                 "num_cpus": 1, "num_gpus": None, "base_urls": [], "runtime_env": None,
-                 "max_worker_restarts": None},
-}
-
-# Settings the sampler constructor takes (beyond name and the loop's own).
-SAMPLER_ARGS = ("model", "base_url", "api_key", "timeout", "transport")
-
 
 def with_defaults(config):
-    "A copy of config with every missing key filled from DEFAULTS."
-    merged = {}
-    for section, defaults in DEFAULTS.items():
-        given = dict(config.get(section) or {})
-        unknown = set(given) - set(defaults) - set(SAMPLER_ARGS) - {"engine"}
-        if unknown:
-            raise ConfigError(f"Unknown {section} setting(s): {', '.join(sorted(unknown))}")
-        merged[section] = {**defaults, **given}
+    """A copy of config with every missing setting filled from its default, and
+    the executor's options checked against what the executor declares."""
+    merged = settings_config.resolve(config)
+    executor = dict(merged["executor"])
+    name = executor.pop("name")
+    if name not in EXECUTORS:
+        raise ConfigError(f"Unknown executor {name!r}: use {' or '.join(EXECUTORS)}")
+    cls = EXECUTORS[name]
+    check_owner(executor, cls, EXECUTORS.values(), "executor")
+    options = validate(cls.Options, executor, f"The {name} executor")
+    merged["executor"] = {"name": name, **cls.Options(**options).model_dump()}
     return merged
 
 
-def make_sampler(sampler_config):
-    "Instantiate the configured sampler from the registry."
-    cls = plugins.pick(plugins.get_samplers(), sampler_config["name"], "sampler", "rsr plugins")
-    kwargs = {k: sampler_config.get(k) for k in SAMPLER_ARGS if sampler_config.get(k) is not None}
-    kwargs.update(sampler_config.get("engine") or {})
-    if sampler_config.get("base_url") is not None:
-        # An empty or malformed URL is reported as such, whichever sampler was picked.
-        check_base_url(sampler_config["base_url"])
-    if cls.name != "openai":
-        for key in ("base_url", "api_key", "transport"):
-            if key in kwargs and sampler_config.get(key) is not None:
-                if key == "transport" and kwargs[key] == DEFAULTS["sampler"]["transport"]:
-                    kwargs.pop(key)
-                    continue
-                raise ConfigError(f"--{key.replace('_', '-')} is for the openai sampler, not {cls.name}")
-        kwargs.pop("timeout", None)
-    return cls(**kwargs)
-
-
 def make_executor(config):
-    "The configured sampler, or a Ray executor whose workers each build it."
-    executor = config["executor"]
-    if executor["name"] == "in-process":
-        ray_only = sorted(k for k, v in executor.items()
-                          if k != "name" and v != DEFAULTS["executor"][k])
-        if ray_only:
-            names = ", ".join(k.replace("_", "-") for k in ray_only)
-            raise ConfigError(f"{names}: only with --executor ray")
-        return make_sampler(config["sampler"])
-    if executor["name"] != "ray":
-        raise ConfigError(f"Unknown executor {executor['name']!r}: use in-process or ray")
-    from .executors.ray import RayExecutor
-
-    sampler = config["sampler"]
-    # Check the name here, so a typo is reported before a cluster is touched.
-    cls = plugins.pick(plugins.get_samplers(), sampler["name"], "sampler", "rsr plugins")
-    num_gpus = executor["num_gpus"]
-    if num_gpus is None:
-        num_gpus = (sampler.get("engine") or {}).get("tensor_parallel_size", 1) if cls.name == "vllm" else 0
-    return RayExecutor(
-        sampler, verifier_config=config["verifier"], num_workers=executor["num_workers"],
-        address=executor["address"], verify_on=executor["verify_on"],
-        concurrency=sampler["concurrency"], batch_prompts=sampler["batch_prompts"],
-        num_cpus=executor["num_cpus"], num_gpus=num_gpus, runtime_env=executor["runtime_env"],
-        base_urls=executor["base_urls"], max_worker_restarts=executor["max_worker_restarts"],
-    )
-
-
-def make_scorer(verifier_config):
-    "The Scorer for the configured verifier, or None when there is none."
-    if not verifier_config.get("name"):
-        return None
-    verifier = get_verifier(verifier_config["name"], **(verifier_config.get("options") or {}))
-    return Scorer(verifier, workers=verifier_config.get("workers") or 0,
-                  timeout=verifier_config.get("timeout"))
+    "The configured sampler, or an executor (Ray) whose workers each build it."
+    return EXECUTORS[config["executor"]["name"]].build(config)
 
 
 def make_settings(config):
@@ -131,6 +64,7 @@ def make_settings(config):
         raise ConfigError("extra_params must be a JSON object, e.g. '{\"top_k\": 20}'")
     params.update(extra)
     params = {k: v for k, v in params.items() if v is not None}
+    workers = EXECUTORS[executor["name"]].workers(executor)
     return SampleSettings(
         target=target,
         max_rollouts=sampling["max_rollouts"],
@@ -138,8 +72,8 @@ def make_settings(config):
         max_steps=sampling["max_steps"],
         params=params,
         seed=sampling["seed"],
-        # With Ray, each worker keeps `concurrency` requests in flight.
-        concurrency=sampler["concurrency"] * (executor["num_workers"] if executor["name"] == "ray" else 1),
+        # Each worker (a Ray actor) keeps `concurrency` requests in flight.
+        concurrency=sampler["concurrency"] * workers,
         batch_prompts=sampler["batch_prompts"],
         limit=sampling["limit"],
         where=sampling["where"],

@@ -1,19 +1,22 @@
 """Recipes: one YAML file that describes a whole run, for `rsr run`.
 
 A recipe has the sections `data` (input files, transform), `sampler`,
-`sampling`, `verifier` and `outputs`, validated against the dataclasses below
-with OmegaConf (unknown keys and wrong types are errors that name the key).
+`sampling`, `verifier`, `executor` and `outputs`, validated against the
+dataclasses below and rsr/config.py's (the one declaration of every setting
+and its default) with OmegaConf (unknown keys and wrong types are errors that name the key).
 Command-line overrides are OmegaConf dot-lists (`sampling.temperature=0.9`).
 The resolved configuration is stored in the `runs` table; `rsr run --db RUN.db`
 without a recipe continues from it.
 """
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .config import ExecutorSection, SamplerSection, SamplingSection, VerifierSection
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -25,59 +28,6 @@ class DataSection:
     transform: Optional[str] = None
     on_duplicate: str = "skip"
     skip_invalid: bool = False
-
-
-@dataclass
-class SamplerSection:
-    name: str = "local"
-    model: Optional[str] = None
-    base_url: Optional[str] = None
-    api_key: Optional[str] = None
-    timeout: float = 600.0
-    transport: str = "aiohttp"
-    concurrency: int = 32
-    batch_prompts: int = 256
-    max_retries: int = 6
-    retry_base_delay: float = 0.5
-    engine: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class SamplingSection:
-    target: str = "sft"
-    max_rollouts: int = 16
-    step_size: int = 4
-    max_steps: int = 8
-    early_stop: bool = True
-    limit: Optional[int] = None
-    where: Optional[str] = None
-    dedupe: bool = False
-    seed: Optional[int] = None
-    temperature: float = 0.7
-    top_p: Optional[float] = None
-    max_tokens: int = 1024
-    extra_params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class VerifierSection:
-    name: Optional[str] = None
-    options: dict[str, Any] = field(default_factory=dict)
-    workers: int = 0
-    timeout: float = 10.0
-
-
-@dataclass
-class ExecutorSection:
-    name: str = "in-process"
-    address: Optional[str] = None
-    num_workers: int = 2
-    verify_on: str = "driver"
-    num_cpus: float = 1
-    num_gpus: Optional[float] = None
-    base_urls: list[str] = field(default_factory=list)
-    runtime_env: Optional[dict[str, Any]] = None
-    max_worker_restarts: Optional[int] = None
 
 
 @dataclass
@@ -106,7 +56,8 @@ class Recipe:
     sampler: SamplerSection = field(default_factory=SamplerSection)
     sampling: SamplingSection = field(default_factory=SamplingSection)
     verifier: VerifierSection = field(default_factory=VerifierSection)
-    executor: ExecutorSection = field(default_factory=ExecutorSection)
+    # The executor's name and its own options (it declares and checks them).
+    executor: dict[str, Any] = field(default_factory=lambda: dataclasses.asdict(ExecutorSection()))
     outputs: OutputsSection = field(default_factory=OutputsSection)
 
 

@@ -10,7 +10,7 @@ import re
 import socket
 from datetime import datetime, timezone
 
-from . import __version__
+from .version import __version__
 
 # Keys whose values are secrets: api_key, hf_token, password... (not max_tokens).
 SECRET_KEY_RE = re.compile(

@@ -54,8 +54,7 @@ with scored as (
         {norm} as norm
     from rollouts
     join scores on scores.rollout_id = rollouts.id and scores.verifier = :verifier
-    where rollouts.error is null and rollouts.truncated = 0
-      and trim(rollouts.response, char(32, 9, 10, 11, 12, 13)) != ''
+    where rollouts.valid
       {prompt_filter}
       {prefilter}
 )"""

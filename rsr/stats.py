@@ -28,26 +28,27 @@ import math
 from pathlib import Path
 
 from . import early_stop
+from .config import SAMPLING
 from .errors import ConfigError
 from .selection import VERIFIERS_SQL
 
-DEFAULTS = {"target": "sft", "max_rollouts": 16, "max_steps": 8, "dedupe": False}
+# What a ledger without a sampling run is read with: sample's own defaults.
+DEFAULTS = {key: getattr(SAMPLING, key) for key in ("target", "max_rollouts", "max_steps", "dedupe")}
 
 # Runs that sampled, newest first: their configuration has the target and budget
 # (under "sampling" for rsr sample and rsr run).
 SAMPLE_CONFIGS_SQL = "select config from runs where command in ('sample', 'run') order by id desc"
 
-# Satisfied, within budget and a step to finish come from early_stop, the one
-# place those rules live: a prompt still finishing a step cut short is pending;
-# exhausted is neither satisfied, nor within budget, nor finishing a step.
+# A prompt's state (satisfied, pending, exhausted) comes from early_stop, the
+# one place that rule lives.
 PROMPT_STATES_SQL = """
 select
     count(*) as total,
-    coalesce(sum(satisfied and not incomplete), 0) as satisfied,
-    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted,
-    coalesce(sum(case when satisfied and not incomplete
+    coalesce(sum(state = 'satisfied'), 0) as satisfied,
+    coalesce(sum(state = 'exhausted'), 0) as exhausted,
+    coalesce(sum(case when state = 'satisfied'
                       then max(:max_rollouts - rollouts, 0) end), 0) as saved,
-    coalesce(sum(case when (not satisfied and within_budget) or incomplete
+    coalesce(sum(case when state = 'pending'
                       then max(:max_rollouts - rollouts, 0) end), 0) as unspent_pending
 from ({states})
 """
@@ -115,8 +116,7 @@ group by n, c
 TOKENS_SQL = """
 select scores.passed, rollouts.completion_tokens, count(*) as rollouts
 from rollouts join scores on scores.rollout_id = rollouts.id and scores.verifier = :verifier
-where rollouts.error is null and rollouts.truncated = 0
-  and trim(rollouts.response, char(32, 9, 10, 11, 12, 13)) != ''
+where rollouts.valid
   and rollouts.completion_tokens is not null and scores.passed is not null
 group by scores.passed, rollouts.completion_tokens
 """
@@ -222,7 +222,7 @@ def ledger_stats(
     params = early_stop.state_params(
         parsed, verifier, settings["max_rollouts"], settings["max_steps"]
     )
-    states = early_stop.prompt_state_sql(parsed)
+    states = early_stop.states_sql(parsed)
     counts = dict(next(db.query(PROMPT_STATES_SQL.format(states=states), params)))
     counts.update(next(db.query(TOTALS_SQL)))
     total, spent = counts["total"], counts["draws_spent"]

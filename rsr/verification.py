@@ -1,8 +1,8 @@
 """The one verification loop: which rollouts need a score, scoring them, writing.
 
-`Scorer` runs a verifier over (response, metadata, messages) items and is shared
-by `rsr verify` and the inline scoring in `rsr sample`. How it runs depends on
-the verifier:
+`Scorer` (rsr/verifiers/scorer.py) runs a verifier over (response, metadata,
+messages) items and is shared by `rsr verify` and the inline scoring in
+`rsr sample`. How it runs depends on the verifier:
 
 - inline verifiers (mcq, exact) run in this process, on the caller's thread,
   or, in a sampling loop that issues HTTP requests, in one helper process
@@ -19,16 +19,15 @@ score from the verifier, in batches, each written in one transaction, so an
 interrupted run resumes where it stopped.
 """
 
-import asyncio
 import json
-import threading
 from dataclasses import dataclass
 
 from .runs import finish_run, start_run, utcnow
-from .verifiers import Verdict
+from .verifiers.base import Verdict
+from .verifiers.scorer import Scorer
 
-# Seconds one check may take in a worker process when the caller names no timeout.
-DEFAULT_TIMEOUT = 10.0
+__all__ = ["Scorer", "VerifyCounts", "count_pending", "save_scores", "score_row",
+           "verify_rollouts"]
 
 INSERT_SCORE_SQL = """
 insert into scores (rollout_id, verifier, score, passed, extracted, details, error)
@@ -43,8 +42,7 @@ on conflict (rollout_id, verifier) do update set
 # score from :verifier: none yet, or (rescoring) one older than :rescore_before.
 PENDING_WHERE = """
 from rollouts join prompts on prompts.id = rollouts.prompt_id
-where rollouts.error is null and rollouts.truncated = 0
-  and trim(rollouts.response, char(32, 9, 10, 11, 12, 13)) != ''
+where rollouts.valid
   and not exists (
       select 1 from scores
       where scores.rollout_id = rollouts.id and scores.verifier = :verifier
@@ -59,8 +57,7 @@ PENDING_SQL = (
 COUNT_PENDING_SQL = "select count(*)" + PENDING_WHERE
 COUNT_SKIPPED_SQL = """
 select count(*) from rollouts
-where error is not null or truncated = 1
-   or coalesce(trim(response, char(32, 9, 10, 11, 12, 13)), '') = ''
+where not valid
 """
 
 
@@ -81,120 +78,6 @@ def score_row(rollout_id, verifier_name, verdict):
 def save_scores(db, rows):
     "Insert (or replace) score rows made by score_row(); call inside db.atomic()."
     db.conn.executemany(INSERT_SCORE_SQL, rows)
-
-
-class Scorer:
-    """Scores items [(response, metadata, messages)] with one verifier.
-
-    workers > 0 runs CPU verifiers in that many processes; timeout is seconds
-    per check (None: DEFAULT_TIMEOUT where a worker process is used, 0: none).
-    Call close() (or use it as a context manager) to stop the workers.
-    """
-
-    def __init__(self, verifier, workers=0, timeout=None, chunk_size=None):
-        self.verifier = verifier
-        self.name = verifier.name
-        self.workers = workers
-        self.timeout = DEFAULT_TIMEOUT if timeout is None else (timeout or None)
-        self.chunk_size = chunk_size
-        if verifier.is_async:
-            self.mode = "async"
-        elif verifier.batched:
-            self.mode = "batched"
-        elif workers > 0 or not verifier.inline:
-            self.mode = "pool"
-        else:
-            self.mode = "inline"
-        self._pool = None
-        self._pool_lock = threading.Lock()
-        self._offload = None
-
-    def start_offload(self):
-        """Score an inline verifier in a helper process from now on (ascore only);
-        returns whether it does. Call it before starting threads: it forks."""
-        from .verifiers import offload
-
-        if self.mode != "inline" or self._offload is not None or not offload.available():
-            return False
-        self._offload = offload.ScoringProcess(self.verifier)
-        return True
-
-    def stop_offload(self):
-        "Score inline again; the helper process stops after what it holds."
-        if self._offload is not None:
-            self._offload.close()
-            self._offload = None
-
-    @property
-    def pool(self):
-        "The worker processes, started on first use."
-        with self._pool_lock:
-            if self._pool is None:
-                from .verifiers.pool import WorkerPool
-
-                self._pool = WorkerPool(self.verifier, self.workers or 1, self.timeout,
-                                        self.chunk_size)
-            return self._pool
-
-    def score(self, items) -> list:
-        "Verdicts for items, in order."
-        items = list(items)
-        if not items:
-            return []
-        if self.mode == "pool":
-            if not self.verifier.needs_prompt:
-                items = [(response, metadata, None) for response, metadata, _ in items]
-            return self.pool.map(items)
-        if self.mode == "async":
-            return _run_coroutine(self.verifier.acheck_many(items))
-        return self.verifier.check_many(items)
-
-    async def ascore(self, items) -> list:
-        "Verdicts for items without blocking the event loop (beyond inline checks)."
-        items = list(items)
-        if not items:
-            return []
-        if self._offload is not None:
-            return await self._offload.score(items)
-        if self.mode == "async":
-            return await self.verifier.acheck_many(items)
-        if self.mode == "inline":
-            return self.verifier.check_many(items)
-        return await asyncio.to_thread(self.score, items)
-
-    def close(self):
-        "Stop worker processes and release the verifier's resources."
-        self.stop_offload()
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
-        close = getattr(self.verifier, "close", None)
-        if close is not None:
-            close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def _run_coroutine(coroutine):
-    "Run a coroutine to completion from sync code, even under a running event loop."
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    result = {}
-
-    def target():
-        result["value"] = asyncio.run(coroutine)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    return result["value"]
 
 
 @dataclass

@@ -377,18 +377,20 @@ def test_dedupe_counts_identical_passes_once(ledger, invoke):
     assert row == (8, 1)
 
 
-def test_engine_options_reach_the_sampler_config(ledger, invoke):
+def test_engine_options_a_sampler_does_not_declare_are_refused_before_sampling(ledger, invoke):
+    # The openai sampler declares no engine options: one given is an error that
+    # names it, and nothing is sent or written (it used to be dropped silently).
     db_path = ledger(FOUR[:1])
     stub = OpenAIStub(responder=easy_hard).start()
     try:
-        result = invoke(*sample_args(db_path, stub, "--engine-option", "dtype=float32",
-                                     "--engine-option", "enforce_eager=true"))
+        result = invoke(*sample_args(db_path, stub, "--engine-option", "dtype=float32"))
     finally:
         stub.stop()
-    assert result.exit_code == 0, result.output
-    config = json.loads(open_db(db_path).execute(
-        "select config from runs where command = 'sample'").fetchone()[0])
-    assert config["sampler"]["engine"] == {"dtype": "float32", "enforce_eager": True}
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: The openai sampler has no option 'dtype' "
+                             "(its options: none)\n")
+    assert stub.requests == []
+    assert open_db(db_path).execute("select count(*) from rollouts").fetchone()[0] == 0
 
 
 def test_writer_lock_is_not_kept_by_a_forked_child_of_a_killed_sampler(tmp_path):

@@ -25,10 +25,15 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import replace
+from typing import Any, Literal, Optional
+
+from pydantic import Field
 
 from ..client import RequestFailed
 from ..errors import ConfigError, RsrError
+from ..factory import make_sampler, make_scorer, sampler_class
 from ..samplers import Sampler
+from .base import Executor, ExecutorOptions
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +58,7 @@ class SamplerWorker:
     engine was busy in one `complete_batch` call, up to `batch_prompts`.
     """
 
-    def __init__(self, sampler_config, verifier_config=None, concurrency=32, batch_prompts=256):
-        from ..pipeline import make_sampler, make_scorer
-
+    def __init__(self, sampler_config, verifier_config, concurrency, batch_prompts):
         self.sampler = make_sampler(sampler_config)
         self.scorer = make_scorer(verifier_config) if verifier_config else None
         self.concurrency = concurrency
@@ -136,10 +139,9 @@ class RayExecutor(Sampler):
     name = "ray"
     description = "Ray actors, each owning a sampler; the ledger stays on the driver"
 
-    def __init__(self, sampler_config, verifier_config=None, num_workers=2, address=None,
-                 verify_on="driver", concurrency=32, batch_prompts=256, num_cpus=1,
-                 num_gpus=0, runtime_env=None, base_urls=None, max_worker_restarts=None,
-                 max_reissues=3):
+    def __init__(self, sampler_config, verifier_config=None, *, num_workers, concurrency,
+                 batch_prompts, address=None, verify_on="driver", num_cpus=1, num_gpus=0,
+                 runtime_env=None, base_urls=None, max_worker_restarts=None, max_reissues=3):
         if verify_on not in VERIFY_ON:
             raise ConfigError(f"verify_on must be one of {', '.join(VERIFY_ON)}, not {verify_on!r}")
         if num_workers < 1:
@@ -209,11 +211,9 @@ class RayExecutor(Sampler):
         sampler_config = dict(self.sampler_config)
         if self.base_urls:
             sampler_config["base_url"] = self.base_urls[slot % len(self.base_urls)]
-        if sampler_config.get("name") == "local":
-            # llama.cpp spins every thread it is given: one per CPU Ray reserved.
-            engine = dict(sampler_config.get("engine") or {})
-            engine.setdefault("n_threads", max(1, int(self.num_cpus or 1)))
-            sampler_config["engine"] = engine
+        cls = sampler_class(sampler_config["name"])
+        sampler_config["engine"] = cls.worker_options(dict(sampler_config.get("engine") or {}),
+                                                      self.num_cpus)
         return self.actor_class.remote(sampler_config, self.verifier_config, self.concurrency,
                                        self.batch_prompts)
 
@@ -309,3 +309,47 @@ class RayExecutor(Sampler):
         if self.started_ray:
             ray.shutdown()
             self.started_ray = False
+
+
+class Ray(Executor):
+    "The `ray` executor's options and how it builds a RayExecutor."
+
+    name = "ray"
+    description = "Ray actors, each owning a sampler; the ledger stays on the driver"
+
+    class Options(ExecutorOptions):
+        address: Optional[str] = Field(
+            None, json_schema_extra={"flag": "--ray-address"},
+            description="ray: 'auto' or ray://HOST:PORT (default: start a local Ray)")
+        num_workers: int = Field(2, ge=1, description="ray: actors, each with its own sampler [2]")
+        verify_on: Literal["driver", "workers"] = Field(
+            "driver", description="ray: where the verifier runs [driver]")
+        base_urls: list[str] = Field(
+            default_factory=list, json_schema_extra={"flag": "--worker-base-url"},
+            description="ray: an endpoint per worker (repeatable; worker i gets the i-th)")
+        num_cpus: float = Field(1, gt=0, json_schema_extra={"flag": None},
+                                description="CPUs Ray reserves per worker")
+        num_gpus: Optional[float] = Field(
+            None, ge=0, json_schema_extra={"flag": None},
+            description="GPUs per worker (default: what the sampler says it needs)")
+        runtime_env: Optional[dict[str, Any]] = Field(
+            None, json_schema_extra={"flag": None}, description="Ray runtime environment")
+        max_worker_restarts: Optional[int] = Field(
+            None, ge=0, json_schema_extra={"flag": None},
+            description="Lost workers replaced in all (default: twice num_workers)")
+
+    @classmethod
+    def workers(cls, options):
+        return options["num_workers"]
+
+    @classmethod
+    def build(cls, config):
+        sampler, options = config["sampler"], dict(config["executor"])
+        options.pop("name")
+        # The name is checked here, so a typo is reported before a cluster is touched.
+        sampler_cls = sampler_class(sampler["name"])
+        if options["num_gpus"] is None:
+            options["num_gpus"] = sampler_cls.resources(dict(sampler.get("engine") or {}))["num_gpus"]
+        return RayExecutor(sampler, verifier_config=config["verifier"],
+                           concurrency=sampler["concurrency"],
+                           batch_prompts=sampler["batch_prompts"], **options)

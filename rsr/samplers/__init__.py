@@ -11,11 +11,28 @@ implements either
 and may return fewer completions than asked (a server that ignores `n`); the
 sampling loop asks again for the rest. Retries, concurrency, early stop, writes
 and progress live once, in rsr/sampling/.
+
+A sampler describes itself, so the core never asks for it by name:
+
+- `endpoint = True` when it talks to a server: it then takes `base_url`,
+  `api_key`, `timeout` and `transport` (`--base-url`, `--api-key`, ...);
+- `Options`, a pydantic model of its own options (rsr.options): each is a flag
+  of `rsr sample` and a key under a recipe's `sampler.engine`, validated before
+  the sampler is built, and passed to its constructor as keyword arguments;
+- `resources(options)`: what one Ray worker running it needs (GPUs), and
+  `worker_options(options, num_cpus)`: how it should use the CPUs a worker has.
 """
 
-from dataclasses import dataclass, field
+from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..options import PluginOptions
 from ..reasoning import split_reasoning
+
+# The settings an endpoint sampler takes (from the sampler section).
+ENDPOINT_SETTINGS = ("base_url", "api_key", "timeout", "transport")
 
 # What an empty answer may hold: the characters schema.sql's trim() removes
 # (char(32, 9, 10, 11, 12, 13)) when it tells valid rollouts from empty ones.
@@ -86,30 +103,47 @@ def make_completion(text, reasoning=None, **fields):
     return Completion(response=final, reasoning=reasoning or None, **fields)
 
 
+class SamplerOptions(PluginOptions):
+    "A sampler's own options (none by default); see rsr.options."
+
+
 class Sampler:
     "Base class for samplers; see the module docstring."
 
-    name = ""
-    description = ""
-    batch = False
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    batch: ClassVar[bool] = False
     # True when the sampler's work is requests issued from the event loop (an
     # HTTP client): the loop's one core is then the limit, and an inline
     # verifier is better run in a helper process (rsr.verifiers.offload).
-    loop_bound = False
+    loop_bound: ClassVar[bool] = False
+    # True when it talks to a server and takes ENDPOINT_SETTINGS.
+    endpoint: ClassVar[bool] = False
+    Options: ClassVar[type[PluginOptions]] = SamplerOptions
 
-    def __init__(self, model=None, **options):
+    def __init__(self, model: str | None = None, **options: Any) -> None:
         self.model = model
         self.options = options
 
-    async def complete(self, request: SampleRequest) -> list:
+    async def complete(self, request: SampleRequest) -> list[Completion]:
         raise NotImplementedError
 
-    def complete_batch(self, requests) -> list:
+    def complete_batch(self, requests: list[SampleRequest]) -> list[list[Completion]]:
         raise NotImplementedError
 
-    def close(self):
+    def close(self) -> None:
         "Release connections, engines and memory."
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         "Settings worth recording in each rollout's provenance (no secrets)."
         return {"sampler": self.name, "model": self.model}
+
+    @classmethod
+    def resources(cls, options: dict[str, Any]) -> dict[str, float]:
+        "What one Ray worker running this sampler with these options needs."
+        return {"num_gpus": 0}
+
+    @classmethod
+    def worker_options(cls, options: dict[str, Any], num_cpus: float) -> dict[str, Any]:
+        "The options a Ray worker with num_cpus CPUs builds this sampler with."
+        return options

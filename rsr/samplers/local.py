@@ -7,10 +7,13 @@ import importlib.util
 import os
 import time
 from pathlib import Path
+from typing import Optional
+
+from pydantic import Field
 
 from ..errors import ConfigError
 from ..hookspecs import hookimpl
-from . import Sampler, make_completion
+from . import Sampler, SamplerOptions, make_completion
 from .llama_compat import without_extra_buffers
 
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -40,13 +43,23 @@ class LocalSampler(Sampler):
     # small calls let each finished step be written and checked at once.
     preferred_batch_prompts = 1
 
-    def __init__(self, model=None, n_ctx=2048, n_threads=None, **options):
+    class Options(SamplerOptions):
+        n_ctx: Optional[int] = Field(None, ge=1, description="local: context length in tokens [2048]")
+        n_threads: Optional[int] = Field(
+            None, ge=1, description="local: llama.cpp threads [one per two CPUs]")
+
+    @classmethod
+    def worker_options(cls, options, num_cpus):
+        # llama.cpp spins every thread it is given: one per CPU Ray reserved.
+        return {"n_threads": max(1, int(num_cpus or 1)), **options}
+
+    def __init__(self, model=None, n_ctx=None, n_threads=None, **options):
         path = model if model and model != "smollm2" else embedded_model_path()
         if not Path(path).is_file():
             raise ConfigError(f"--model for the local sampler must be a GGUF file; {path} does not exist")
         super().__init__(model=Path(path).name, **options)
         self.path = path
-        self.n_ctx = n_ctx
+        self.n_ctx = n_ctx or 2048
         # llama.cpp's threads spin while they wait: on a busy machine one thread
         # per two cores is several times faster than one per core (bench/).
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2) // 2)

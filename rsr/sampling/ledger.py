@@ -91,7 +91,7 @@ class PromptStates:
     def __init__(self, db, settings, verifier_name):
         self.db = db
         target = settings.target
-        self.sql = early_stop.prompt_state_sql(
+        self.sql = early_stop.states_sql(
             target, settings.where, settings.limit, settings.dedupe)
         self.pending_sql = early_stop.pending_sql(
             target, settings.where, settings.limit, settings.dedupe)

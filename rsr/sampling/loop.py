@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 from .. import early_stop
 from ..client import RetryPolicy
+from ..config import SAMPLER, SAMPLING
 from ..errors import ConfigError, RsrError
 from .ledger import LedgerWriter, PromptStates
 from .plan import Planner
@@ -62,15 +63,16 @@ class Interrupted(RsrError):
 class SampleSettings:
     "How to sample: target, budget, sampling parameters and concurrency."
 
-    target: early_stop.Target = field(default_factory=lambda: early_stop.Target("sft", 1))
-    max_rollouts: int = 16
-    step_size: int = 4
-    max_steps: int = 8
+    target: early_stop.Target = field(
+        default_factory=lambda: early_stop.parse_target(SAMPLING.target, SAMPLING.max_rollouts))
+    max_rollouts: int = SAMPLING.max_rollouts
+    step_size: int = SAMPLING.step_size
+    max_steps: int = SAMPLING.max_steps
     params: dict = field(default_factory=dict)
     seed: int | None = None
-    concurrency: int = 32
+    concurrency: int = SAMPLER.concurrency
     # Prompts per engine call for batch samplers (vLLM batches internally).
-    batch_prompts: int = 256
+    batch_prompts: int = SAMPLER.batch_prompts
     limit: int | None = None
     where: str | None = None
     # Identical passing completions (whitespace-normalised) count once.
@@ -318,7 +320,7 @@ class SamplingLoop:
         rows = self.states.of(list(works))
         self.plan.in_flight.difference_update(works)
         for row in rows:
-            if not row["satisfied"] and row["within_budget"] or row["incomplete"]:
+            if row["needs_sampling"]:
                 self.plan.enqueue(row, front=True, previous=works[row["id"]])
 
     # -- progress ---------------------------------------------------------

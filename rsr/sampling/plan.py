@@ -12,6 +12,7 @@ import json
 from collections import deque
 from dataclasses import dataclass, field
 
+from .. import early_stop
 from ..runs import utcnow
 from ..samplers import SampleRequest
 
@@ -50,16 +51,10 @@ def plan_step(db, row, settings, previous=None):
     previous is the prompt's last Work in this run, if any: its indexes and
     parsed messages are reused instead of read again (this run holds the
     writer lock, so nothing else adds rollouts meanwhile)."""
-    rollouts, steps, requested = row["rollouts"], row["steps"], row["requested"]
-    room = settings.max_rollouts - rollouts
-    if room <= 0:
+    planned = early_stop.next_step(row, settings.max_rollouts, settings.step_size)
+    if planned is None:
         return None
-    if rollouts < requested:
-        # A step cut short: complete it under the same step number.
-        step, count, step_requested = steps, min(requested - rollouts, room), requested
-    else:
-        step, count = steps + 1, min(settings.step_size, room)
-        step_requested = count
+    rollouts, count = row["rollouts"], planned.count
     taken = set()
     if previous is not None and len(previous.taken) + len(previous.written) == rollouts:
         taken = previous.taken.union(previous.written)
@@ -78,9 +73,9 @@ def plan_step(db, row, settings, previous=None):
         prompt_id=row["id"],
         messages=messages,
         metadata=metadata,
-        step=step,
+        step=planned.number,
         indexes=indexes,
-        requested=step_requested,
+        requested=planned.requested,
         taken=taken,
     )
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 SUMMARY_SQL = """
 select
     count(*) as prompts,
-    coalesce(sum(satisfied and not incomplete), 0) as satisfied,
-    coalesce(sum(not satisfied and not within_budget and not incomplete), 0) as exhausted,
-    coalesce(sum(not satisfied and within_budget or incomplete), 0) as pending
+    coalesce(sum(state = 'satisfied'), 0) as satisfied,
+    coalesce(sum(state = 'exhausted'), 0) as exhausted,
+    coalesce(sum(state = 'pending'), 0) as pending
 from ({state})
 """
 

@@ -4,7 +4,7 @@ judge and reward-model."""
 import re
 
 from ..hookspecs import hookimpl
-from . import Verdict, Verifier
+from .base import Verdict, Verifier
 from .judge import JudgeVerifier
 from .maths import MathVerifier
 from .mcq import MultipleChoice, MultipleChoiceMulti

@@ -24,7 +24,7 @@ from ..client import (RequestFailed, RetryPolicy, chat_completion, choices_of,
                       make_async_client, with_retries)
 from ..errors import ConfigError
 from ..reasoning import final_answer
-from . import Verdict, Verifier, undecided, variant_name
+from .base import Verdict, Verifier, undecided, variant_name
 
 DEFAULT_TEMPLATE = """You are grading an answer to a question.
 
@@ -127,14 +127,14 @@ class JudgeVerifier(Verifier):
         return [{"role": "user", "content": text}]
 
     def check(self, answer, metadata, *, prompt=None):
-        from ..verification import _run_coroutine
+        from .scorer import run_coroutine
 
-        return _run_coroutine(self.acheck_many([(answer, metadata, prompt)]))[0]
+        return run_coroutine(self.acheck_many([(answer, metadata, prompt)]))[0]
 
     def check_many(self, items):
-        from ..verification import _run_coroutine
+        from .scorer import run_coroutine
 
-        return _run_coroutine(self.acheck_many(items))
+        return run_coroutine(self.acheck_many(items))
 
     async def acheck_many(self, items):
         "Verdicts for [(response, metadata, prompt)], up to `concurrency` requests at once."

@@ -30,7 +30,7 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from . import Verdict, Verifier
+from .base import Verdict, Verifier
 from .math_extract import extract, last_boxed  # noqa: F401 (last_boxed is API)
 from .math_normalize import normalize
 

@@ -12,7 +12,7 @@ or no final answer at all (an empty response, reasoning with nothing after it).
 import re
 from functools import lru_cache
 
-from . import Verdict, Verifier, undecided, variant_name
+from .base import Verdict, Verifier, undecided, variant_name
 from .choices import read_choice
 from .options import LETTERS, Options, question_options
 

@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 
-from . import Verdict
+from .base import Verdict
 
 log = logging.getLogger(__name__)
 

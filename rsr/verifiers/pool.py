@@ -24,7 +24,7 @@ import time
 from collections import deque
 from multiprocessing.connection import wait
 
-from . import Verdict, safe_call, undecided
+from .base import Verdict, safe_call, undecided
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import threading
 from ..client import RequestFailed, RetryPolicy, make_async_client, with_retries
 from ..errors import ConfigError
 from ..reasoning import final_answer
-from . import Verdict, Verifier, undecided, variant_name
+from .base import Verdict, Verifier, undecided, variant_name
 
 _LOADED = {}
 _LOAD_LOCK = threading.Lock()
@@ -145,9 +145,9 @@ class RewardModelVerifier(Verifier):
 
     def check_many(self, items):
         if self.base_url:
-            from ..verification import _run_coroutine
+            from .scorer import run_coroutine
 
-            return _run_coroutine(self.acheck_many(items))
+            return run_coroutine(self.acheck_many(items))
         return self.score_texts([(final_answer(response or ""), prompt) for response, _, prompt in items])
 
     def score_texts(self, pairs):

@@ -8,7 +8,7 @@ runs in worker processes under the hard timeout, like `math`.
 
 from ..errors import ConfigError
 from ..loading import load_transform
-from . import Verdict, Verifier
+from .base import Verdict, Verifier
 
 
 class UserFunctionVerifier(Verifier):

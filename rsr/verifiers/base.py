@@ -1,0 +1,114 @@
+"""The verifier interface: Verdict, the Verifier base class and the helpers
+every verifier shares (safe calls, undecided verdicts, variant names)."""
+
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..reasoning import final_answer
+
+
+@dataclass
+class Verdict:
+    """What a verifier decided about one response.
+
+    passed is None when the verifier could not decide (unparsable judge reply,
+    timeout, error): such a verdict is neither a pass nor a fail.
+    """
+
+    passed: bool | None
+    score: float | None
+    extracted: str | None = None
+    details: dict = field(default_factory=dict)
+    error: str | None = None
+
+    def astuple(self):
+        "A plain tuple, cheap to send between processes."
+        return (self.passed, self.score, self.extracted, self.details, self.error)
+
+
+def undecided(error, **details) -> Verdict:
+    "A verdict that is neither pass nor fail, with the reason recorded."
+    return Verdict(None, None, None, details, error)
+
+
+class Verifier:
+    """Base class: subclasses set name and description and implement check().
+
+    __call__ strips reasoning first, so check() only ever sees the final answer.
+    check_many() scores a list of (response, metadata, prompt) items; verifiers
+    with a batched backend (a reward model) override it, and async ones (the
+    judge) set is_async and implement acheck_many().
+    """
+
+    name = ""
+    description = ""
+    # True when check() is fast and pure enough to run on the event loop, with
+    # no risk of hanging (so it needs no worker process for a hard timeout).
+    inline = True
+    # True when the verifier awaits a network backend (acheck_many) instead of
+    # computing in-process: it never runs in worker processes.
+    is_async = False
+    # True when check_many() batches on a backend that lives in this process
+    # (a model on a GPU): it never runs in worker processes either.
+    batched = False
+    # False when check() never reads the prompt: worker processes are then
+    # not sent the prompt's messages.
+    needs_prompt = True
+
+    def __call__(self, response, metadata=None, *, prompt=None) -> Verdict:
+        answer = final_answer(response or "")
+        return self.check(answer, metadata or {}, prompt=prompt)
+
+    def check(self, answer, metadata, *, prompt=None) -> Verdict:
+        raise NotImplementedError
+
+    def check_many(self, items) -> list:
+        "Verdicts for [(response, metadata, prompt)], a verifier bug recorded as an error."
+        return [safe_call(self, *item) for item in items]
+
+    async def acheck_many(self, items) -> list:
+        "Async verdicts; the default computes them in a thread."
+        import asyncio
+
+        return await asyncio.to_thread(self.check_many, items)
+
+    def configure(self, **options):
+        "A configured copy; verifiers that take options override this."
+        raise ConfigError(
+            f"Verifier {self.name!r} takes no options (got {', '.join(sorted(options))})"
+        )
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def safe_call(verifier, response, metadata, prompt=None) -> Verdict:
+    "verifier(response, metadata), with any exception recorded as an undecided verdict."
+    try:
+        return verifier(response, metadata, prompt=prompt)
+    except Exception as ex:  # a verifier bug must be recorded, not end the run
+        return undecided(f"{type(ex).__name__}: {ex}", reason="verifier raised")
+
+
+def variant_name(base, options, ignore=()):
+    """The deterministic name of a configured verifier: base:key=value,...
+
+    Options in ignore (endpoints, keys, concurrency) do not change verdicts and
+    are left out; long values are shortened to a hash so names stay readable.
+    """
+    parts = []
+    for key in sorted(options):
+        value = options[key]
+        if key in ignore or value is None or value is False:
+            continue
+        if value is True:
+            parts.append(key)
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        if len(text) > 40 or any(c in text for c in ",=\n"):
+            text = "sha1-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+        parts.append(f"{key}={text}")
+    return base + (":" + ",".join(parts) if parts else "")
