@@ -12,6 +12,7 @@ import sys
 import click
 
 from rsr import __version__, options
+from rsr import plugins as registries
 from rsr.db import describe_sqlite_error
 from rsr.errors import RsrError
 from rsr.progress import Display, SampleDisplay
@@ -73,9 +74,9 @@ json_option = click.option("json_", "--json", is_flag=True,
                            help="Print one JSON object with the counts on stdout")
 
 
-def parse_verifier_options(ctx, param, values):
-    """KEY=VALUE pairs as verifier keyword arguments: values are JSON where they
-    parse (0.5, true, 3), else text; dashes in keys become underscores."""
+def key_values(ctx, param, values):
+    """KEY=VALUE pairs as keyword arguments: values are JSON where they parse
+    (0.5, true, 3), else text; dashes in keys become underscores."""
     options = {}
     for item in values:
         key, sep, value = item.partition("=")
@@ -90,7 +91,7 @@ def parse_verifier_options(ctx, param, values):
 
 # One spelling in sample and verify, as a recipe's verifier.options.
 verifier_option = click.option(
-    "verifier_options", "--verifier-option", multiple=True, callback=parse_verifier_options,
+    "verifier_options", "--verifier-option", multiple=True, callback=key_values,
     metavar="KEY=VALUE",
     help="A verifier option, e.g. partial=true, model=NAME, base_url=URL (repeatable)")
 
@@ -190,6 +191,9 @@ def echo_err(message):
 def _load_commands():
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
+    # Then the commands plugins add (register_commands hook).
+    registries.load_plugins()
+    registries.pm.hook.register_commands(cli=cli)
 
 
 _load_commands()

@@ -8,23 +8,7 @@ from rsr.export import export as export_rows
 from rsr.formatters import REASONING_MODES
 from rsr.selection import PAIR_STRATEGIES, PICK_ORDER
 
-from . import cli, echo_err, echo_json, existing_db_argument, json_option
-
-
-class RegistryChoice(click.Choice):
-    "A click.Choice whose choices are read from a plugin registry when needed."
-
-    def __init__(self, registry):
-        self.registry = registry
-        super().__init__([])
-
-    @property
-    def choices(self):
-        return sorted(self.registry())
-
-    @choices.setter
-    def choices(self, value):
-        pass
+from . import RegistryChoice, cli, echo_err, echo_json, existing_db_argument, json_option, key_values
 
 
 rate = click.FloatRange(0, 1)
@@ -94,6 +78,9 @@ rate = click.FloatRange(0, 1)
     is_flag=True,
     help="Print LLaMA-Factory's dataset_info.json entry for -o FILE",
 )
+@click.option("format_options", "--format-option", multiple=True, callback=key_values,
+              metavar="KEY=VALUE", help="An option of the format's own, e.g. one a plugin format "
+              "declares (repeatable)")
 @json_option
 def export(db_path, format_, output, print_dataset_info, json_, **options):
     """Export training data as JSONL: SFT, DPO pairs, best-of-N or top-K
@@ -110,7 +97,7 @@ def export(db_path, format_, output, print_dataset_info, json_, **options):
         raise click.UsageError("--json needs -o FILE: without it stdout carries the rows")
     info = dataset_info(formatter, output) if print_dataset_info else None
     with open_db(db_path, readonly=True) as db:
-        export_options = make_options(db, options)
+        export_options = make_options(db, options, formatter)
         count = export_rows(db, formatter, export_options, output)
         empty = explain_empty(db, format_, export_options) if count == 0 else None
     if info and not json_:

@@ -10,7 +10,8 @@ from rsr.pipeline import report_dict, run_sampling, summary_line
 from rsr.sampling import Interrupted
 
 from . import (DeclaredOptionsCommand, RegistryChoice, cli, db_argument, declared_values, echo_err,
-               echo_json, json_option, sample_display, silent_option, verifier_option)
+               echo_json, json_option, key_values, sample_display, silent_option,
+               verifier_option)
 
 
 def parse_json_object(ctx, param, value):
@@ -23,19 +24,6 @@ def parse_json_object(ctx, param, value):
     if not isinstance(parsed, dict):
         raise click.BadParameter("must be a JSON object, e.g. '{\"top_k\": 20}'")
     return parsed
-
-
-def parse_key_values(ctx, param, values):
-    options = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} must look like KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 @cli.command(cls=DeclaredOptionsCommand, declared=[
@@ -81,7 +69,7 @@ def parse_key_values(ctx, param, values):
               show_default=True)
 @click.option("--retry-base-delay", type=click.FloatRange(min=0), default=SAMPLER.retry_base_delay,
               show_default=True, help="Seconds of the first backoff; each retry waits up to twice as long")
-@click.option("engine_options", "--engine-option", multiple=True, callback=parse_key_values,
+@click.option("engine_options", "--engine-option", multiple=True, callback=key_values,
               metavar="KEY=VALUE", help="Any other sampler option, e.g. dtype=float32 (repeatable)")
 @click.option("--executor", type=click.Choice(sorted(EXECUTORS)), default=EXECUTOR.name,
               show_default=True, help="Serve requests here, or from Ray actors (pip install 'rsr[ray]')")

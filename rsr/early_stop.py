@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .config import SAMPLING
 
 # Each target's "satisfied" predicate over `pr` (progress) and `v` (verdicts of
 # the chosen verifier); :k is the target's number.
@@ -87,7 +88,7 @@ class Target:
         return self.kind in ("sft", "dpo", "multi-sft")
 
 
-def parse_target(text, max_rollouts=16) -> Target:
+def parse_target(text, max_rollouts=SAMPLING.max_rollouts) -> Target:
     "Parse 'sft', 'dpo', 'multi-sft:K', 'best-of-n[:N]' or 'none'."
     match = re.fullmatch(r"(sft|dpo|multi-sft|best-of-n|none)(?::(\d+))?", (text or "").strip())
     if not match:

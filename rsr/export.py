@@ -14,6 +14,7 @@ from pathlib import Path
 from . import plugins
 from .errors import ConfigError, RsrError
 from .formatters import ExportOptions
+from .options import validate
 from .selection import Selection, resolve_verifier
 
 
@@ -112,23 +113,32 @@ FORMAT_OPTIONS = (
 )
 
 
-def make_options(db, options) -> ExportOptions:
-    "ExportOptions from a dict keyed like the command-line options (e.g. a recipe's)."
-    unknown = set(options) - set(SELECTION_OPTIONS) - set(FORMAT_OPTIONS)
-    if unknown:
-        raise ConfigError(f"Unknown export option(s): {', '.join(sorted(unknown))}")
+def make_options(db, options, formatter=None) -> ExportOptions:
+    """ExportOptions from a dict keyed like the command-line options (e.g. a recipe's).
+
+    Keys beyond the common ones are the formatter's own options, which it
+    declares (`formatter.Options`, rsr.options) and finds checked in
+    ExportOptions.extra; `format_options` holds more of them (--format-option)."""
+    options = dict(options)
+    own = dict(options.pop("format_options", None) or {})
+    own.update({k: options.pop(k) for k in list(options)
+                if k not in SELECTION_OPTIONS and k not in FORMAT_OPTIONS})
+    declared = getattr(formatter, "Options", None)
+    if own and declared is None:
+        raise ConfigError(f"Unknown export option(s): {', '.join(sorted(own))}")
+    extra = validate(declared, own, f"The {formatter.name} format") if declared else {}
     chosen = {k: v for k, v in options.items() if v is not None}
     selection = Selection(
         resolve_verifier(db, chosen.pop("verifier", None)),
         **{k: chosen.pop(k) for k in SELECTION_OPTIONS[1:] if k in chosen},
     )
-    return ExportOptions(selection, **chosen)
+    return ExportOptions(selection, **chosen, extra=extra)
 
 
 def export_with_options(db, format_name, output, options) -> int:
     "Export one format to output (a path, or None for stdout) with options as a dict."
     formatter = get_formatter(format_name)
-    return export(db, formatter, make_options(db, options), output)
+    return export(db, formatter, make_options(db, options, formatter), output)
 
 
 # Why an export can come out empty: per prompt, from the counters.

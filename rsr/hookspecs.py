@@ -29,3 +29,9 @@ def register_verifiers(register):
 @hookspec
 def register_formatters(register):
     "Call register(formatter) for each export format this plugin provides."
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to the `rsr` click group: `@cli.command()` on functions
+    defined inside this hook (as in llm and sqlite-utils)."""

@@ -79,8 +79,9 @@ def write_outputs(db_path, recipe, on_step=None):
         options = dict(spec.get("options") or {})
         if verifier and "verifier" not in options:
             options["verifier"] = verifier
-        export_options = make_options(db, options)
-        count = export(db, get_formatter(spec["format"]), export_options, path)
+        formatter = get_formatter(spec["format"])
+        export_options = make_options(db, options, formatter)
+        count = export(db, formatter, export_options, path)
         written.append((str(path), count))
         if on_step:
             on_step(f"Exported {count:,} {spec['format']} rows to {path}")

@@ -17,6 +17,7 @@ a verdict is neither a pass nor a fail.
 """
 
 from ..errors import ConfigError
+from ..config import VERIFIER
 from .base import Verdict, Verifier, safe_call, undecided, variant_name
 from .scorer import Scorer
 
@@ -49,7 +50,8 @@ def list_verifiers():
     return sorted((name, v.description) for name, v in plugins.get_verifiers().items())
 
 
-def verify_batch(verifier, responses, metadatas, prompts=None, *, workers=0, timeout=None,
+def verify_batch(verifier, responses, metadatas, prompts=None, *, workers=VERIFIER.workers,
+                 timeout=None,
                  **options) -> list:
     """Verdicts for many responses at once.
 
@@ -71,7 +73,8 @@ def verify_batch(verifier, responses, metadatas, prompts=None, *, workers=0, tim
         scorer.close()
 
 
-def reward_function(verifier, answer_field="answer", *, workers=0, timeout=None, **options):
+def reward_function(verifier, answer_field="answer", *, workers=VERIFIER.workers, timeout=None,
+                    **options):
     """A reward function in the shape TRL's GRPOTrainer calls:
     reward(completions, **columns) -> [float], with the gold answer read from the
     dataset column answer_field. Undecided verdicts score 0.0."""

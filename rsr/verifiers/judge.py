@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..client import (RequestFailed, RetryPolicy, chat_completion, choices_of,
                       make_async_client, with_retries)
+from ..config import SAMPLER
 from ..errors import ConfigError
 from ..reasoning import final_answer
 from .base import Verdict, Verifier, undecided, variant_name
@@ -86,7 +87,7 @@ class JudgeVerifier(Verifier):
     is_async = True
 
     def __init__(self, model=None, base_url=None, api_key=None, template=None, reasks=2,
-                 concurrency=8, max_tokens=1024, timeout=120.0, transport="aiohttp",
+                 concurrency=8, max_tokens=1024, timeout=120.0, transport=SAMPLER.transport,
                  retry=None):
         self.model = model
         self.base_url = base_url

@@ -23,6 +23,7 @@ import asyncio
 import threading
 
 from ..client import RequestFailed, RetryPolicy, make_async_client, with_retries
+from ..config import SAMPLER
 from ..errors import ConfigError
 from ..reasoning import final_answer
 from .base import Verdict, Verifier, undecided, variant_name
@@ -75,7 +76,8 @@ class RewardModelVerifier(Verifier):
     batched = True
 
     def __init__(self, model=None, threshold=None, batch_size=8, max_length=4096, device=None,
-                 base_url=None, api_key=None, concurrency=8, timeout=600.0, retry=None):
+                 base_url=None, api_key=None, concurrency=8, timeout=SAMPLER.timeout,
+                 retry=None):
         self.model = model
         self.threshold = None if threshold is None else float(threshold)
         self.batch_size = max(1, int(batch_size))

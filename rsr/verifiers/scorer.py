@@ -27,7 +27,7 @@ class Scorer:
     Call close() (or use it as a context manager) to stop the workers.
     """
 
-    def __init__(self, verifier: Verifier, workers: int = 0, timeout: float | None = None,
+    def __init__(self, verifier: Verifier, workers: int = VERIFIER.workers, timeout: float | None = None,
                  chunk_size: int | None = None) -> None:
         self.verifier = verifier
         self.name = verifier.name

@@ -1,5 +1,6 @@
-"""A third-party sampler registered as a plugin: it takes an endpoint, a key and
-an option of its own through `rsr sample` and a recipe, with no change to rsr."""
+"""Plugins that describe themselves: a third-party sampler takes an endpoint, a key
+and an option of its own through `rsr sample` and a recipe, an export format
+takes its own options, and a plugin adds a command; none of it changes rsr."""
 
 import json
 
@@ -8,6 +9,7 @@ from pydantic import Field
 
 from helpers import write_jsonl
 from rsr import hookimpl, open_db
+from rsr.options import PluginOptions
 from rsr.plugins import pm
 from rsr.samplers import Completion, Sampler, SamplerOptions
 from servers import OpenAIStub
@@ -139,3 +141,115 @@ outputs: {{dir: {tmp_path / 'out'}, exports: [], stats: null}}
     assert result.exit_code == 1
     assert "option shout (--shout): input should be a valid integer" in result.stderr
     assert stub.requests == []
+
+
+# -- a plugin export format with an option of its own -------------------------
+
+class Answers:
+    "One row per prompt: its first passing response, after a declared prefix."
+
+    name = "answers"
+    description = "Prefixed passing answers"
+
+    class Options(PluginOptions):
+        prefix: str = Field("A: ", description="answers: text before each answer")
+
+    def rows(self, db, options):
+        prefix = options.extra.get("prefix", "A: ")
+        for (response,) in db.execute(
+                "select min(r.response) from rollouts r join scores s on s.rollout_id = r.id "
+                "where s.passed = 1 group by r.prompt_id order by r.prompt_id"):
+            yield {"text": prefix + response}
+
+    def dataset_info(self, file_name):
+        return None
+
+
+class AnswersPlugin:
+    @hookimpl
+    def register_formatters(register):
+        register(Answers())
+
+
+@pytest.fixture
+def answers_format():
+    pm.register(AnswersPlugin, name="test-answers-options")
+    try:
+        yield
+    finally:
+        pm.unregister(name="test-answers-options")
+
+
+@pytest.fixture
+def scored_ledger(tmp_path, invoke):
+    db_path = str(tmp_path / "run.db")
+    invoke("load", db_path, write_jsonl(tmp_path / "p.jsonl", [
+        {"id": "a", "question": "q", "answer": "hello"}]))
+    with OpenAIStub(responder=lambda body: "hello") as server:
+        result = invoke("sample", db_path, "--base-url", server.url, "--verifier", "exact",
+                        "--max-rollouts", "1", "--step-size", "1", "--silent")
+    assert result.exit_code == 0, result.output
+    return db_path
+
+
+def test_a_plugin_format_takes_its_own_option(answers_format, scored_ledger, invoke, tmp_path):
+    result = invoke("export", scored_ledger, "--format", "answers", "--format-option", "prefix=>> ")
+    assert (result.exit_code, result.stdout) == (0, '{"text": ">> hello"}\n')
+    # Its default when not given, and a name it does not declare refused with its list.
+    assert invoke("export", scored_ledger, "--format", "answers").stdout == '{"text": "A: hello"}\n'
+    result = invoke("export", scored_ledger, "--format", "answers", "--format-option", "prefx=1")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: The answers format has no option 'prefx' (its options: prefix)\n"
+    # A built-in format declares none: the same option is refused there.
+    result = invoke("export", scored_ledger, "--format", "sft", "--format-option", "prefix=x")
+    assert result.stderr == "Error: Unknown export option(s): prefix\n"
+
+
+def test_a_recipe_export_passes_format_options(answers_format, tmp_path, invoke):
+    write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "question": "q", "answer": "hello"}])
+    with OpenAIStub(responder=lambda body: "hello") as server:
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text(f"""
+data: {{files: [p.jsonl]}}
+sampler: {{name: openai, base_url: "{server.url}"}}
+sampling: {{target: sft, max_rollouts: 1, step_size: 1}}
+verifier: {{name: exact}}
+outputs:
+  dir: {tmp_path / 'out'}
+  stats: null
+  exports: [{{format: answers, file: a.jsonl, options: {{prefix: "Q> "}}}}]
+""")
+        result = invoke("run", str(recipe))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "a.jsonl").read_text() == '{"text": "Q> hello"}\n'
+
+
+# -- a plugin command ----------------------------------------------------------
+
+PLUGIN_COMMAND = '''
+import click
+from rsr import hookimpl
+from rsr.plugins import pm
+
+class Hello:
+    @hookimpl
+    def register_commands(cli):
+        @cli.command()
+        @click.argument("name")
+        def hello(name):
+            "Say hello"
+            click.echo(f"hello {name}")
+
+pm.register(Hello, name="test-hello")
+from rsr.commands import cli
+cli(["hello", "rsr"])
+'''
+
+
+def test_a_plugin_adds_a_command_through_register_commands():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PLUGIN_COMMAND], capture_output=True, text=True,
+                          env={**__import__("os").environ, "RSR_LOAD_PLUGINS": ""})
+    assert (done.returncode, done.stdout) == (0, "hello rsr\n"), done.stderr
