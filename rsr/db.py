@@ -28,7 +28,7 @@ def _import_sqlite_utils():
     imported them already) and importable as usual afterwards."""
     hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
     for name in hidden:
-        sys.modules[name] = None  # makes `import name` raise ImportError
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
     try:
         import sqlite_utils.db  # noqa: F401
     finally:
@@ -42,7 +42,7 @@ _import_sqlite_utils()
 from sqlite_utils import Database  # noqa: E402
 from sqlite_utils.migrations import Migrations  # noqa: E402
 
-from .errors import LedgerError
+from .errors import LedgerError  # noqa: E402
 
 SCHEMA_SQL = resources.files("rsr").joinpath("schema.sql").read_text()
 
@@ -58,7 +58,7 @@ NEW_COLUMNS = (
     ("verdicts", "distinct_passed", "integer not null default 0"),
     ("progress", "empty", "integer not null default 0"),
     # m004: the one definition of a valid rollout, as schema.sql writes it.
-    ("rollouts", "valid", " ".join(re.search(
+    ("rollouts", "valid", " ".join(re.search(  # type: ignore[union-attr]
         r"^\s*valid (integer generated always as \(.*?\) virtual)", SCHEMA_SQL,
         re.M | re.S).group(1).split())),
 )
@@ -229,7 +229,7 @@ def _can_read(conn):
         return False
 
 
-def open_db(path, readonly=False, create=True) -> Database:
+def open_db(path: str | os.PathLike, readonly: bool = False, create: bool = True) -> Database:
     """Open an rsr ledger, creating it from schema.sql or upgrading it.
 
     With readonly=True the file must exist and is never written (for stats,

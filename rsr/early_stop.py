@@ -96,6 +96,7 @@ def parse_target(text, max_rollouts=SAMPLING.max_rollouts) -> Target:
             f"Unknown target {text!r}: use sft, dpo, multi-sft:K, best-of-n[:N] or none"
         )
     kind, number = match.group(1), match.group(2)
+    k: int | None
     if kind == "multi-sft":
         if number is None:
             raise ConfigError("multi-sft needs a number of passes: multi-sft:K, e.g. multi-sft:4")

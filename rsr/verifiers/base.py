@@ -2,12 +2,21 @@
 every verifier shares (safe calls, undecided verdicts, variant names)."""
 
 
+from __future__ import annotations
+
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 from ..errors import ConfigError
 from ..reasoning import final_answer
+
+# A prompt's metadata (metadata.answer is the gold answer), its chat messages,
+# and one item a verifier scores: (response, metadata, messages).
+Metadata = dict[str, Any]
+Messages = list[dict[str, Any]]
+Item = tuple[Any, Metadata, Any]
 
 
 @dataclass
@@ -24,12 +33,12 @@ class Verdict:
     details: dict = field(default_factory=dict)
     error: str | None = None
 
-    def astuple(self):
+    def astuple(self) -> tuple:
         "A plain tuple, cheap to send between processes."
         return (self.passed, self.score, self.extracted, self.details, self.error)
 
 
-def undecided(error, **details) -> Verdict:
+def undecided(error: str, **details: Any) -> Verdict:
     "A verdict that is neither pass nor fail, with the reason recorded."
     return Verdict(None, None, None, details, error)
 
@@ -43,8 +52,8 @@ class Verifier:
     judge) set is_async and implement acheck_many().
     """
 
-    name = ""
-    description = ""
+    name: str = ""
+    description: str = ""
     # True when check() is fast and pure enough to run on the event loop, with
     # no risk of hanging (so it needs no worker process for a hard timeout).
     inline = True
@@ -58,34 +67,36 @@ class Verifier:
     # not sent the prompt's messages.
     needs_prompt = True
 
-    def __call__(self, response, metadata=None, *, prompt=None) -> Verdict:
+    def __call__(self, response: str | None, metadata: Metadata | None = None, *,
+                 prompt: Messages | None = None) -> Verdict:
         answer = final_answer(response or "")
         return self.check(answer, metadata or {}, prompt=prompt)
 
-    def check(self, answer, metadata, *, prompt=None) -> Verdict:
+    def check(self, answer: str, metadata: Metadata, *, prompt: Messages | None = None) -> Verdict:
         raise NotImplementedError
 
-    def check_many(self, items) -> list:
+    def check_many(self, items: Iterable[Item]) -> list[Verdict]:
         "Verdicts for [(response, metadata, prompt)], a verifier bug recorded as an error."
         return [safe_call(self, *item) for item in items]
 
-    async def acheck_many(self, items) -> list:
+    async def acheck_many(self, items: Iterable[Item]) -> list[Verdict]:
         "Async verdicts; the default computes them in a thread."
         import asyncio
 
-        return await asyncio.to_thread(self.check_many, items)
+        return await asyncio.to_thread(self.check_many, list(items))
 
-    def configure(self, **options):
+    def configure(self, **options: Any) -> Verifier:
         "A configured copy; verifiers that take options override this."
         raise ConfigError(
             f"Verifier {self.name!r} takes no options (got {', '.join(sorted(options))})"
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-def safe_call(verifier, response, metadata, prompt=None) -> Verdict:
+def safe_call(verifier: Verifier, response: str | None, metadata: Metadata,
+              prompt: Messages | None = None) -> Verdict:
     "verifier(response, metadata), with any exception recorded as an undecided verdict."
     try:
         return verifier(response, metadata, prompt=prompt)
@@ -93,7 +104,7 @@ def safe_call(verifier, response, metadata, prompt=None) -> Verdict:
         return undecided(f"{type(ex).__name__}: {ex}", reason="verifier raised")
 
 
-def variant_name(base, options, ignore=()):
+def variant_name(base: str, options: dict[str, Any], ignore: Iterable[str] = ()) -> str:
     """The deterministic name of a configured verifier: base:key=value,...
 
     Options in ignore (endpoints, keys, concurrency) do not change verdicts and

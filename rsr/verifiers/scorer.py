@@ -42,9 +42,9 @@ class Scorer:
             self.mode = "pool"
         else:
             self.mode = "inline"
-        self._pool = None
+        self._pool: Any = None
         self._pool_lock = threading.Lock()
-        self._offload = None
+        self._offload: Any = None
 
     def start_offload(self) -> bool:
         """Score an inline verifier in a helper process from now on (ascore only);
@@ -115,23 +115,6 @@ class Scorer:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def run_coroutine(coroutine):
-    "Run a coroutine to completion from sync code, even under a running event loop."
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    result = {}
-
-    def target():
-        result["value"] = asyncio.run(coroutine)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    return result["value"]
 
 
 def run_coroutine(coroutine):
