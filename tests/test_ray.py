@@ -251,7 +251,12 @@ def test_ray_executor_checks_its_settings():
     from rsr.executors.ray import RayExecutor
 
     with pytest.raises(ConfigError, match="verify_on must be one of driver, workers"):
-        RayExecutor({"name": "local"}, verify_on="nodes")
+        RayExecutor({"name": "local"}, verify_on="nodes", num_workers=2, concurrency=1,
+                    batch_prompts=1)
+    # A configuration is checked against the options the ray executor declares.
+    with pytest.raises(ConfigError, match=r"^The ray executor option verify_on \(--verify-on\): "
+                       r"input should be 'driver' or 'workers', not 'nodes'$"):
+        with_defaults({"executor": {"name": "ray", "verify_on": "nodes"}})
     config = with_defaults({"executor": {"name": "ray"}, "sampler": {"name": "nope"}})
     with pytest.raises(ConfigError, match="rsr plugins"):
         make_executor(config)
