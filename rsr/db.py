@@ -174,6 +174,18 @@ def m003_empty_answers_are_invalid(db):
            where prompt_id in ({prompts})""", {"ids": ids})
 
 
+BROWSE_VIEWS = ("rollout_verdicts", "prompt_overview")
+
+
+@migrations()
+def m004_browse_views(db):
+    # rsr browse lists rollouts with their verdicts and prompts with their pass
+    # rates through two new views. schema.sql (run just before the migrations)
+    # creates them on an older ledger; this checks that they are there.
+    if set(BROWSE_VIEWS) - set(db.view_names()):
+        _run_script(db, SCHEMA_SQL)
+
+
 def _check_not_newer(db, path):
     "LedgerError if a newer rsr has applied migrations this one does not know."
     from . import __version__
