@@ -238,13 +238,13 @@ def test_browse_dpo_preview_follows_the_options(db_path, invoke, tmp_path):
 def test_browse_facets_and_filters_on_metadata_fields(db_path):
     build_ledger(db_path)
     facet = "/run/prompt_overview.json?_facet_metadata=subject&_shape=objects"
-    only = "/run/prompt_overview.json?_metadata__subject=calculus&_shape=objects"
-    got = fetch_all(db_path, facet, only, "/run/prompts.json?_metadata__subject=nothing")
+    only = "/run/prompt_overview.json?_metadata.subject=calculus&_shape=objects"
+    got = fetch_all(db_path, facet, only, "/run/prompts.json?_metadata.subject=nothing")
     results = got[facet].json()["facet_results"]["metadata.subject"]["results"]
     assert [(r["value"], r["count"]) for r in results] == [("arithmetic", 1), ("calculus", 1)]
-    assert "_metadata__subject=arithmetic" in results[0]["toggle_url"]
+    assert "_metadata.subject=arithmetic" in results[0]["toggle_url"]
     assert [r["prompt_id"] for r in got[only].json()["rows"]] == ["hard/2"]
-    assert got["/run/prompts.json?_metadata__subject=nothing"].json()["rows"] == []
+    assert got["/run/prompts.json?_metadata.subject=nothing"].json()["rows"] == []
 
 
 XSS = '<script>window.rsrHacked = 1</script><img src="x" onerror="window.rsrHacked = 2">'

@@ -89,14 +89,14 @@ def _scores_html(value):
 
 
 def _clipped(value, full_url):
-    "The start of a long text and a link to all of it."
-    if len(value) <= CLIP_CHARS:
+    """The start of a long text (whitespace runs collapsed, two lines at most
+    on screen) and a link to all of it."""
+    if len(value) <= CLIP_CHARS and "\n" not in value.strip():
         return Markup(BLOCK.format(escape(value)))
-    link = (f' <a class="rsr-full-link" href="{escape(full_url)}">full text '
+    link = (f'<a class="rsr-full-link" href="{escape(full_url)}">full text '
             f"({len(value):,} chars)</a>" if full_url else "")
-    return Markup(
-        f'<div class="rsr-text rsr-clipped">{escape(value[:CLIP_CHARS])}\u2026</div>{link}'
-    )
+    start = " ".join(value[: CLIP_CHARS * 2].split())[:CLIP_CHARS]
+    return Markup(f'<div class="rsr-clipped">{escape(start)}\u2026</div>{link}')
 
 
 def _row_url(datasette, database, table, row):

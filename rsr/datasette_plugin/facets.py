@@ -2,7 +2,7 @@
 
 Datasette facets on columns; a prompt's subject or level lives inside its
 metadata JSON. `?_facet_metadata=subject` counts the prompts by
-metadata.subject, and `?_metadata__subject=algebra` keeps those whose subject
+metadata.subject, and `?_metadata.subject=algebra` keeps those whose subject
 is algebra (values compared as text, as the facet shows them). Both run
 parameterised SQL: the field name and value are bound, never spliced in.
 """
@@ -16,7 +16,7 @@ from datasette.filters import FilterArguments
 from datasette.utils import escape_sqlite, path_with_added_args, path_with_removed_args
 
 COLUMN = "metadata"
-ARG_PREFIX = "_metadata__"
+ARG_PREFIX = "_metadata."
 
 FIELDS_SQL = """
 select distinct each.key from ({sql}) as inner, json_each(inner.{column}) as each
@@ -99,7 +99,8 @@ class MetadataFacet(Facet):
 
 
 def metadata_filters(request) -> FilterArguments:
-    "The where clauses for ?_metadata__FIELD=VALUE arguments."
+    """The where clauses for ?_metadata.FIELD=VALUE arguments (a name without a
+    double underscore, which Datasette would read as a column filter)."""
     clauses, params, descriptions = [], {}, []
     pairs = [(k, v) for k in request.args for v in request.args.getlist(k)]
     for i, (key, value) in enumerate(p for p in pairs if p[0].startswith(ARG_PREFIX)):
