@@ -310,7 +310,8 @@ def prompt_states(db, prompt_ids, verifier=None) -> dict:
     )
     states = early_stop.prompt_state_sql(parsed, where=PROMPT_IDS_WHERE)
     params["prompt_ids"] = json.dumps(list(prompt_ids))
-    return {row["id"]: row["state"] for row in db.query(EACH_PROMPT_STATE_SQL.format(states=states), params)}
+    rows = db.query(EACH_PROMPT_STATE_SQL.format(states=states), params)
+    return {row["id"]: row["state"] for row in rows}
 
 
 def _check_field(db, field):

@@ -144,7 +144,7 @@ def fetch_all(db_path, *paths):
 
 def text_of(page_html, css_class):
     "The text inside every element with this class (no nesting), unescaped."
-    found = re.findall(rf'class="{css_class}"[^>]*>(.*?)</', page_html, flags=re.S)
+    found = re.findall(rf'class="{css_class}"[^>]*>(.*?)</', page_html, flags=re.DOTALL)
     return [html.unescape(re.sub(r"<[^>]+>", "", t)).strip() for t in found]
 
 
@@ -189,8 +189,8 @@ def test_browse_prompt_page_picks_are_the_exports(db_path, invoke, tmp_path):
                     "--max-pairs-per-prompt", "2", "--where", "id = 'hard/2'", "-o", exported)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in exported.read_text().splitlines()]
-    shown = [json.loads(html.unescape(t)) for t in text_of(got["/run/prompts/hard~2F2?" + query].text,
-                                                         "rsr-row")]
+    page = got["/run/prompts/hard~2F2?" + query].text
+    shown = [json.loads(html.unescape(t)) for t in text_of(page, "rsr-row")]
     assert shown == rows and len(rows) == 2
     # without the options, export's defaults: one pass-fail pair
     assert len(text_of(got["/run/prompts/hard~2F2"].text, "rsr-row")) == 1

@@ -213,7 +213,7 @@ def test_browse_model_output_is_text_on_every_page(sampled_ledger, browse, brows
 
 def test_browse_rollouts_of_a_big_ledger_fit_a_page(db_path, browse, browser, artifacts):
     db = open_db(db_path)
-    long_text = "\n".join(f"Step {i}: a long line of working that goes on and on." for i in range(200))
+    long_text = "\n".join(f"Step {i}: a line of working that goes on and on." for i in range(200))
     for p in range(50):
         add_prompt(db, f"p{p}", content=f"Question {p}")
         for i in range(20):

@@ -100,11 +100,13 @@ def _clipped(value, full_url):
 
 
 def _row_url(datasette, database, table, row):
+    "The page of the row a cut text belongs to (its rollout for rollout views)."
+    names = row.keys()  # `in` on a sqlite3.Row looks at its values, not its names
     if table in ROLLOUT_ID_COLUMN:
         key = ROLLOUT_ID_COLUMN[table]
-        if key in row.keys() and row[key] is not None:
+        if key in names and row[key] is not None:
             return datasette.urls.row(database, "rollouts", tilde_encode(str(row[key])))
-    if table in ("runs", "prompts") and "id" in row.keys():
+    if table in ("runs", "prompts") and "id" in names:
         return datasette.urls.row(database, table, tilde_encode(str(row["id"])))
     return None
 

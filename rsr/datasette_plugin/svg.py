@@ -58,8 +58,8 @@ def line_chart(points: list, title: str, x_label: str, y_label: str) -> Markup:
         for i, (x, y) in enumerate(points)
     ]
     parts = [
-        f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end">1</text>'
-        f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">0</text>'
+        f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end">1</text>',
+        f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">0</text>',
     ]
     if coords:
         path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _, _ in coords)
