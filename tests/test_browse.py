@@ -7,6 +7,7 @@ import asyncio
 import html
 import json
 import re
+from pathlib import Path
 
 import pytest
 from helpers import add_prompt, add_rollout, add_score
@@ -262,3 +263,30 @@ def test_browse_escapes_model_output_on_every_page(db_path):
         assert response.status_code == 200, path
         assert "<script>window" not in response.text and "<img src" not in response.text, path
         assert "&lt;script&gt;window" in response.text or path == "/run", path
+
+
+@pytest.mark.parametrize("fixture", ["ledger_v0.db", "ledger_v1.db"])
+def test_browse_an_older_ledger_says_so_and_shows_its_tables(copy_fixture, fixture):
+    # browse never writes, so a ledger an older rsr wrote is read as it is
+    path = copy_fixture(fixture)
+    before = open(path, "rb").read()
+    name = Path(path).stem
+    prompt = open_db(path, readonly=True).execute("select id from prompts").fetchone()[0]
+    got = fetch_all(path, f"/{name}", f"/{name}/prompts/{prompt}", f"/{name}/rollouts")
+    assert [r.status_code for r in got.values()] == [200, 200, 200]
+    assert text_of(got[f"/{name}"].text, "rsr-error")[0].startswith(
+        "This ledger was written by an older rsr (no such ")
+    assert open(path, "rb").read() == before
+
+
+def test_browse_a_ledger_with_prompts_only(db_path):
+    db = open_db(db_path)
+    add_prompt(db, "a", content="2+2?")
+    got = fetch_all(db_path, "/run", "/run/prompts/a", "/run/-/dpo-preview")
+    assert [r.status_code for r in got.values()] == [200, 200, 200]
+    assert text_of(got["/run"].text, "rsr-pending") == ["1"]
+    assert text_of(got["/run"].text, "rsr-verifier") == ["none (no scores yet)"]
+    assert text_of(got["/run/prompts/a"].text, "rsr-state rsr-pending") == ["pending"]
+    assert "No rollouts yet." in got["/run/prompts/a"].text
+    assert text_of(got["/run/-/dpo-preview"].text, "rsr-error") == [
+        "This ledger has no scores yet; run 'rsr verify' first"]

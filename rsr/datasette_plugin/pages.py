@@ -14,9 +14,11 @@ cannot be computed for, comes back as an "error" line for the page to show.
 """
 
 import json
+import sqlite3
 from dataclasses import replace
 from itertools import islice
 
+from ..db import migrations
 from ..errors import RsrError
 from ..export import make_options
 from ..formatters import BestOfN, Dpo, Sft
@@ -100,12 +102,33 @@ def verifier_names(db) -> list:
     return [row[0] for row in db.execute(VERIFIERS_SQL)]
 
 
+OLD_LEDGER = (
+    "This ledger was written by an older rsr ({error}): the first command that writes to it "
+    "(rsr load, sample or verify) upgrades it; the tables below are all there"
+)
+
+
+def behind(db) -> bool:
+    """True for a ledger that lacks some of this rsr's migrations: browsing
+    opens it read-only, so it is read as an older rsr left it."""
+    if "_sqlite_migrations" not in db.table_names():
+        return True
+    known = {m.name for m in migrations._migrations}
+    return bool(known - {m.name for m in migrations.applied(db)})
+
+
 def summary(db, verifier=None) -> dict:
     "The run summary: ledger_stats() and its two pictures, or an error line."
+    views = set(db.view_names())
     try:
         stats = ledger_stats(db, verifier)
     except RsrError as ex:
-        return {"error": str(ex), "verifiers": verifier_names(db), "runs": list(db.query(RUNS_SQL))}
+        return {"error": str(ex), "verifiers": verifier_names(db),
+                "runs": list(db.query(RUNS_SQL)), "views": views}
+    except sqlite3.OperationalError as ex:
+        if not behind(db):
+            raise
+        return {"error": OLD_LEDGER.format(error=ex), "verifiers": [], "runs": [], "views": views}
     timing = {run["id"]: run for run in stats["runs"]}
     runs = [
         {**run, "rollouts": timing.get(run["id"], {}).get("rollouts"),
@@ -114,6 +137,7 @@ def summary(db, verifier=None) -> dict:
     ]
     return {
         "stats": stats,
+        "views": views,
         "verifiers": verifier_names(db),
         "runs": runs,
         "histogram": svg.bar_chart(
@@ -196,6 +220,10 @@ def prompt_page(db, prompt_id, query) -> dict:
             page["picks"] = _picks(db, prompt_id, page["options"])
     except RsrError as ex:
         page["error"] = str(ex)
+    except sqlite3.OperationalError as ex:
+        if not behind(db):
+            raise
+        page["error"] = OLD_LEDGER.format(error=ex)
     page["query"] = query_string(page["options"])
     return page
 
