@@ -33,7 +33,8 @@ from . import facets, pages
 
 TEXT_COLUMNS = {"response", "reasoning", "chosen", "rejected", "response_tail"}
 # Columns whose long values are cut in tables: texts, JSON and the chat turns.
-CLIPPED_COLUMNS = TEXT_COLUMNS | {"params", "config", "details", "metadata", "error", "summary"}
+CLIPPED_COLUMNS = TEXT_COLUMNS | {"params", "config", "details", "metadata", "error", "summary",
+                                  "question", "answer"}
 CLIP_CHARS = 240
 BLOCK = '<div class="rsr-text">{}</div>'
 TURN = (
@@ -108,6 +109,8 @@ def _row_url(datasette, database, table, row):
             return datasette.urls.row(database, "rollouts", tilde_encode(str(row[key])))
     if table in ("runs", "prompts") and "id" in names:
         return datasette.urls.row(database, table, tilde_encode(str(row["id"])))
+    if table == "prompt_overview" and "prompt_id" in names:
+        return datasette.urls.row(database, "prompts", tilde_encode(str(row["prompt_id"])))
     return None
 
 
