@@ -269,14 +269,14 @@ def test_browse_escapes_model_output_on_every_page(db_path):
 def test_browse_an_older_ledger_says_so_and_shows_its_tables(copy_fixture, fixture):
     # browse never writes, so a ledger an older rsr wrote is read as it is
     path = copy_fixture(fixture)
-    before = open(path, "rb").read()
+    before = Path(path).read_bytes()
     name = Path(path).stem
     prompt = open_db(path, readonly=True).execute("select id from prompts").fetchone()[0]
     got = fetch_all(path, f"/{name}", f"/{name}/prompts/{prompt}", f"/{name}/rollouts")
     assert [r.status_code for r in got.values()] == [200, 200, 200]
     assert text_of(got[f"/{name}"].text, "rsr-error")[0].startswith(
         "This ledger was written by an older rsr (no such ")
-    assert open(path, "rb").read() == before
+    assert Path(path).read_bytes() == before
 
 
 def test_browse_a_ledger_with_prompts_only(db_path):
