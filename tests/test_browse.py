@@ -218,8 +218,11 @@ def test_export_options_from_a_url():
 
 def test_browse_dpo_preview_follows_the_options(db_path, invoke, tmp_path):
     build_ledger(db_path)
+    db = open_db(db_path)
+    add_score(db, add_rollout(db, "hard/2", 4, "It is 9.0"), "math", 0, score=0.75)
     paths = ["/run/-/dpo-preview", "/run/-/dpo-preview?min-margin=2",
-             "/run/-/dpo-preview?pairs=best-worst&max-pairs-per-prompt=3"]
+             "/run/-/dpo-preview?pairs=best-worst&max-pairs-per-prompt=3",
+             "/run/-/dpo-preview?pass-threshold=0.7&max-pairs-per-prompt=3"]
     got = fetch_all(db_path, *paths)
 
     def exported(*options):
@@ -233,7 +236,14 @@ def test_browse_dpo_preview_follows_the_options(db_path, invoke, tmp_path):
     assert shown(paths[0]) == exported() and len(exported()) == 2
     assert shown(paths[1]) == exported("--min-margin", "2") == []
     assert shown(paths[2]) == exported("--pairs", "best-worst", "--max-pairs-per-prompt", "3")
-    assert len(shown(paths[2])) == 4  # easy-1: 2 passes x 1 fail; hard/2: 1 pass x 2 fails
+    # easy-1: 2 passes x 1 fail; hard/2: 1.0 and 0.75 against two 0s, and 1.0 against 0.75
+    assert len(shown(paths[2])) == 5
+    # a score of 0.75 passes at 0.7: "It is 9.0" becomes a chosen answer
+    threshold = shown(paths[3])
+    assert threshold == exported("--pass-threshold", "0.7", "--max-pairs-per-prompt", "3")
+    assert "It is 9.0" in {row["chosen"][0]["content"] for row in threshold}
+    without = exported("--max-pairs-per-prompt", "3")
+    assert "It is 9.0" not in {row["chosen"][0]["content"] for row in without}
 
 
 def test_browse_facets_and_filters_on_metadata_fields(db_path):
