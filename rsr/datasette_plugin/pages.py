@@ -40,7 +40,13 @@ from scores join rollouts on rollouts.id = scores.rollout_id
 where rollouts.prompt_id = :prompt_id
 order by scores.verifier
 """
-RUNS_SQL = "select id, command, status, started_at, finished_at, summary from runs order by id"
+# The newest runs, for the summary (all of them are in the runs table).
+RUNS_SQL = """
+select * from (
+    select id, command, status, started_at, finished_at, summary from runs
+    order by id desc limit 50
+) order by id
+"""
 
 # The options a page takes from its URL, by their `rsr export` names, with the
 # type each is read as. Empty values are left out (a form's blank fields).
