@@ -194,7 +194,15 @@ def test_browse_prompt_page_picks_are_the_exports(db_path, invoke, tmp_path):
     shown = [json.loads(html.unescape(t)) for t in text_of(page, "rsr-row")]
     assert shown == rows and len(rows) == 2
     # without the options, export's defaults: one pass-fail pair
-    assert len(text_of(got["/run/prompts/hard~2F2"].text, "rsr-row")) == 1
+    plain = got["/run/prompts/hard~2F2"].text
+    assert len(text_of(plain, "rsr-row")) == 1
+    # every rollout side by side (or stacked, one click away), reasoning folded away
+    assert len(re.findall(r'class="rsr-candidate( rsr-invalid)?"', plain)) == 4
+    assert 'class="rsr-candidates rsr-side"' in plain
+    assert "_layout=stacked" in plain
+    assert re.search(r'<details class="rsr-reasoning"><summary>reasoning \(10 chars\)</summary>'
+                     r'<div class="rsr-text">x\^3/3 at 3</div></details>', plain)
+    assert text_of(plain, "rsr-finish") == ["stop", "stop", "stop", "length"]
 
 
 def test_browse_prompt_page_says_which_option_is_wrong(db_path):
