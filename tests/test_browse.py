@@ -52,6 +52,9 @@ def test_browse_metadata_names_the_ledger_and_hides_internals():
         "pass_rate_by_field",
         "prompt_rollouts",
     }
+    # read-only: no canned query writes, and every one is a select
+    for query in metadata["databases"]["run"]["queries"].values():
+        assert not query.get("write") and query["sql"].lstrip().lower().startswith(("select", "with"))
 
 
 def test_browse_canned_queries_answer(db_path):
