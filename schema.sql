@@ -331,3 +331,54 @@ select
     scores.extracted
 from rollouts
 left join scores on scores.rollout_id = rollouts.id;
+
+-- One row per rollout with its verdicts in one column ("math: pass, judge:
+-- fail"), or why it has none (error, truncated, empty, unscored): the list of
+-- rollouts to scan and facet in `rsr browse`.
+create view if not exists rollout_verdicts as
+select
+    rollouts.id as rollout_id,
+    rollouts.prompt_id,
+    rollouts.sample_index,
+    case
+        when rollouts.error is not null then 'error'
+        when rollouts.truncated = 1 then 'truncated'
+        when not rollouts.valid then 'empty'
+        else coalesce((
+            select group_concat(verdict, ', ') from (
+                select scores.verifier || ': ' || case scores.passed
+                    when 1 then 'pass' when 0 then 'fail' else 'undecided' end as verdict
+                from scores where scores.rollout_id = rollouts.id
+                order by scores.verifier)), 'unscored')
+    end as verdict,
+    rollouts.finish_reason,
+    rollouts.completion_tokens,
+    rollouts.response,
+    rollouts.run_id,
+    rollouts.model
+from rollouts;
+
+-- One row per prompt and verifier (one row with no verifier before any score):
+-- the question, the gold answer, its rollouts and its pass rate.
+create view if not exists prompt_overview as
+select
+    prompts.id as prompt_id,
+    (select json_extract(turn.value, '$.content') from json_each(prompts.messages) as turn
+     where json_extract(turn.value, '$.role') = 'user'
+     order by turn.key desc limit 1) as question,
+    json_extract(prompts.metadata, '$.answer') as answer,
+    verdicts.verifier,
+    coalesce(progress.rollouts, 0) as rollouts,
+    coalesce(progress.valid, 0) as valid,
+    coalesce(verdicts.passed, 0) as passed,
+    coalesce(verdicts.failed, 0) as failed,
+    coalesce(verdicts.unparsed, 0) as undecided,
+    case when verdicts.passed + verdicts.failed > 0
+        then round(1.0 * verdicts.passed / (verdicts.passed + verdicts.failed), 4)
+    end as pass_rate,
+    coalesce(progress.truncated, 0) as truncated,
+    coalesce(progress.errored, 0) as errored,
+    prompts.metadata
+from prompts
+left join progress on progress.prompt_id = prompts.id
+left join verdicts on verdicts.prompt_id = prompts.id;

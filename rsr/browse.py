@@ -2,8 +2,9 @@
 
 The metadata (titles, column descriptions, hidden counter tables, canned
 queries) ships as rsr/metadata.yml and is attached to the ledger's database
-name at start; rsr/datasette_plugin.py renders messages and long texts
-readably. Datasette opens the file read-only, so browsing is safe while a
+name at start; the plugin in rsr/datasette_plugin/ adds the run summary, a
+prompt's page with its rollouts side by side and the export picks, and cut
+texts in tables. Datasette opens the file read-only, so browsing is safe while a
 sampler writes.
 """
 
@@ -50,6 +51,13 @@ def make_datasette(db_path):
         # so open the ledger as immutable (nothing can write it there anyway).
         return Datasette(immutables=[str(db_path)], metadata=metadata)
     return Datasette([str(db_path)], metadata=metadata)
+
+
+def database_url(db_path, host="127.0.0.1", port=8001) -> str:
+    "Where the ledger's own page (the run summary) is served."
+    from datasette.utils import tilde_encode
+
+    return f"http://{host}:{port}/{tilde_encode(Path(db_path).stem)}"
 
 
 def serve(db_path, host="127.0.0.1", port=8001, on_start=None):

@@ -360,3 +360,15 @@ def _marked(db, kind, name, markers):
     row = db.execute("select coalesce(sql, '') from sqlite_master where type = ? and name = ?",
                      [kind, name]).fetchone()
     return row is not None and any(marker in row[0] for marker in markers)
+
+
+BROWSE_VIEWS = ("rollout_verdicts", "prompt_overview")
+
+
+@migrations()
+def m005_browse_views(db):
+    # rsr browse lists rollouts with their verdicts and prompts with their pass
+    # rates through two new views. schema.sql (run just before the migrations)
+    # creates them on an older ledger; this checks that they are there.
+    if set(BROWSE_VIEWS) - set(db.view_names()):
+        _run_script(db, SCHEMA_SQL)

@@ -59,6 +59,7 @@ with scored as (
       {prefilter}
 )"""
 PROMPT_FILTER = "and rollouts.prompt_id in (select id from prompts where {where})"
+ONE_PROMPT_FILTER = "and rollouts.prompt_id = :prompt_id"
 
 # The best copy of each distinct (whitespace-normalised) completion of a prompt.
 DISTINCT_SQL = """,
@@ -210,10 +211,14 @@ class Selection:
     where: str = None
     pick: str = "shortest"
     seed: int = 0
+    # One prompt only (a prompt's page in `rsr browse`): every rule is per
+    # prompt, so its picks are the ones the whole export makes for it.
+    prompt_id: str = None
 
     def params(self, **extra):
         params = {
             "verifier": self.verifier,
+            "prompt_id": self.prompt_id,
             "pass_threshold": self.pass_threshold,
             "pass_rate_min": self.pass_rate_min,
             "pass_rate_max": self.pass_rate_max,
@@ -291,7 +296,8 @@ def candidates_sql(selection, need_norm, passing_only=False):
     sql = SCORED_SQL.format(
         passed=passed,
         norm="rsr_norm(rollouts.response)" if (need_norm or selection.dedupe) else "rollouts.id",
-        prompt_filter=PROMPT_FILTER.format(where=where) if where else "",
+        prompt_filter=(PROMPT_FILTER.format(where=where) if where else "")
+        + (ONE_PROMPT_FILTER if selection.prompt_id is not None else ""),
         prefilter=(
             f"and ({passed}) is 1" if passing_only and not (banded or selection.dedupe) else ""
         ),

@@ -53,6 +53,17 @@ select
 from ({states})
 """
 
+# Each prompt's state, by the same rules PROMPT_STATES_SQL counts with (for
+# `rsr browse`, which shows it beside a prompt).
+EACH_PROMPT_STATE_SQL = """
+select id,
+    case when satisfied and not incomplete then 'satisfied'
+         when not satisfied and not within_budget and not incomplete then 'exhausted'
+         else 'pending' end as state
+from ({states})
+"""
+PROMPT_IDS_WHERE = "prompts.id in (select value from json_each(:prompt_ids))"
+
 # The latest run that sampled: whether it finished.
 LAST_SAMPLE_RUN_SQL = """
 select id, command, status from runs where command in ('sample', 'run')
@@ -286,6 +297,21 @@ def ledger_stats(
         for run in db.query(RUNS_SQL)
     ]
     return out
+
+
+def prompt_states(db, prompt_ids, verifier=None) -> dict:
+    """{prompt id: "satisfied" | "exhausted" | "pending"} under the target and
+    budget ledger_stats uses (the latest sampling run's, else the defaults)."""
+    settings = sample_settings(db)
+    parsed = early_stop.parse_target(settings["target"], settings["max_rollouts"])
+    verifier = pick_verifier(db, verifier, settings["verifier"])
+    params = early_stop.state_params(
+        parsed, verifier, settings["max_rollouts"], settings["max_steps"]
+    )
+    states = early_stop.prompt_state_sql(parsed, where=PROMPT_IDS_WHERE)
+    params["prompt_ids"] = json.dumps(list(prompt_ids))
+    rows = db.query(EACH_PROMPT_STATE_SQL.format(states=states), params)
+    return {row["id"]: row["state"] for row in rows}
 
 
 def _check_field(db, field):

@@ -457,3 +457,21 @@ def test_export_json_summary(ledger, invoke, tmp_path):
     # Without -o the rows are stdout: a summary there would corrupt them.
     refused = invoke("export", ledger, "--format", "sft", "--json")
     assert refused.exit_code == 2 and "--json needs -o FILE" in refused.stderr
+
+
+@pytest.mark.parametrize("strategy", ["pass-fail", "best-worst", "best-random"])
+def test_a_selection_of_one_prompt_picks_what_the_whole_export_picks_for_it(ledger, strategy):
+    # rsr browse shows a prompt's picks by selecting that prompt alone
+    from rsr.selection import Selection, select_pairs, select_per_prompt
+
+    db = open_db(ledger, readonly=True)
+    whole = Selection("v", dedupe=True)
+    every = {"pairs": list(select_pairs(db, whole, strategy, max_pairs=3)),
+             "best": list(select_per_prompt(db, whole, 2, passing_only=False))}
+    assert every["pairs"] and {row["prompt_id"] for row in every["best"]} >= {"p1", "p2", "p3"}
+    for prompt_id in ("p1", "p2", "p3"):
+        one = Selection("v", dedupe=True, prompt_id=prompt_id)
+        assert list(select_pairs(db, one, strategy, max_pairs=3)) == [
+            row for row in every["pairs"] if row["prompt_id"] == prompt_id]
+        assert list(select_per_prompt(db, one, 2, passing_only=False)) == [
+            row for row in every["best"] if row["prompt_id"] == prompt_id]

@@ -1,5 +1,5 @@
 """The built wheel carries what an installed rsr needs: schema.sql, the
-Datasette metadata, the commands package and every subpackage; and the CLI
+Datasette metadata, templates and style sheet, the commands package and every subpackage; and the CLI
 starts without importing what no command needs up front."""
 
 import subprocess
@@ -21,6 +21,13 @@ def test_wheel_contents(tmp_path):
     for required in ("rsr/schema.sql", "rsr/metadata.yml", "rsr/commands/__init__.py",
                      "rsr/commands/sample.py", "rsr/samplers/openai.py", "rsr/verifiers/maths.py"):
         assert required in names, required
+    # rsr browse's templates and style sheet: every one in the source tree
+    plugin = ROOT / "rsr" / "datasette_plugin"
+    shipped = [str(p.relative_to(ROOT)) for p in sorted(plugin.glob("templates/*.html"))
+               + sorted(plugin.glob("static/*.css"))]
+    assert "rsr/datasette_plugin/templates/database.html" in shipped
+    assert "rsr/datasette_plugin/static/rsr.css" in shipped
+    assert sorted(set(shipped) - names) == []
     schema = zipfile.ZipFile(wheel).read("rsr/schema.sql").decode()
     assert schema == (ROOT / "schema.sql").read_text()
     packages = {str(p.parent.relative_to(ROOT)).replace("commands", "rsr/commands", 1)

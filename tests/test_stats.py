@@ -268,3 +268,22 @@ def test_stats_by_a_field_no_prompt_has_is_refused(ledger, invoke):
     assert result.stderr == ("Error: --by 'subjct': no prompt's metadata has that field "
                              "(fields: answer, subject)\n")
     assert stats_json(invoke, ledger, "--by", "answer")["pass_rate_by"]["field"] == "answer"
+
+
+@pytest.mark.parametrize("target,max_rollouts", [("sft", 4), ("dpo", 4), ("best-of-n:2", 2)])
+def test_each_prompt_state_adds_up_to_the_counts(ledger, target, max_rollouts):
+    # rsr browse shows a prompt's state beside it, by the latest sampling run's
+    # target and budget, as the summary counts them
+    from collections import Counter
+
+    from rsr.stats import ledger_stats, prompt_states
+
+    open_db(ledger).execute(
+        "insert into runs (command, config, status) values ('sample', ?, 'finished')",
+        [json.dumps({"sampling": {"target": target, "max_rollouts": max_rollouts}})])
+    db = open_db(ledger, readonly=True)
+    states = prompt_states(db, ["a", "b", "c", "d"], "v")
+    counts = ledger_stats(db, "v")["prompts"]
+    assert Counter(states.values()) == {k: v for k, v in counts.items() if k != "total" and v}
+    assert states["c"] == "pending"  # never sampled
+    assert states["b"] == ("exhausted" if target != "best-of-n:2" else "satisfied")

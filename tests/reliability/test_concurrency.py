@@ -91,6 +91,9 @@ def test_stats_export_and_datasette_read_while_sample_writes(ledger, slow_server
             rows = get_json(f"http://127.0.0.1:{port}/run.json?sql={sql}&_shape=array")
             table = get_json(f"http://127.0.0.1:{port}/run/rollouts.json?_size=5&_sort_desc=id")
             assert isinstance(table["rows"], list)
+            # the run summary is rsr stats over Datasette's read connection
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/run", timeout=30) as page:
+                assert b'class="rsr-summary"' in page.read()
             stats = runner.invoke(cli, ["stats", str(ledger), "--json"])
             assert stats.exit_code == 0, stats.output
             data = json.loads(stats.stdout)
