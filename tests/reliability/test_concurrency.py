@@ -37,11 +37,8 @@ def ledger(tmp_path):
 @pytest.fixture
 def slow_server():
     "No faults; every answer takes 50 ms, so a run lasts a while."
-    server = FaultServer(rate=0.0, delay_s=0.05).start()
-    try:
+    with FaultServer(rate=0.0, delay_s=0.05) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def wait_for_requests(server, count, process, deadline=60):
