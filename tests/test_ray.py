@@ -101,7 +101,7 @@ def test_ray_local_sampler_on_30_gsm8k_prompts(ray_cluster, tmp_path, invoke):
     assert db.execute("select distinct sampler, model from rollouts").fetchall() == [
         ("local", "SmolLM2-135M-Instruct.Q4_1.gguf")]
     # Both actors sampled, and no request was lost or sent twice.
-    assert all(count > 0 for count in runner.served), runner.served
+    assert len(runner.served) == 2 and all(count > 0 for count in runner.served), runner.served
     assert sum(runner.served) == report.requests and runner.reissued == 0
     # Every valid rollout was scored on the driver; truncations say so.
     valid = db.execute("select count(*) from rollouts where truncated = 0 and error is null").fetchone()[0]

@@ -263,15 +263,36 @@ def test_limit_and_where_select_prompts(ledger, invoke):
     assert bad.exit_code == 1 and "is not valid SQL on prompts" in bad.stderr
 
 
-def test_seeds_derive_from_sample_index(ledger, invoke):
+def stored_seeds(db_path):
+    return [r[0] for r in open_db(db_path).execute("select seed from rollouts order by sample_index")]
+
+
+def ledger_copy(invoke, db_path, records):
+    "A second ledger beside the one the `ledger` fixture makes."
+    invoke("load", db_path, write_jsonl(db_path.with_suffix(".jsonl"), records))
+    return db_path
+
+
+def test_seeds_derive_from_sample_index(ledger, invoke, tmp_path):
     db_path = ledger(FOUR[2:3])
     with OpenAIStub(responder=easy_hard, honour_n=False) as stub:
         invoke(*sample_args(db_path, stub, "--seed", "7", "--max-rollouts", "4", "--step-size", "2"))
-    seeds = [r[0] for r in open_db(db_path).execute("select seed from rollouts order by sample_index")]
+    seeds = stored_seeds(db_path)
     assert len(set(seeds)) == 4
-    sent = sorted(r["body"]["seed"] for r in stub.requests)
-    # The first request of a step carries n=2 and the step's first seed.
-    assert set(seeds) <= set(sent) | set(seeds) and seeds[0] in sent
+    # The server ignores n: each rollout came from its own request, which
+    # carried that rollout's seed (the first request of a step, n=2, the step's
+    # first seed).
+    assert sorted(r["body"]["seed"] for r in stub.requests) == sorted(seeds)
+    # Derived from (--seed, prompt, sample index), not drawn at random: a fresh
+    # ledger with the same --seed gets the same seeds, another --seed others.
+    for seed, same in (("7", True), ("8", False)):
+        other = ledger_copy(invoke, tmp_path / f"seed-{seed}.db", FOUR[2:3])
+        with OpenAIStub(responder=easy_hard, honour_n=False) as stub:
+            invoke(*sample_args(other, stub, "--seed", seed, "--max-rollouts", "4", "--step-size", "2"))
+        if same:
+            assert stored_seeds(other) == seeds
+        else:
+            assert len(stored_seeds(other)) == 4 and not set(stored_seeds(other)) & set(seeds)
 
 
 def test_plan_completes_a_step_cut_short(db_path):
