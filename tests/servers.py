@@ -168,11 +168,8 @@ class OpenAIStub(ServerThread):
 
 @pytest.fixture
 def openai_stub():
-    stub = OpenAIStub().start()
-    try:
+    with OpenAIStub() as stub:
         yield stub
-    finally:
-        stub.stop()
 
 
 def wait_for_http(url, timeout=120, process=None):
