@@ -15,7 +15,6 @@ Scripted replies are dicts:
 
 import importlib.util
 import json
-import os
 import socket
 import subprocess
 import sys
