@@ -92,6 +92,7 @@ class Scorer:
     """
 
     def __init__(self, verifier, workers=0, timeout=None, chunk_size=None):
+        verifier.prepare()
         self.verifier = verifier
         self.name = verifier.name
         self.workers = workers

@@ -79,6 +79,10 @@ class Verifier:
     def check(self, answer, metadata, *, prompt=None) -> Verdict:
         raise NotImplementedError
 
+    def prepare(self):
+        """Called once before scoring starts; raises an RsrError when the verifier
+        cannot run here (the code verifier without a sandbox)."""
+
     def check_many(self, items) -> list:
         "Verdicts for [(response, metadata, prompt)], a verifier bug recorded as an error."
         return [safe_call(self, *item) for item in items]

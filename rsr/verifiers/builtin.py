@@ -1,10 +1,11 @@
 """The built-in verifiers, registered as a plugin: exact, mcq, mcq-multi, math,
-judge and reward-model."""
+code, judge and reward-model."""
 
 import re
 
 from ..hookspecs import hookimpl
 from . import Verdict, Verifier
+from .code import CodeVerifier
 from .judge import JudgeVerifier
 from .maths import MathVerifier
 from .mcq import MultipleChoice, MultipleChoiceMulti
@@ -35,5 +36,6 @@ def register_verifiers(register):
     register(MultipleChoice())
     register(MultipleChoiceMulti())
     register(MathVerifier())
+    register(CodeVerifier())
     register(JudgeVerifier())
     register(RewardModelVerifier())
