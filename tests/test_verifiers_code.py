@@ -371,3 +371,65 @@ def test_humaneval_data_file_is_the_packages_problems():
     written = subprocess.run([sys.executable, str(data_file("humaneval.py"))], capture_output=True,
                              text=True, check=True).stdout
     assert written == data_file("humaneval.jsonl").read_text()
+
+
+@pytest.mark.slow
+@needs_isolation
+def test_humaneval_recipe_on_the_embedded_model(tmp_path):
+    """recipes/humaneval-sft.yaml as written: six problems sampled, every valid
+    rollout run in the sandbox with a reason, one SFT row per satisfied problem."""
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "rsr", "run", str(data_file("humaneval.jsonl").parent.parent / "recipes"
+                                                 / "humaneval-sft.yaml"), f"outputs.dir={out}"],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    db = open_db(str(out / "run.db"))
+    assert db.execute("select count(*) from prompts").fetchone()[0] == 164
+    sampled = db.execute("select count(distinct prompt_id) from rollouts").fetchone()[0]
+    assert sampled == 6
+    valid = db.execute("select count(*) from rollouts where error is null and truncated = 0").fetchone()[0]
+    reasons = dict(db.execute("select json_extract(details, '$.reason'), count(*) from scores "
+                              "where verifier = 'code' group by 1").fetchall())
+    assert sum(reasons.values()) == valid > 0
+    assert set(reasons) <= {"passed", "syntax", "assertion", "exception", "missing_function",
+                            "timeout", "no_code", "recursion", "exit", "output", "memory"}
+    stats = json.loads((out / "stats.json").read_text())
+    sft = (out / "sft.jsonl").read_text().splitlines() if (out / "sft.jsonl").exists() else []
+    assert len(sft) == stats["prompts"]["satisfied"] == (reasons.get("passed", 0) > 0) * len(
+        {row[0] for row in db.execute("select prompt_id from rollouts join scores on "
+                                      "scores.rollout_id = rollouts.id where passed = 1")})
+    assert sandbox_processes() == []
+
+
+@needs_isolation
+def test_run_recipe_with_code_verifier_options_exports_under_the_variant_name(tmp_path, invoke):
+    "A recipe's verifier options name its scores (code:timeout=3); the exports read those."
+    import yaml
+    from helpers import write_jsonl
+    from servers import OpenAIStub
+
+    def respond(body):
+        wrong = (body.get("seed") or 0) % 2
+        return fenced(f"def add(a, b):\n    return a + b + {wrong}")
+
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [
+        {"id": f"q{i}", "question": f"Write add(a, b), number {i}", "tests": ["assert add(2, 3) == 5"]}
+        for i in range(3)])
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "code-stub", "data": {"files": [str(prompts)]},
+        "sampler": {"name": "openai", "base_url": None, "model": "stub"},
+        "sampling": {"target": "sft", "max_rollouts": 4, "step_size": 2, "seed": 1},
+        "verifier": {"name": "code", "options": {"timeout": 3}},
+        "outputs": {"dir": str(tmp_path / "out"), "exports": [{"format": "sft", "file": "sft.jsonl"}]},
+    }))
+    with OpenAIStub(responder=respond, honour_n=False) as stub:
+        result = invoke("run", recipe, f"sampler.base_url={stub.url}", "--silent")
+    assert result.exit_code == 0, result.output
+    sft = (tmp_path / "out" / "sft.jsonl").read_text().splitlines()
+    assert len(sft) == 3
+    assert all("return a + b + 0" in json.loads(row)["messages"][-1]["content"] for row in sft)
+    names = open_db(str(tmp_path / "out" / "run.db")).execute(
+        "select distinct verifier from scores").fetchall()
+    assert names == [("code:timeout=3",)]
