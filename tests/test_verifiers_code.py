@@ -57,17 +57,18 @@ def humaneval():
 
 
 def sandbox_processes():
-    "Processes running as any sandbox uid, zombies left out."
+    "Processes whose real uid is a sandbox uid (read from status: /proc/PID may be root's), zombies left out."
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                uid = os.stat(f"/proc/{name}").st_uid
-                with open(f"/proc/{name}/stat") as f:
-                    state = f.read().rsplit(")", 1)[1].split()[0]
+                with open(f"/proc/{name}/status") as f:
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
             except OSError:
                 continue
-            if sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_SPAN and state != "Z":
+            uid = int(fields["Uid"].split()[0])
+            if sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_SPAN and not fields[
+                    "State"].strip().startswith("Z"):
                 found.append(int(name))
     return found
 
@@ -196,6 +197,17 @@ def test_code_a_process_that_leaves_the_session_is_killed():
     verdict = get_verifier("code")(fenced("def f():\n" + body), ASSERT_ONE)
     assert verdict.passed is True
     assert verdict.details["processes_killed"] == 1
+    assert sandbox_processes() == []
+
+
+@needs_isolation
+def test_code_a_hidden_non_dumpable_process_is_killed():
+    "A process that leaves the session and makes itself non-dumpable dies all the same."
+    body = ("    import ctypes, os, time\n    if os.fork() == 0:\n        os.setsid()\n"
+            "        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n        time.sleep(60)\n"
+            "    time.sleep(0.2)\n    return 1")
+    verdict = get_verifier("code")(fenced("def f():\n" + body), ASSERT_ONE)
+    assert verdict.passed is True
     assert sandbox_processes() == []
 
 

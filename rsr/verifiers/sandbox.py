@@ -33,6 +33,7 @@ import ctypes
 import dataclasses
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -291,34 +292,39 @@ def processes_of(uid) -> list[tuple[int, str, int]]:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-        except (OSError, ValueError):
+            if os.stat(f"/proc/{name}").st_uid != uid:  # cheap: no file to read
+                continue
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-        uids = fields.get("Uid", "").split()
-        if uids and int(uids[0]) == uid:
-            found.append((int(name), fields["State"].strip()[:1], int(fields["PPid"])))
+        found.append((int(name), fields[0], int(fields[1])))
     return found
 
 
+def _kill_all_as(uid):
+    "kill(-1, SIGKILL) from a child running as uid: every process of that uid, in any session."
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child only kills and exits)
+        try:
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
 def kill_uid(uid, keep=None) -> int:
-    """Kill every process of uid (kill(-1) from that uid reaches all of them, whatever
-    their process group), reap the ones that became our children (but keep, which
-    its Popen waits for); how many there were."""
-    killed = 0
+    """Kill every process of uid, reap the ones that became our children (but keep,
+    which its Popen waits for); how many were running."""
+    running = len([p for p in processes_of(uid) if p[1] != "Z"])
+    # Twice whatever the scan saw: a fork can race the first kill, and on kernels
+    # where a non-dumpable process's /proc entry belongs to root the scan misses it.
+    _kill_all_as(uid)
     for _ in range(100):
-        alive = [p for p in processes_of(uid) if p[1] != "Z"]
-        if not alive:
+        _kill_all_as(uid)
+        if not [p for p in processes_of(uid) if p[1] != "Z"]:
             break
-        killed = max(killed, len(alive))
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover (the child only kills and exits)
-            try:
-                os.setuid(uid)
-                os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
         time.sleep(0.002)
     for pid, state, parent in processes_of(uid):
         if parent == os.getpid() and pid != keep:
@@ -326,7 +332,7 @@ def kill_uid(uid, keep=None) -> int:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
-    return killed
+    return running
 
 
 def reap_orphans():
@@ -358,7 +364,8 @@ def run(args, files, limits, *, unsafe=False, hide=(), env=None, _probing=False)
     if uid is not None:
         _subreaper()
         reap_orphans()
-        kill_uid(uid)  # left over from a run that was itself killed
+        if processes_of(uid):
+            kill_uid(uid)  # left over from a run that was itself killed
     workdir = tempfile.mkdtemp(prefix="rsr-code-")
     try:
         for name, data in files.items():
@@ -382,11 +389,8 @@ def run(args, files, limits, *, unsafe=False, hide=(), env=None, _probing=False)
                 preexec_fn=lambda: _preexec_with_extra(extra.fileno(), workdir, uid, limits,
                                                        isolate, hidden, prefix),
             )
-            timed_out = False
             try:
-                process.wait(limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+                timed_out = _wait(process, limits.wall_seconds)
             finally:
                 # Killing the session first stops a fork loop from growing while
                 # kill_uid works; kill_uid then reaches what left the session.
@@ -405,6 +409,24 @@ def run(args, files, limits, *, unsafe=False, hide=(), env=None, _probing=False)
         return Result(process.returncode, *outputs, timed_out, wall_ms, leftover)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait(process, seconds) -> bool:
+    "Wait for process to end, at most seconds; whether it ran past them."
+    try:
+        fd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # no pidfd (before Linux 5.3): Popen's polling wait
+        try:
+            process.wait(seconds)
+            return False
+        except subprocess.TimeoutExpired:
+            return True
+    try:
+        # Wakes the moment the process ends; Popen.wait(timeout) would poll in
+        # sleeps of up to 50 ms, which was most of a short check's time.
+        return not select.select([fd], [], [], seconds)[0]
+    finally:
+        os.close(fd)
 
 
 def _preexec_with_extra(extra_fd, *args):
