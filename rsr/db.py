@@ -325,6 +325,18 @@ def _run_script(db, script):
             statement = ""
 
 
+LABELS_TABLE_SQL = SCHEMA_SQL[SCHEMA_SQL.index("create table if not exists labels"):]
+LABELS_TABLE_SQL = LABELS_TABLE_SQL[: LABELS_TABLE_SQL.index(";") + 1]
+
+
+@migrations()
+def m004_majority_labels(db):
+    # rsr label --majority keeps labels for prompts without gold in a table of
+    # their own; older ledgers get the (empty) table.
+    if "labels" not in db.table_names():
+        db.execute(LABELS_TABLE_SQL)
+
+
 def schema_version(db) -> str:
     "The name of the newest migration applied to this ledger."
     if "_sqlite_migrations" not in db.table_names():

@@ -79,6 +79,21 @@ class Verifier:
     def check(self, answer, metadata, *, prompt=None) -> Verdict:
         raise NotImplementedError
 
+    # True when the verifier can read an answer without gold and compare two of
+    # them (vote_answer, same_answer): what rsr label --majority needs.
+    can_vote = False
+
+    def vote_answer(self, answer, metadata, *, prompt=None) -> str | None:
+        "The answer a final answer votes for (no gold needed), or None when it names none."
+        raise ConfigError(
+            f"Verifier {self.name!r} cannot vote: it reads no answer without gold "
+            "(majority labels work with math, mcq, mcq-multi and exact)"
+        )
+
+    def same_answer(self, first, second) -> bool:
+        "Whether two voted answers are one vote (the verifier's own equivalence)."
+        return first == second
+
     def prepare(self):
         """Called once before scoring starts; raises an RsrError when the verifier
         cannot run here (the code verifier without a sandbox)."""

@@ -29,6 +29,11 @@ class ExactMatch(Verifier):
         passed = _normalize(answer) == _normalize(gold)
         return Verdict(passed, float(passed), answer, {"gold": str(gold)})
 
+    can_vote = True
+
+    def vote_answer(self, answer, metadata, *, prompt=None):
+        return _normalize(answer) or None
+
 
 @hookimpl
 def register_verifiers(register):

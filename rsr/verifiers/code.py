@@ -190,7 +190,8 @@ class CodeVerifier(Verifier):
     "Runs the response's program against the prompt's tests in a sandbox."
 
     name = "code"
-    description = "Python programs run against the prompt's tests (HumanEval check(), asserts, stdin/stdout) in a sandbox"
+    description = ("Python programs run against the prompt's tests (HumanEval check(), asserts, "
+                   "stdin/stdout) in a sandbox")
     inline = False  # each check is a process: run in worker processes
     needs_prompt = False
 

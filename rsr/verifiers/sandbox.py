@@ -111,9 +111,12 @@ def _check(result, what):
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
+def _encode(text):
+    return None if text is None else os.fsencode(text)
+
+
 def _mount(source, target, fstype, flags, data=None):
-    encode = (lambda s: None if s is None else os.fsencode(s))
-    _check(_libc.mount(encode(source), encode(target), encode(fstype), flags, encode(data)),
+    _check(_libc.mount(_encode(source), _encode(target), _encode(fstype), flags, _encode(data)),
            f"mount {target}")
 
 
