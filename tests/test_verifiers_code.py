@@ -200,6 +200,34 @@ def test_code_a_process_that_leaves_the_session_is_killed():
     assert sandbox_processes() == []
 
 
+def sandbox_zombies():
+    "Zombies of sandbox uids: orphans nobody reaped; they count toward the uid's process limit."
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/status") as f:
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
+            except OSError:
+                continue
+            uid = int(fields["Uid"].split()[0])
+            if sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_SPAN and fields[
+                    "State"].strip().startswith("Z"):
+                found.append(int(name))
+    return found
+
+
+@needs_isolation
+def test_code_orphans_in_worker_processes_are_reaped():
+    """Forty programs that each leave a process behind, in two workers: every one
+    passes (no zombie uses up the next program's process limit) and none is left."""
+    get_verifier("code").prepare()  # the probe runs here, in the parent, first
+    body = "    import os, time\n    if os.fork() == 0:\n        os.setsid()\n        time.sleep(30)\n    return 1"
+    verdicts = verify_batch("code", [fenced("def f():\n" + body)] * 40, ASSERT_ONE, workers=2)
+    assert [v.details["reason"] for v in verdicts] == ["passed"] * 40
+    assert sandbox_processes() == [] and sandbox_zombies() == []
+
+
 @needs_isolation
 def test_code_a_hidden_non_dumpable_process_is_killed():
     "A process that leaves the session and makes itself non-dumpable dies all the same."

@@ -279,13 +279,18 @@ def require(unsafe=False) -> bool:
     )
 
 
-def _set_subreaper():
-    # Orphans of the program become this process's children, so they can be
-    # reaped after they are killed instead of staying zombies.
-    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+_subreaper_pid = None
 
 
-_subreaper = lru_cache(maxsize=None)(_set_subreaper)
+def _subreaper():
+    """Make this process a child subreaper, once per process: orphans of the program
+    then become its children and are reaped after they are killed, instead of
+    staying zombies (which count toward the uid's process limit). A forked worker
+    does not inherit the attribute, so the pid is what is remembered."""
+    global _subreaper_pid
+    if _subreaper_pid != os.getpid():
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _subreaper_pid = os.getpid()
 
 
 def processes_of(uid) -> list[tuple[int, str, int]]:
