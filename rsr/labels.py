@@ -212,8 +212,11 @@ def majority_labels(db, verifier, *, min_votes=3, min_share=0.5, weight_by=None,
                 outcome = vote(verifier, ballots, min_votes, min_share, weighted=bool(weight_by))
                 _save(db, counts, prompt_id, metadata, outcome, verifier, method, weight_by, run_id)
         status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"  # the transaction is rolled back: no label changed
+        raise
     finally:
-        finish_run(db, run_id, status, counts.summary())
+        finish_run(db, run_id, status, counts.summary() if status == "finished" else None)
     return counts
 
 

@@ -68,20 +68,23 @@ def sampled(tmp_path_factory):
             f"best-of-n:{VOTES}", "--max-rollouts", str(VOTES), "--step-size", str(VOTES),
             "--seed", "11", "--silent"])
     assert result.exit_code == 0, result.output
+    counts = open_db(db_path).execute(
+        "select count(*), sum(error is null and truncated = 0) from rollouts").fetchone()
+    assert counts == (PROMPTS * VOTES, PROMPTS * VOTES), (counts, result.output)
     return folder, db_path
 
 
 @pytest.fixture
 def ledger(sampled, tmp_path):
-    "A fresh copy of the sampled ledger for one test."
-    import shutil
+    "A fresh copy of the sampled ledger for one test (SQLite's backup: WAL content included)."
+    import sqlite3
 
     folder, db_path = sampled
     target = tmp_path / "run.db"
-    source = open_db(db_path)
-    source.execute("pragma wal_checkpoint(truncate)")
+    source, copy = sqlite3.connect(db_path), sqlite3.connect(target)
+    source.backup(copy)
     source.close()
-    shutil.copy(db_path, target)
+    copy.close()
     return str(target)
 
 

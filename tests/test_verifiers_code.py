@@ -73,6 +73,14 @@ def sandbox_processes():
     return found
 
 
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def fenced(code):
     return f"Here is the function:\n\n```python\n{code}\n```\n"
 
@@ -226,6 +234,32 @@ def test_code_orphans_in_worker_processes_are_reaped():
     verdicts = verify_batch("code", [fenced("def f():\n" + body)] * 40, ASSERT_ONE, workers=2)
     assert [v.details["reason"] for v in verdicts] == ["passed"] * 40
     assert sandbox_processes() == [] and sandbox_zombies() == []
+
+
+@needs_isolation
+def test_code_program_dies_with_a_killed_worker():
+    "kill -9 of the process running a check (a pool worker, rsr itself) takes the program with it."
+    import time
+
+    script = ("from rsr.verifiers import get_verifier\n"
+              "get_verifier('code', timeout=60)('```python\\nimport time\\ndef f():\\n"
+              "    time.sleep(60)\\n```', {'tests': ['assert f() == 1']})\n")
+    worker = subprocess.Popen([sys.executable, "-c", script])
+
+    def harness_running():
+        return [pid for pid in sandbox_processes() if b"harness.py" in _cmdline(pid)]
+
+    deadline = time.monotonic() + 20
+    while not harness_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert harness_running(), "the check never started"
+    time.sleep(0.2)  # the program is asleep in its test
+    worker.kill()
+    worker.wait()
+    deadline = time.monotonic() + 5
+    while sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_processes() == []
 
 
 @needs_isolation

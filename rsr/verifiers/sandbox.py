@@ -60,6 +60,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 _MOUNT_FLAGS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 
 # System directories that are never hidden (the program needs them to start).
 _NEVER_HIDE = ("/", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/proc", "/dev",
@@ -232,6 +233,10 @@ def _preexec(workdir, uid, limits, isolate, hide, prefix):
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
+        # Set after the uid change, which clears it: if rsr's worker dies (kill -9),
+        # the program dies with it; what it started is killed by the next run's
+        # reap_orphans().
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except BaseException as ex:  # report why, in the child's stderr, and never exec
         os.write(2, SETUP_MARK + f"{type(ex).__name__}: {ex}\n".encode())
         os._exit(SETUP_FAILED)
