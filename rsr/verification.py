@@ -243,7 +243,7 @@ def count_pending(db, verifier_name, rescore=False, gold="answer"):
     return db.execute(COUNT_PENDING_SQL, params).fetchone()[0]
 
 
-def with_label(metadata, label, method):
+def with_label(metadata: dict, label: str | None, method: str | None) -> tuple[dict, bool]:
     """metadata with the prompt's majority label as its answer when it has no gold
     answer, and whether it was used; a gold answer is never replaced."""
     gold = metadata.get("answer")

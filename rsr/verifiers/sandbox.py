@@ -101,9 +101,13 @@ class Result:
         return -self.returncode if self.returncode is not None and self.returncode < 0 else None
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
+@lru_cache(maxsize=None)
+def _libc():
+    "The C library (loaded on first use, so that importing rsr works where there is none)."
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                           ctypes.c_char_p]
+    return libc
 
 
 def _check(result, what):
@@ -117,7 +121,7 @@ def _encode(text):
 
 
 def _mount(source, target, fstype, flags, data=None):
-    _check(_libc.mount(_encode(source), _encode(target), _encode(fstype), flags, _encode(data)),
+    _check(_libc().mount(_encode(source), _encode(target), _encode(fstype), flags, _encode(data)),
            f"mount {target}")
 
 
@@ -180,7 +184,7 @@ def hidden_paths(extra=()) -> list[str]:
 
 def _isolate(workdir, hide, prefix):
     "In the child: new namespaces, everything read-only, hidden paths, the work dir as /tmp."
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
+    _check(_libc().unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     # Opened in the new namespace (a bind mount's source must be in it), before
     # hiding can cover them.
@@ -236,7 +240,8 @@ def _preexec(workdir, uid, limits, isolate, hide, prefix):
         # Set after the uid change, which clears it: if rsr's worker dies (kill -9),
         # the program dies with it; what it started is killed by the next run's
         # reap_orphans().
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if sys.platform.startswith("linux"):
+            _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except BaseException as ex:  # report why, in the child's stderr, and never exec
         os.write(2, SETUP_MARK + f"{type(ex).__name__}: {ex}\n".encode())
         os._exit(SETUP_FAILED)
@@ -294,7 +299,7 @@ def _subreaper():
     does not inherit the attribute, so the pid is what is remembered."""
     global _subreaper_pid
     if _subreaper_pid != os.getpid():
-        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         _subreaper_pid = os.getpid()
 
 
@@ -348,7 +353,7 @@ def kill_uid(uid, keep=None) -> int:
     return running
 
 
-def reap_orphans():
+def reap_orphans() -> None:
     "Kill sandbox processes whose owner (the process whose pid names their uid) is gone."
     owners = set()
     for name in os.listdir("/proc"):
