@@ -186,7 +186,8 @@ def _agrees(verifier, gold, label):
 def majority_labels(db, verifier, *, min_votes=3, min_share=0.5, weight_by=None,
                     config=None) -> LabelCounts:
     """Label every prompt with valid rollouts by majority vote (see the module's
-    docstring); one transaction, recorded in the runs table."""
+    docstring); the labels are written in one transaction, and the invocation is
+    recorded in the runs table."""
     if not verifier.can_vote:
         verifier.vote_answer("", {})  # raises the verifier's own explanation
     if min_votes < 1 or not 0 <= min_share <= 1:
@@ -201,19 +202,25 @@ def majority_labels(db, verifier, *, min_votes=3, min_share=0.5, weight_by=None,
         "min_votes": min_votes, "min_share": min_share})
     counts, status = LabelCounts(), "failed"
     try:
+        # Votes are counted first, reading rollouts one prompt at a time, and
+        # written after in one short transaction: a long count (sympy) never
+        # holds the write lock a concurrent rsr sample needs.
+        outcomes = []
+        rows = db.execute(VOTES_SQL, {"weight_by": weight_by})
+        for prompt_id, group in groupby(rows, key=lambda row: row[0]):
+            group = list(group)
+            metadata = json.loads(group[0][1])
+            prompt = json.loads(group[0][2]) if verifier.needs_prompt else None
+            ballots = [(verifier.vote_answer(final_answer(row[3]), metadata, prompt=prompt), row[4])
+                       for row in group]
+            outcome = vote(verifier, ballots, min_votes, min_share, weighted=bool(weight_by))
+            outcomes.append((prompt_id, metadata, outcome))
         with db.atomic():
-            rows = db.execute(VOTES_SQL, {"weight_by": weight_by}).fetchall()
-            for prompt_id, group in groupby(rows, key=lambda row: row[0]):
-                group = list(group)
-                metadata = json.loads(group[0][1])
-                prompt = json.loads(group[0][2]) if verifier.needs_prompt else None
-                ballots = [(verifier.vote_answer(final_answer(row[3]), metadata, prompt=prompt),
-                            row[4]) for row in group]
-                outcome = vote(verifier, ballots, min_votes, min_share, weighted=bool(weight_by))
+            for prompt_id, metadata, outcome in outcomes:
                 _save(db, counts, prompt_id, metadata, outcome, verifier, method, weight_by, run_id)
         status = "finished"
     except KeyboardInterrupt:
-        status = "interrupted"  # the transaction is rolled back: no label changed
+        status = "interrupted"  # nothing was written: no label changed
         raise
     finally:
         finish_run(db, run_id, status, counts.summary() if status == "finished" else None)
