@@ -168,13 +168,13 @@ def hidden_paths(extra=()) -> list[str]:
             continue
         if target.startswith("/") and os.path.isfile(target):
             paths.append(os.path.dirname(target))
-    found = []
+    found, prefix = [], interpreter()[1]
     for path in paths:
         path = os.path.realpath(path)
         if not os.path.isdir(path):
             path = os.path.dirname(path)
-        if path in _NEVER_HIDE or any(_within(path, p) for p in ("/proc", "/dev", "/sys")):
-            continue
+        if path in _NEVER_HIDE or any(_within(path, p) for p in ("/proc", "/dev", "/sys", prefix)):
+            continue  # the system, or inside the interpreter's installation (which must run)
         if _within(tempfile.gettempdir(), path):
             continue  # an ancestor of the temporary directory: /tmp is replaced anyway
         if path not in found:
