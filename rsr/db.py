@@ -332,7 +332,9 @@ LABELS_TABLE_SQL = LABELS_TABLE_SQL[: LABELS_TABLE_SQL.index(";") + 1]
 @migrations()
 def m004_majority_labels(db):
     # rsr label --majority keeps labels for prompts without gold in a table of
-    # their own; older ledgers get the (empty) table.
+    # their own. open_db's pass over schema.sql already creates it in older
+    # ledgers; this records the schema change, and makes the table should that
+    # pass not have run.
     if "labels" not in db.table_names():
         db.execute(LABELS_TABLE_SQL)
 
