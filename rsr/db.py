@@ -372,3 +372,17 @@ def m005_browse_views(db):
     # creates them on an older ledger; this checks that they are there.
     if set(BROWSE_VIEWS) - set(db.view_names()):
         _run_script(db, SCHEMA_SQL)
+
+
+LABELS_TABLE_SQL = SCHEMA_SQL[SCHEMA_SQL.index("create table if not exists labels"):]
+LABELS_TABLE_SQL = LABELS_TABLE_SQL[: LABELS_TABLE_SQL.index(";") + 1]
+
+
+@migrations()
+def m006_majority_labels(db):
+    # rsr label --majority keeps labels for prompts without gold in a table of
+    # their own. open_db's pass over schema.sql already creates it in older
+    # ledgers; this records the schema change, and makes the table should that
+    # pass not have run.
+    if "labels" not in db.table_names():
+        db.execute(LABELS_TABLE_SQL)
