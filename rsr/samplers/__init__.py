@@ -52,8 +52,8 @@ class SampleRequest:
     seed: int | None = None
     params: dict = field(default_factory=dict)
     seeds: list | None = None
-    # The prompt's metadata (gold answer): only for samplers that also score
-    # what they sample (rsr.executors.ray with verification on the workers).
+    # The prompt's metadata (gold answer), for a sampler that scores what it
+    # samples where it samples it (Ray workers verifying on their nodes, say).
     metadata: dict | None = None
 
     def seed_for(self, i):
@@ -76,7 +76,8 @@ class Completion:
     seed: int | None = None
     error: str | None = None
     # A Verdict from the run's verifier, when the sampler scored it where it
-    # sampled it; the sampling loop scores only completions without one.
+    # sampled it (see SampleRequest.metadata); the sampling loop scores only
+    # completions without one.
     verdict: object = None
 
     @property
