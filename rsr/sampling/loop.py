@@ -77,6 +77,10 @@ class SampleSettings:
     where: str | None = None
     # Identical passing completions (whitespace-normalised) count once.
     dedupe: bool = False
+    # The arm this run samples (its budget), and whether its target counts
+    # every arm's passes.
+    arm: str = early_stop.DEFAULT_ARM
+    pool: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Stop the run when this many requests in a row fail for good: the server is
     # down, and writing error rows would only burn every prompt's budget.
@@ -116,7 +120,7 @@ class SamplingLoop:
         self.committing = 0
         self.state = RunState()
         self.writer = LedgerWriter(db, run_id, self.info, settings.params, self.verifier_name,
-                                   self.state.wake.set)
+                                   self.state.wake.set, settings.arm)
         self.requests = Requester(sampler, settings, self.report, self.state, self.info)
         self.stop_timer = None
         # True when the scorer runs in a helper process (set by sample()).
