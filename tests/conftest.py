@@ -4,14 +4,12 @@ import os
 # registers itself.
 os.environ["RSR_LOAD_PLUGINS"] = ""
 
-import json  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
-from rsr import open_db  # noqa: E402
 from rsr.commands import cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO_DATA = ROOT / "data"

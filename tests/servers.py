@@ -15,7 +15,6 @@ Scripted replies are dicts:
 
 import importlib.util
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -168,11 +167,8 @@ class OpenAIStub(ServerThread):
 
 @pytest.fixture
 def openai_stub():
-    stub = OpenAIStub().start()
-    try:
+    with OpenAIStub() as stub:
         yield stub
-    finally:
-        stub.stop()
 
 
 def wait_for_http(url, timeout=120, process=None):

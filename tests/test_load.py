@@ -63,7 +63,7 @@ def test_hash_ids_are_stable_across_files(db_path, tmp_path, invoke):
     invoke("load", db_path, a)
     assert invoke("load", db_path, b).stderr == "Loaded 1 new prompts, 1 already present\n"
     ids = [r[0] for r in open_db(db_path).execute("select id from prompts order by id")]
-    assert all(i.startswith("h-") and len(i) == 18 for i in ids)
+    assert len(ids) == 2 and all(i.startswith("h-") and len(i) == 18 for i in ids)
 
 
 def test_gzip_json_array_and_parquet(db_path, tmp_path, invoke):

@@ -101,7 +101,7 @@ def test_ray_local_sampler_on_30_gsm8k_prompts(ray_cluster, tmp_path, invoke):
     assert db.execute("select distinct sampler, model from rollouts").fetchall() == [
         ("local", "SmolLM2-135M-Instruct.Q4_1.gguf")]
     # Both actors sampled, and no request was lost or sent twice.
-    assert all(count > 0 for count in runner.served), runner.served
+    assert len(runner.served) == 2 and all(count > 0 for count in runner.served), runner.served
     assert sum(runner.served) == report.requests and runner.reissued == 0
     # Every valid rollout was scored on the driver; truncations say so.
     valid = db.execute("select count(*) from rollouts where truncated = 0 and error is null").fetchone()[0]
@@ -137,14 +137,11 @@ def test_ray_verify_on_workers_stops_early_between_steps(ray_cluster, db_path, i
     db = open_db(db_path)
     for prompt_id, text in FOUR:
         add_prompt(db, prompt_id, text, answer="The answer is 4")
-    stub = OpenAIStub(responder=easy_hard).start()
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
         result = invoke("sample", db_path, "--executor", "ray", "--num-workers", "2",
                         "--verify-on", "workers", "--base-url", stub.url, "--model", "stub",
                         "--verifier", "exact", "--max-rollouts", "12", "--step-size", "4",
                         "--concurrency", "2", "--silent")
-    finally:
-        stub.stop()
     assert result.exit_code == 0, result.output
     # The same counts as the in-process run in test_sample.py: easy prompts stop
     # after the step that passed, hard ones use their whole budget.
@@ -184,7 +181,6 @@ def test_ray_lost_worker_is_replaced_and_its_requests_sent_again(ray_cluster, tm
             at_server[0] -= 1
         return "I think 5"
 
-    stub = OpenAIStub(responder=slow).start()
     killed = []
     holder = {}
 
@@ -205,22 +201,22 @@ def test_ray_lost_worker_is_replaced_and_its_requests_sent_again(ray_cluster, tm
             time.sleep(0.01)
         released.set()
 
-    config = with_defaults({
-        "sampler": {"name": "openai", "base_url": stub.url, "model": "stub", "concurrency": 2},
-        "sampling": {"target": "none", "max_rollouts": 4, "step_size": 2, "seed": 1},
-        "verifier": {"name": "exact"},
-        "executor": {"name": "ray", "num_workers": 2},
-    })
-    runner = holder["runner"] = make_executor(config)
-    scorer = make_scorer(config["verifier"])
-    killer = threading.Thread(target=kill_one_worker_mid_round)
-    killer.start()
-    try:
-        report = sample(db, runner, scorer, make_settings(config))
-    finally:
-        killer.join()
-        stub.stop()
-        scorer.close()
+    with OpenAIStub(responder=slow) as stub:
+        config = with_defaults({
+            "sampler": {"name": "openai", "base_url": stub.url, "model": "stub", "concurrency": 2},
+            "sampling": {"target": "none", "max_rollouts": 4, "step_size": 2, "seed": 1},
+            "verifier": {"name": "exact"},
+            "executor": {"name": "ray", "num_workers": 2},
+        })
+        runner = holder["runner"] = make_executor(config)
+        scorer = make_scorer(config["verifier"])
+        killer = threading.Thread(target=kill_one_worker_mid_round)
+        killer.start()
+        try:
+            report = sample(db, runner, scorer, make_settings(config))
+        finally:
+            killer.join()
+            scorer.close()
     assert killed, "the worker was never killed"
     assert runner.workers_lost == 1 and runner.reissued >= 1
     # Everything arrived exactly once: 12 prompts x 4 rollouts, indexes 0..3,

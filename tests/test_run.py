@@ -92,8 +92,7 @@ def responder(body):
 
 def test_run_end_to_end_resume_and_config_changes(tmp_path, invoke, monkeypatch):
     monkeypatch.setenv("STUB_KEY", "sk-recipe-secret-77")
-    stub = OpenAIStub(responder=responder, honour_n=False).start()
-    try:
+    with OpenAIStub(responder=responder, honour_n=False) as stub:
         recipe = stub_recipe(tmp_path, stub.url)
         result = invoke("run", recipe, "--silent")
         assert result.exit_code == 0, result.output
@@ -126,8 +125,6 @@ def test_run_end_to_end_resume_and_config_changes(tmp_path, invoke, monkeypatch)
         assert refused.exit_code == 1 and "verifier.name: 'math' -> 'exact'" in refused.stderr
         allowed = invoke("run", "--db", db_path, "sampling.temperature=1.2", "--allow-config-change", "--silent")
         assert allowed.exit_code == 0
-    finally:
-        stub.stop()
     db = open_db(db_path)
     configs = [json.loads(c) for (c,) in db.execute("select config from runs where command = 'run'")]
     assert configs[0]["sampling"]["target"] == "dpo" and configs[0]["verifier"]["name"] == "math"
@@ -249,8 +246,7 @@ def test_run_resume_takes_an_inline_api_key_from_the_recipe_again(tmp_path, invo
                                                                   caplog):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     secret = "sk-inline-recipe-key-5150"
-    stub = OpenAIStub(responder=responder, honour_n=False).start()
-    try:
+    with OpenAIStub(responder=responder, honour_n=False) as stub:
         recipe = stub_recipe(tmp_path, stub.url)
         text = recipe.read_text().replace("${oc.env:STUB_KEY}", secret)
         recipe.write_text(text)
@@ -269,8 +265,6 @@ def test_run_resume_takes_an_inline_api_key_from_the_recipe_again(tmp_path, invo
         result = invoke("run", "--db", db_path, "sampling.max_rollouts=8", "--silent")
         assert result.exit_code == 0, result.output
         assert {r["headers"].get("Authorization") for r in stub.requests[sent:]} == {"Bearer no-key"}
-    finally:
-        stub.stop()
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "\n" not in warnings[0]
     assert warnings[0].startswith("The stored run sent an api_key, which the ledger never keeps,")

@@ -50,11 +50,8 @@ FOUR = [{"id": "easy-1", "question": "easy one", "answer": "The answer is 4"},
 
 def test_early_stop_stops_solved_prompts_at_their_first_step(ledger, invoke):
     db_path = ledger(FOUR)
-    stub = OpenAIStub(responder=easy_hard).start()
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
         result = invoke(*sample_args(db_path, stub, "--max-rollouts", "12", "--step-size", "4"))
-    finally:
-        stub.stop()
     assert result.exit_code == 0, result.output
     assert rollout_counts(db_path) == {"easy-1": 4, "easy-2": 4, "hard-1": 12, "hard-2": 12}
     db = open_db(db_path)
@@ -71,8 +68,7 @@ def test_early_stop_stops_solved_prompts_at_their_first_step(ledger, invoke):
 
 def test_rerun_resumes_and_adds_nothing_when_done(ledger, invoke):
     db_path = ledger(FOUR)
-    stub = OpenAIStub(responder=easy_hard).start()
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
         invoke(*sample_args(db_path, stub, "--max-rollouts", "8"))
         requests = len(stub.requests)
         again = invoke(*sample_args(db_path, stub, "--max-rollouts", "8"))
@@ -80,8 +76,6 @@ def test_rerun_resumes_and_adds_nothing_when_done(ledger, invoke):
         assert again.stderr.startswith("0 rollouts in ")
         # A larger budget continues the hard prompts only, from sample index 8.
         invoke(*sample_args(db_path, stub, "--max-rollouts", "12"))
-    finally:
-        stub.stop()
     assert rollout_counts(db_path) == {"easy-1": 4, "easy-2": 4, "hard-1": 12, "hard-2": 12}
     indexes = [r[0] for r in open_db(db_path).execute(
         "select sample_index from rollouts where prompt_id = 'hard-1' order by sample_index")]
@@ -108,34 +102,25 @@ def test_targets(target, expected, ledger, invoke):
         counter["n"] += 1
         return "The answer is 4" if counter["n"] % 2 else "no"
 
-    stub = OpenAIStub(responder=responder, honour_n=False).start()
-    try:
+    with OpenAIStub(responder=responder, honour_n=False) as stub:
         result = invoke(*sample_args(db_path, stub, "--target", target, "--max-rollouts", "12",
                                      "--step-size", "2"))
-    finally:
-        stub.stop()
     assert result.exit_code == 0, result.output
     assert rollout_counts(db_path) == expected
 
 
 def test_max_rollouts_is_a_hard_cap_with_uneven_steps(ledger, invoke):
     db_path = ledger(FOUR[2:])
-    stub = OpenAIStub(responder=easy_hard).start()
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
         invoke(*sample_args(db_path, stub, "--max-rollouts", "7", "--step-size", "3"))
-    finally:
-        stub.stop()
     assert rollout_counts(db_path) == {"hard-1": 7, "hard-2": 7}
     assert sorted(r["body"].get("n", 1) for r in stub.requests) == [1, 1, 3, 3, 3, 3]
 
 
 def test_max_steps_caps_steps(ledger, invoke):
     db_path = ledger(FOUR[2:3])
-    stub = OpenAIStub(responder=easy_hard).start()
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
         invoke(*sample_args(db_path, stub, "--max-rollouts", "16", "--step-size", "2", "--max-steps", "3"))
-    finally:
-        stub.stop()
     assert rollout_counts(db_path) == {"hard-1": 6}
 
 
@@ -150,11 +135,8 @@ def test_max_steps_caps_steps(ledger, invoke):
 ])
 def test_target_that_cannot_be_met_is_refused(ledger, invoke, args, message):
     db_path = ledger(FOUR)
-    stub = OpenAIStub(responder=easy_hard).start()
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
         result = invoke(*sample_args(db_path, stub, *args))
-    finally:
-        stub.stop()
     assert result.exit_code == 1
     assert message in result.stderr and "it could never be met" in result.stderr
     # Refused before anything was asked for or recorded.
@@ -172,12 +154,9 @@ def test_sft_without_a_verifier_is_refused(ledger, invoke):
 
 def test_429_retry_after_is_honoured(ledger, invoke):
     db_path = ledger(FOUR[:1])
-    stub = OpenAIStub(responder=easy_hard).start()
-    stub.script.append({"status": 429, "headers": {"Retry-After": "2"}})
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
+        stub.script.append({"status": 429, "headers": {"Retry-After": "2"}})
         result = invoke(*sample_args(db_path, stub))
-    finally:
-        stub.stop()
     assert result.exit_code == 0
     first, second = stub.requests[0]["time"], stub.requests[1]["time"]
     # Without the header the first backoff is at most 0.5 s.
@@ -188,12 +167,9 @@ def test_429_retry_after_is_honoured(ledger, invoke):
 
 def test_500_then_200_succeeds(ledger, invoke):
     db_path = ledger(FOUR[:1])
-    stub = OpenAIStub(responder=easy_hard).start()
-    stub.script.extend([{"status": 500}, {"status": 503}])
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
+        stub.script.extend([{"status": 500}, {"status": 503}])
         invoke(*sample_args(db_path, stub))
-    finally:
-        stub.stop()
     assert len(stub.requests) == 3
     errors = open_db(db_path).execute("select count(*) from rollouts where error is not null").fetchone()[0]
     assert errors == 0 and rollout_counts(db_path) == {"easy-1": 4}
@@ -201,12 +177,9 @@ def test_500_then_200_succeeds(ledger, invoke):
 
 def test_timeout_is_retried(ledger, invoke):
     db_path = ledger(FOUR[:1])
-    stub = OpenAIStub(responder=easy_hard).start()
-    stub.script.append({"hang": 3})
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
+        stub.script.append({"hang": 3})
         result = invoke(*sample_args(db_path, stub, "--request-timeout", "1"))
-    finally:
-        stub.stop()
     assert result.exit_code == 0
     assert len(stub.requests) == 2
     assert rollout_counts(db_path) == {"easy-1": 4}
@@ -214,11 +187,8 @@ def test_timeout_is_retried(ledger, invoke):
 
 def test_server_that_ignores_n_still_gets_step_size_rollouts(ledger, invoke):
     db_path = ledger(FOUR)
-    stub = OpenAIStub(responder=easy_hard, honour_n=False).start()
-    try:
+    with OpenAIStub(responder=easy_hard, honour_n=False) as stub:
         invoke(*sample_args(db_path, stub, "--max-rollouts", "8", "--step-size", "4"))
-    finally:
-        stub.stop()
     assert rollout_counts(db_path) == {"easy-1": 4, "easy-2": 4, "hard-1": 8, "hard-2": 8}
     db = open_db(db_path)
     assert db.execute("select count(*) from steps where requested != received").fetchone()[0] == 0
@@ -230,12 +200,9 @@ def test_server_that_ignores_n_still_gets_step_size_rollouts(ledger, invoke):
 
 def test_truncated_choice_is_stored_and_does_not_satisfy(ledger, invoke):
     db_path = ledger(FOUR[:1])
-    stub = OpenAIStub(responder=easy_hard).start()
-    stub.script.append({"choices": ["The answer is 4"] * 4, "finish_reason": "length"})
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
+        stub.script.append({"choices": ["The answer is 4"] * 4, "finish_reason": "length"})
         invoke(*sample_args(db_path, stub, "--step-size", "4"))
-    finally:
-        stub.stop()
     db = open_db(db_path)
     rows = db.execute("select step, truncated, finish_reason from rollouts order by sample_index").fetchall()
     assert rows == [(1, 1, "length")] * 4 + [(2, 0, "stop")] * 4
@@ -245,12 +212,9 @@ def test_truncated_choice_is_stored_and_does_not_satisfy(ledger, invoke):
 
 def test_request_that_keeps_failing_becomes_error_rows(ledger, invoke):
     db_path = ledger(FOUR[:2])
-    stub = OpenAIStub(responder=easy_hard).start()
-    stub.script.extend([{"status": 500}] * 3)
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
+        stub.script.extend([{"status": 500}] * 3)
         result = invoke(*sample_args(db_path, stub, "--max-retries", "2", "--concurrency", "1"))
-    finally:
-        stub.stop()
     assert result.exit_code == 0
     db = open_db(db_path)
     errors = db.execute("select prompt_id, error from rollouts where error is not null").fetchall()
@@ -279,11 +243,8 @@ def test_run_stops_when_the_server_is_down(ledger, invoke):
 def test_api_key_is_sent_but_never_stored(ledger, invoke, tmp_path):
     db_path = ledger(FOUR[:1])
     secret = "sk-test-DO-NOT-STORE-4815162342"
-    stub = OpenAIStub(responder=easy_hard).start()
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
         result = invoke("-v", *sample_args(db_path, stub, "--api-key", secret))
-    finally:
-        stub.stop()
     headers = {k.lower(): v for k, v in stub.requests[0]["headers"].items()}
     assert headers["authorization"] == f"Bearer {secret}"
     assert secret not in result.output
@@ -294,29 +255,44 @@ def test_api_key_is_sent_but_never_stored(ledger, invoke, tmp_path):
 
 def test_limit_and_where_select_prompts(ledger, invoke):
     db_path = ledger(FOUR)
-    stub = OpenAIStub(responder=easy_hard).start()
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
         invoke(*sample_args(db_path, stub, "--where", "id like 'hard%'", "--limit", "1",
                             "--max-rollouts", "4"))
         bad = invoke(*sample_args(db_path, stub, "--where", "nonsense ="))
-    finally:
-        stub.stop()
     assert rollout_counts(db_path) == {"hard-1": 4}
     assert bad.exit_code == 1 and "is not valid SQL on prompts" in bad.stderr
 
 
-def test_seeds_derive_from_sample_index(ledger, invoke):
+def stored_seeds(db_path):
+    return [r[0] for r in open_db(db_path).execute("select seed from rollouts order by sample_index")]
+
+
+def ledger_copy(invoke, db_path, records):
+    "A second ledger beside the one the `ledger` fixture makes."
+    invoke("load", db_path, write_jsonl(db_path.with_suffix(".jsonl"), records))
+    return db_path
+
+
+def test_seeds_derive_from_sample_index(ledger, invoke, tmp_path):
     db_path = ledger(FOUR[2:3])
-    stub = OpenAIStub(responder=easy_hard, honour_n=False).start()
-    try:
+    with OpenAIStub(responder=easy_hard, honour_n=False) as stub:
         invoke(*sample_args(db_path, stub, "--seed", "7", "--max-rollouts", "4", "--step-size", "2"))
-    finally:
-        stub.stop()
-    seeds = [r[0] for r in open_db(db_path).execute("select seed from rollouts order by sample_index")]
+    seeds = stored_seeds(db_path)
     assert len(set(seeds)) == 4
-    sent = sorted(r["body"]["seed"] for r in stub.requests)
-    # The first request of a step carries n=2 and the step's first seed.
-    assert set(seeds) <= set(sent) | set(seeds) and seeds[0] in sent
+    # The server ignores n: each rollout came from its own request, which
+    # carried that rollout's seed (the first request of a step, n=2, the step's
+    # first seed).
+    assert sorted(r["body"]["seed"] for r in stub.requests) == sorted(seeds)
+    # Derived from (--seed, prompt, sample index), not drawn at random: a fresh
+    # ledger with the same --seed gets the same seeds, another --seed others.
+    for seed, same in (("7", True), ("8", False)):
+        other = ledger_copy(invoke, tmp_path / f"seed-{seed}.db", FOUR[2:3])
+        with OpenAIStub(responder=easy_hard, honour_n=False) as stub:
+            invoke(*sample_args(other, stub, "--seed", seed, "--max-rollouts", "4", "--step-size", "2"))
+        if same:
+            assert stored_seeds(other) == seeds
+        else:
+            assert len(stored_seeds(other)) == 4 and not set(stored_seeds(other)) & set(seeds)
 
 
 def test_plan_completes_a_step_cut_short(db_path):
@@ -360,8 +336,7 @@ def test_bad_targets(text):
 
 def test_dedupe_counts_identical_passes_once(ledger, invoke):
     db_path = ledger([{"id": "same", "question": "easy same", "answer": "The answer is 4"}])
-    stub = OpenAIStub(responder=lambda body: "The answer is 4").start()
-    try:
+    with OpenAIStub(responder=lambda body: "The answer is 4") as stub:
         # Every completion is the same correct text: without --dedupe, 3 passes
         # arrive in the first step; with it, they are one and the budget runs out.
         invoke(*sample_args(db_path, stub, "--target", "multi-sft:3", "--max-rollouts", "8",
@@ -369,8 +344,6 @@ def test_dedupe_counts_identical_passes_once(ledger, invoke):
         assert rollout_counts(db_path) == {"same": 4}
         result = invoke(*sample_args(db_path, stub, "--target", "multi-sft:3", "--max-rollouts", "8",
                                      "--step-size", "4", "--dedupe"))
-    finally:
-        stub.stop()
     assert result.exit_code == 0
     assert rollout_counts(db_path) == {"same": 8}
     row = open_db(db_path).execute("select passed, distinct_passed from verdicts").fetchone()
@@ -381,11 +354,8 @@ def test_engine_options_a_sampler_does_not_declare_are_refused_before_sampling(l
     # The openai sampler declares no engine options: one given is an error that
     # names it, and nothing is sent or written (it used to be dropped silently).
     db_path = ledger(FOUR[:1])
-    stub = OpenAIStub(responder=easy_hard).start()
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
         result = invoke(*sample_args(db_path, stub, "--engine-option", "dtype=float32"))
-    finally:
-        stub.stop()
     assert result.exit_code == 1
     assert result.stderr == ("Error: The openai sampler has no option 'dtype' "
                              "(its options: none)\n")
@@ -436,14 +406,11 @@ def test_request_body_carries_every_sampling_parameter(ledger, invoke):
     # seed, the sampling options and --extra-params all reach the server, and
     # nothing rsr-internal does.
     db_path = ledger(FOUR[:1])
-    stub = OpenAIStub(responder=easy_hard).start()
-    try:
+    with OpenAIStub(responder=easy_hard) as stub:
         result = invoke(*sample_args(db_path, stub, "--max-rollouts", "4", "--step-size", "4",
                                      "--temperature", "0.3", "--top-p", "0.9", "--max-tokens", "77",
                                      "--seed", "5",
                                      "--extra-params", '{"top_k": 20, "min_p": 0.05, "stop": ["###"]}'))
-    finally:
-        stub.stop()
     assert result.exit_code == 0, result.output
     (request,) = stub.requests
     body = request["body"]

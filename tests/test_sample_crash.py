@@ -53,10 +53,9 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     # Slow enough answers (0.5 s each, 8 in flight: about 10 s of sampling in
     # all) that six kills 0.8-2 s apart all land before the run could finish,
     # whatever rsr's start-up costs.
-    stub = OpenAIStub(responder=seeded_responder(0.5), honour_n=False).start()
-    rng = random.Random(11)
-    kills, seen = 0, set()
-    try:
+    with OpenAIStub(responder=seeded_responder(0.5), honour_n=False) as stub:
+        rng = random.Random(11)
+        kills, seen = 0, set()
         while kills < 6:
             process = rsr_sample(db_path, stub.url)
             time.sleep(rng.uniform(0.8, 2.0))
@@ -74,19 +73,14 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
         final = rsr_sample(db_path, stub.url)
         _, stderr = final.communicate(timeout=300)
         assert final.returncode == 0, stderr.decode()
-    finally:
-        stub.stop()
     assert kills >= 5
 
     # The same run without interruptions, on a fresh ledger.
     clean_path = tmp_path / "clean.db"
     subprocess.run([sys.executable, "-m", "rsr", "load", str(clean_path), str(prompts)], check=True)
-    stub = OpenAIStub(responder=seeded_responder(0.0), honour_n=False).start()
-    try:
+    with OpenAIStub(responder=seeded_responder(0.0), honour_n=False) as stub:
         clean = rsr_sample(clean_path, stub.url)
         clean.communicate(timeout=300)
-    finally:
-        stub.stop()
 
     db = open_db(db_path)
     assert db.execute(
@@ -112,8 +106,7 @@ def test_sigint_and_sigterm_write_everything_that_arrived(tmp_path):
     prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
     assert subprocess.run([sys.executable, "-m", "rsr", "load", str(db_path), str(prompts)]).returncode == 0
     # About 2 s of sampling in all: the stop always lands mid-run.
-    stub = OpenAIStub(responder=seeded_responder(0.1)).start()
-    try:
+    with OpenAIStub(responder=seeded_responder(0.1)) as stub:
         for signum in (signal.SIGINT, signal.SIGTERM):
             before = len(finished_rollouts(db_path))
             process = rsr_sample(db_path, stub.url)
@@ -128,8 +121,6 @@ def test_sigint_and_sigterm_write_everything_that_arrived(tmp_path):
             assert line and signal.Signals(signum).name in line[0], stderr
             written = int(line[0].split(": ")[-1].split(" rollouts written")[0].replace(",", ""))
             assert len(finished_rollouts(db_path)) == before + written
-    finally:
-        stub.stop()
     conn = sqlite3.connect(db_path)
     try:
         assert conn.execute("select count(*) from rollouts r where not exists "

@@ -2,10 +2,10 @@
 real HTTP server on 127.0.0.1 that answers in the shape `vllm serve` does."""
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from servers import ServerThread
 
 from rsr.client import RetryPolicy
 from rsr.verification import Scorer
@@ -40,14 +40,10 @@ def pooling_server():
             self.end_headers()
             self.wfile.write(data)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", state
-    finally:
-        server.shutdown()
-        server.server_close()
+    server = ServerThread()
+    server.serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+    with server:
+        yield server.url, state
 
 
 @pytest.mark.parametrize("reply, expected", [

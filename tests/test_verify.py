@@ -155,7 +155,7 @@ def test_verifiers_lists_names_and_descriptions(invoke):
     math_line = next(line for line in lines if line.startswith("math "))
     assert "sympy" in math_line
     listed = json.loads(invoke("verifiers", "--json").stdout)
-    assert {"name": "mcq", "description": next(l for l in lines if l.startswith("mcq "))[len("mcq"):].strip()} in listed
+    assert {"name": "mcq", "description": next(line for line in lines if line.startswith("mcq "))[len("mcq"):].strip()} in listed
 
 
 def test_verify_several_verifiers_in_one_run(ledger, invoke):

@@ -46,7 +46,7 @@ def responder(seed, index):
 
 def make_server():
     return FaultServer(seed=5, rate=0.3, kinds=KINDS, honour_n=False, responder=responder,
-                       delay_s=0.04, hang_s=1.5, slow_s=0.2, retry_after="0").start()
+                       delay_s=0.04, hang_s=1.5, slow_s=0.2, retry_after="0")
 
 
 def load(db_path, prompts):
@@ -62,11 +62,8 @@ def finish(db_path, url):
 
 
 def clean_run(clean_path):
-    server = make_server()
-    try:
+    with make_server() as server:
         finish(clean_path, server.url)
-    finally:
-        server.stop()
     clean_path.with_suffix(".ok").touch()
 
 
@@ -134,11 +131,10 @@ def test_sigkill_loop_of_sample_and_verify_loses_and_duplicates_nothing(tmp_path
     clean = threading.Thread(target=clean_run, args=(clean_path,))
     clean.start()
     rng = random.Random(20)
-    server = make_server()
-    kills = Counter()
-    lost = {}  # epoch -> seeds answered to a killed sampler and not written
-    scores_seen = set()
-    try:
+    with make_server() as server:
+        kills = Counter()
+        lost = {}  # epoch -> seeds answered to a killed sampler and not written
+        scores_seen = set()
         for epoch in range(1, ROUNDS + 1):
             server.epoch = epoch
             before = by_seed(db_path)
@@ -171,8 +167,6 @@ def test_sigkill_loop_of_sample_and_verify_loses_and_duplicates_nothing(tmp_path
             scores_seen = scores
         server.epoch = ROUNDS + 1
         finish(db_path, server.url)
-    finally:
-        server.stop()
     # A verify run with little left to score may finish before its kill point.
     assert kills["sample"] >= ROUNDS // 2 and kills["verify"] >= 2, kills
     # No verifier worker outlived its killed parent.

@@ -109,14 +109,11 @@ def test_a_corrected_url_then_samples_every_prompt(ledger):
 
 def test_failures_after_the_endpoint_answered_become_error_rows(ledger):
     # The endpoint answers well, then sends garbage: those rollouts are errors.
-    stub = OpenAIStub(responder=lambda body: "right").start()
-    stub.script.extend([{"choices": ["right"]}] + [{"raw": "<html>"}] * 4)
-    try:
+    with OpenAIStub(responder=lambda body: "right") as stub:
+        stub.script.extend([{"choices": ["right"]}] + [{"raw": "<html>"}] * 4)
         result = cli("sample", ledger, "--base-url", stub.url, *SAMPLE, "--concurrency", 1,
                      "--limit", 2, "--step-size", 1, "--target", "best-of-n:2",
                      "--max-rollouts", 2)
-    finally:
-        stub.stop()
     assert result.returncode == 0, result.stderr
     errors = query(ledger, "select count(*) from rollouts where error like 'malformed%'")
     assert errors == [(2,)]

@@ -41,16 +41,13 @@ def faulted_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("faults")
     db_path = folder / "run.db"
     assert rsr("load", db_path, write_prompts(folder / "p.jsonl", PROMPTS)).returncode == 0
-    server = FaultServer(seed=8, rate=0.3, hang_s=2.5, slow_s=0.1).start()
-    try:
+    with FaultServer(seed=8, rate=0.3, hang_s=2.5, slow_s=0.1) as server:
         result = rsr(
             "sample", db_path, "--base-url", server.url, "--model", "m", "--verifier", "exact",
             "--target", "sft", "--max-rollouts", MAX_ROLLOUTS, "--step-size", 4, "--seed", 3,
             "--concurrency", 32, "--request-timeout", 2.0, "--max-retries", MAX_RETRIES,
             "--retry-base-delay", 0.01, "--silent", timeout=240,
         )
-    finally:
-        server.stop()
     return db_path, server, result
 
 

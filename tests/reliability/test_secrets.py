@@ -69,17 +69,14 @@ def test_a_key_echoed_in_server_errors_is_redacted(tmp_path):
     # provided: sk-..."); that text becomes the rollout's error and log lines.
     db_path = tmp_path / "run.db"
     assert rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", 3)).returncode == 0
-    stub = OpenAIStub().start()
-    # The endpoint answers once (a 401 before that would be a config error,
-    # written nowhere), then refuses the key.
-    stub.script.extend([{"choices": ["right"]}] + [
-        {"status": 401, "message": f"Incorrect API key provided: {SECRET}."}] * 2)
-    try:
+    with OpenAIStub() as stub:
+        # The endpoint answers once (a 401 before that would be a config error,
+        # written nowhere), then refuses the key.
+        stub.script.extend([{"choices": ["right"]}] + [
+            {"status": 401, "message": f"Incorrect API key provided: {SECRET}."}] * 2)
         sample = rsr("-vv", "sample", db_path, "--base-url", stub.url, "--model", "m",
                      "--verifier", "exact", "--max-rollouts", 1, "--step-size", 1,
                      "--concurrency", 1, "--api-key", SECRET)
-    finally:
-        stub.stop()
     assert sample.returncode == 0, sample.stderr
     assert all(r["headers"].get("Authorization", r["headers"].get("authorization")) == f"Bearer {SECRET}"
                for r in stub.requests)
@@ -91,13 +88,10 @@ def test_a_key_echoed_in_server_errors_is_redacted(tmp_path):
 def test_a_key_refused_from_the_start_is_a_config_error_without_the_key(tmp_path):
     db_path = tmp_path / "run.db"
     assert rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", 3)).returncode == 0
-    stub = OpenAIStub().start()
-    stub.script.extend([{"status": 401, "message": f"Incorrect API key provided: {SECRET}."}] * 3)
-    try:
+    with OpenAIStub() as stub:
+        stub.script.extend([{"status": 401, "message": f"Incorrect API key provided: {SECRET}."}] * 3)
         sample = rsr("sample", db_path, "--base-url", stub.url, "--model", "m",
                      "--verifier", "exact", "--concurrency", 1, "--api-key", SECRET)
-    finally:
-        stub.stop()
     line = assert_clean_error(sample, "HTTP 401: Incorrect API key provided: [redacted]",
                               "nothing was written")
     assert "--api-key" in line

@@ -34,7 +34,7 @@ STORED_SQL = "select seed, response from rollouts where error is null"
 
 def make_server():
     return FaultServer(seed=3, rate=0.25, kinds=KINDS, honour_n=False, delay_s=0.02,
-                       hang_s=6.0, slow_s=0.3).start()
+                       hang_s=6.0, slow_s=0.3)
 
 
 def stored(db_path):
@@ -69,8 +69,7 @@ def test_a_signal_writes_every_reply_delivered_before_it(tmp_path, signum):
     db_path = tmp_path / "run.db"
     prompts = write_prompts(tmp_path / "p.jsonl", PROMPTS)
     assert start_rsr("load", db_path, prompts).wait(timeout=60) == 0
-    server = make_server()
-    try:
+    with make_server() as server:
         process = start_rsr("sample", db_path, "--base-url", server.url, *SAMPLE)
         # Mid-run: many replies delivered, hung requests outstanding.
         wait_for(lambda: delivered_count(server) >= 150
@@ -78,8 +77,6 @@ def test_a_signal_writes_every_reply_delivered_before_it(tmp_path, signum):
         signalled_at = time.monotonic()
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
-    finally:
-        server.stop()
     assert process.returncode == 130, stderr
     assert f"Interrupted by {signal.Signals(signum).name}" in stderr
     delivered = server.delivered_choices(before=signalled_at)
@@ -95,9 +92,8 @@ def test_sigkill_loses_only_replies_of_the_last_moment(tmp_path):
     prompts = write_prompts(tmp_path / "p.jsonl", PROMPTS)
     assert start_rsr("load", db_path, prompts).wait(timeout=60) == 0
     rng = random.Random(16)
-    server = make_server()
-    kills = 0
-    try:
+    with make_server() as server:
+        kills = 0
         for epoch in range(1, 6):
             server.epoch = epoch
             count = delivered_count(server)
@@ -118,8 +114,6 @@ def test_sigkill_loses_only_replies_of_the_last_moment(tmp_path):
         final = start_rsr("sample", db_path, "--base-url", server.url, *SAMPLE)
         _, stderr = final.communicate(timeout=300)
         assert final.returncode == 0, stderr
-    finally:
-        server.stop()
     assert kills == 5
     # The resumed run completed every step a kill cut short.
     assert query(db_path, "select count(*) from steps where received != requested") == [(0,)]
@@ -132,16 +126,13 @@ def test_sigkill_loses_only_replies_of_the_last_moment(tmp_path):
 def test_a_second_signal_stops_at_once_and_still_writes_what_arrived(tmp_path):
     db_path = tmp_path / "run.db"
     assert start_rsr("load", db_path, write_prompts(tmp_path / "p.jsonl", PROMPTS)).wait(60) == 0
-    server = make_server()
-    try:
+    with make_server() as server:
         process = start_rsr("sample", db_path, "--base-url", server.url, *SAMPLE)
         wait_for(lambda: delivered_count(server) >= 100
                  and any(e.fault == "hang" and not e.delivered for e in list(server.log)))
         process.send_signal(signal.SIGINT)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
-    finally:
-        server.stop()
     assert process.returncode == 130, stderr
     line = [x for x in stderr.splitlines() if "Interrupted by SIGINT" in x]
     assert line, stderr
