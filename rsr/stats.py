@@ -329,8 +329,8 @@ def ledger_stats(
     arm_spent = db.execute(ARM_SPENT_SQL, params).fetchone()[0]
     # Saved is what satisfied prompts did not need. A pending prompt's unspent
     # budget is not saved: the run may still spend it.
+    out["arms"] = db.execute("select count(distinct arm) from arm_progress").fetchone()[0]
     out["draws"] = {
-        "arm": settings["arm"],
         "spent": arm_spent,
         "budget_without_early_stop": budget,
         "saved": counts["saved"],
@@ -457,7 +457,8 @@ def format_text(stats) -> str:
         f"errored {_pct(r['error_rate'])}, empty {_pct(r['empty_rate'])}"
     )
     lines.append(
-        f"Draws: {d['spent']:,} of {d['budget_without_early_stop']:,} without early "
+        f"Draws{' (arm ' + stats['arm'] + ')' if stats.get('arms', 0) > 1 else ''}: "
+        f"{d['spent']:,} of {d['budget_without_early_stop']:,} without early "
         f"stop (saved {_pct(d['saved_fraction'])} by satisfied prompts)"
     )
     unfinished = _unfinished(stats)

@@ -10,7 +10,7 @@ satisfied and it has budget left (rsr/early_stop.py); each step asks for up to
 prompt's step is written and scored, the prompt is checked again at once and,
 if it still needs more, goes back to the front of the queue.
 
-Exactly once: every rollout has a fixed (prompt_id, sample_index) chosen before
+Exactly once: every rollout has a fixed (prompt_id, arm, sample_index) chosen before
 it is requested, and is written (with its scores and its step) in one small
 transaction as soon as its request returns. Writes run on a thread with its own
 connection, so the event loop never waits for SQLite or the disk's fsync; a

@@ -1,6 +1,6 @@
 """The plan: which rollouts a prompt's next step asks for, and with which seeds.
 
-Every rollout has a fixed (prompt_id, sample_index) chosen before it is
+Every rollout has a fixed (prompt_id, arm, sample_index) chosen before it is
 requested. A crash loses only the requests in flight; the next run plans the
 lowest missing sample indexes again, with the same seeds, and completes a step
 that was cut short under the same step number. Whether a prompt needs a step
