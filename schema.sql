@@ -120,6 +120,35 @@ create table if not exists steps (
     primary key (prompt_id, step)
 );
 
+-- Labels for prompts, made by `rsr label --majority`: the answer most of a
+-- prompt's valid rollouts agree on, their extracted answers grouped by the
+-- verifier's own equivalence (for `math`, `1/2` and `0.5` are one vote). A
+-- verifier reads a label (`rsr verify --gold label`) only where the prompt has
+-- no metadata.answer: a label never replaces a gold answer. Where the prompt has
+-- one, `gold` and `agrees` record whether the majority found it, which is what
+-- `rsr label --check` reports: the honest measure of the method.
+create table if not exists labels (
+    prompt_id text primary key references prompts(id),
+    label text not null,
+    -- 'majority', or 'weighted-majority' (votes weighted by weight_by's scores)
+    method text not null check (method in ('majority', 'weighted-majority')),
+    -- the verifier whose extraction and equivalence grouped the votes
+    verifier text not null,
+    weight_by text,
+    -- rollouts in the winning group; rollouts with an answer that voted
+    votes integer not null,
+    voters integer not null,
+    -- the winning group's share of the (weighted) votes, 0 to 1
+    share real not null check (share >= 0 and share <= 1),
+    -- distinct answers (groups) among the votes
+    answers integer not null,
+    -- the prompt's metadata.answer when the label was made, and whether the label equals it
+    gold text,
+    agrees integer check (agrees in (0, 1)),
+    run_id integer references runs(id),
+    created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) without rowid;
+
 -- Per-prompt counters kept by the triggers below in the same transaction as the
 -- rollouts, scores and steps they count, so the early-stop question ("which
 -- prompts still need samples?") is an indexed lookup even at millions of

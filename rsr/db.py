@@ -57,8 +57,8 @@ NEW_COLUMNS = (
     ("rollouts", "response_hash", "text"),
     ("verdicts", "distinct_passed", "integer not null default 0"),
     ("progress", "empty", "integer not null default 0"),
-    # m006: rollouts and steps say which arm drew them. Added here so that the
-    # triggers older migrations fire compile; m006 then rebuilds rollouts with
+    # m007: rollouts and steps say which arm drew them. Added here so that the
+    # triggers older migrations fire compile; m007 then rebuilds rollouts with
     # (prompt_id, arm, sample_index) as its key and the arms filled in.
     ("rollouts", "arm", "text not null default 'default'"),
     ("steps", "arm", "text not null default 'default'"),
@@ -379,6 +379,20 @@ def m005_browse_views(db):
         _run_script(db, SCHEMA_SQL)
 
 
+LABELS_TABLE_SQL = SCHEMA_SQL[SCHEMA_SQL.index("create table if not exists labels"):]
+LABELS_TABLE_SQL = LABELS_TABLE_SQL[: LABELS_TABLE_SQL.index(";") + 1]
+
+
+@migrations()
+def m006_majority_labels(db):
+    # rsr label --majority keeps labels for prompts without gold in a table of
+    # their own. open_db's pass over schema.sql already creates it in older
+    # ledgers; this records the schema change, and makes the table should that
+    # pass not have run.
+    if "labels" not in db.table_names():
+        db.execute(LABELS_TABLE_SQL)
+
+
 # The whole `create table rollouts` statement of schema.sql.
 ROLLOUTS_TABLE_SQL = re.search(r"create table if not exists rollouts \(.*?\n\);", SCHEMA_SQL,
                                re.S).group(0)  # type: ignore[union-attr]
@@ -395,7 +409,7 @@ update steps set arm = coalesce(
 
 
 @migrations(transactional=False)
-def m006_arms(db):
+def m007_arms(db):
     # A ledger can hold several arms (sampling configurations), each with its
     # own budget per prompt: rollouts are unique by (prompt_id, arm,
     # sample_index). An older ledger's rollouts become the arm of their model
@@ -420,16 +434,16 @@ def m006_arms(db):
                 for kind, name in db.execute("select type, name from sqlite_master "
                                              "where type in ('view', 'trigger')").fetchall():
                     db.execute(f"drop {kind} if exists {name}")
-                db.execute(ROLLOUTS_TABLE_SQL.replace("exists rollouts (", "exists rollouts_m006 (", 1))
-                db.execute(f"insert into rollouts_m006 ({names}, arm) "
+                db.execute(ROLLOUTS_TABLE_SQL.replace("exists rollouts (", "exists rollouts_m007 (", 1))
+                db.execute(f"insert into rollouts_m007 ({names}, arm) "
                            f"select {names}, coalesce(model, 'default') from rollouts order by id")
                 db.execute("drop table rollouts")
-                db.execute("alter table rollouts_m006 rename to rollouts")
+                db.execute("alter table rollouts_m007 rename to rollouts")
                 _run_script(db, SCHEMA_SQL)
                 db.execute(STEP_ARMS_SQL)
                 broken = db.execute("pragma foreign_key_check").fetchall()
                 if broken:
-                    raise LedgerError(f"m006_arms would break {len(broken)} references; "
+                    raise LedgerError(f"m007_arms would break {len(broken)} references; "
                                       "the ledger is left as it was")
         finally:
             db.execute("pragma foreign_keys = on")

@@ -63,6 +63,16 @@ def run_recipe(recipe, db_path, on_progress=None, on_step=None, on_sampled=None)
 SCORED_SQL = "select count(*) from scores where verifier = ?"
 
 
+def scored_name(verifier_config):
+    """The name the recipe's verifier writes its scores under: the configured
+    variant's (`code:timeout=3`), not the bare name, when it has options."""
+    from .verifiers import get_verifier
+
+    if not verifier_config["name"]:
+        return None
+    return get_verifier(verifier_config["name"], **(verifier_config.get("options") or {})).name
+
+
 def write_outputs(db_path, recipe, on_step=None):
     "Write the recipe's export files and stats; returns [(path, rows)]."
     from .export import explain_empty, export, get_formatter, make_options
@@ -75,7 +85,7 @@ def write_outputs(db_path, recipe, on_step=None):
     except OSError as ex:
         raise RsrError(f"Cannot create the output folder {folder}: {ex.strerror or ex}") from ex
     db = open_db(db_path, readonly=True)
-    verifier = recipe["verifier"]["name"]
+    verifier = scored_name(recipe["verifier"])
     written = []
     scored = db.execute(SCORED_SQL, [verifier]).fetchone()[0] if verifier else 0
     exports = outputs["exports"] if scored else []

@@ -30,6 +30,7 @@ from pathlib import Path
 from . import early_stop
 from .config import SAMPLING
 from .errors import ConfigError
+from .labels import label_stats
 from .selection import VERIFIERS_SQL
 
 # What a ledger without a sampling run is read with: sample's own defaults.
@@ -337,6 +338,9 @@ def ledger_stats(
         "saved_fraction": _rate(counts["saved"], budget),
         "unspent_pending": counts["unspent_pending"],
     }
+    labels = label_stats(db)
+    if labels is not None:
+        out["labels"] = labels
     last = db.execute(LAST_SAMPLE_RUN_SQL).fetchone()
     out["last_sample_run"] = (
         {"id": last[0], "command": last[1], "status": last[2]} if last else None
@@ -461,6 +465,14 @@ def format_text(stats) -> str:
         f"{d['spent']:,} of {d['budget_without_early_stop']:,} without early "
         f"stop (saved {_pct(d['saved_fraction'])} by satisfied prompts)"
     )
+    if stats.get("labels"):
+        lab = stats["labels"]
+        line = (f"Labels: {lab['labelled']:,} of {lab['without_gold']:,} prompts without gold "
+                f"labelled by majority ({_pct(lab['coverage'])})")
+        if lab["checked"]:
+            line += (f"; where gold exists the majority equals it on {lab['agree']:,} of "
+                     f"{lab['checked']:,} ({_pct(lab['agreement'])})")
+        lines.append(line)
     unfinished = _unfinished(stats)
     if unfinished:
         lines.append(unfinished)

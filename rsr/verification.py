@@ -42,15 +42,18 @@ on conflict (rollout_id, verifier) do update set
 # score from :verifier: none yet, or (rescoring) one older than :rescore_before.
 PENDING_WHERE = """
 from rollouts join prompts on prompts.id = rollouts.prompt_id
+left join labels on :use_labels and labels.prompt_id = rollouts.prompt_id
 where rollouts.valid
   and not exists (
       select 1 from scores
       where scores.rollout_id = rollouts.id and scores.verifier = :verifier
         and (:rescore_before is null or scores.created_at >= :rescore_before)
+        and not (labels.label is not null and scores.error is 'no gold answer')
   )
 """
 PENDING_SQL = (
-    "select rollouts.id, rollouts.response, prompts.metadata, prompts.messages"
+    "select rollouts.id, rollouts.response, prompts.metadata, prompts.messages, labels.label, "
+    "labels.method"
     + PENDING_WHERE
     + "and rollouts.id > :after order by rollouts.id limit :limit"
 )
@@ -110,24 +113,42 @@ class VerifyCounts:
         )
 
 
-def count_pending(db, verifier_name, rescore=False):
+GOLD_SOURCES = ("answer", "label")
+
+
+def count_pending(db, verifier_name, rescore=False, gold="answer"):
     "How many valid rollouts still need a score from this verifier (all of them, rescoring)."
     # Every stored created_at sorts before this, so rescoring counts every rollout.
-    params = {"verifier": verifier_name, "rescore_before": "9999" if rescore else None}
+    params = {"verifier": verifier_name, "rescore_before": "9999" if rescore else None,
+              "use_labels": gold == "label"}
     return db.execute(COUNT_PENDING_SQL, params).fetchone()[0]
 
 
+def with_label(metadata: dict, label: str | None, method: str | None) -> tuple[dict, bool]:
+    """metadata with the prompt's majority label as its answer when it has no gold
+    answer, and whether it was used; a gold answer is never replaced."""
+    gold = metadata.get("answer")
+    if label is None or not (gold is None or (isinstance(gold, str) and not gold.strip())):
+        return metadata, False
+    return {**metadata, "answer": label}, True
+
+
 def verify_rollouts(db, scorer, *, rescore=False, batch_size=1000, on_batch=None,
-                    config=None) -> VerifyCounts:
+                    config=None, gold="answer") -> VerifyCounts:
     """Score every valid rollout lacking a score from scorer's verifier.
 
     With rescore=True, rollouts already scored before this call are scored
-    again. Each batch is written in one transaction; on_batch(n, counts) is
-    called after each, with the batch's size and the counts so far. The invocation is recorded in the runs table.
+    again. gold="label" grades prompts without metadata.answer against their
+    majority label (rsr.labels), says so in the score's details, and scores again
+    the rollouts that found no gold answer before their prompt had a label.
+    Each batch is written in one transaction; on_batch(n, counts) is called
+    after each, with the batch's size and the counts so far. The invocation is
+    recorded in the runs table.
     """
     started = utcnow()
     rescore_before = started if rescore else None
-    params = {"verifier": scorer.name, "rescore_before": rescore_before, "limit": batch_size}
+    params = {"verifier": scorer.name, "rescore_before": rescore_before, "limit": batch_size,
+              "use_labels": gold == "label"}
     counts = VerifyCounts(skipped=db.execute(COUNT_SKIPPED_SQL).fetchone()[0])
     run_id = start_run(db, "verify", config or {"verifier": scorer.name, "rescore": rescore})
     status = "failed"
@@ -138,9 +159,16 @@ def verify_rollouts(db, scorer, *, rescore=False, batch_size=1000, on_batch=None
             if not rows:
                 break
             needs_prompt = scorer.verifier.needs_prompt
-            items = [(response, json.loads(metadata), json.loads(messages) if needs_prompt else None)
-                     for _, response, metadata, messages in rows]
+            items, labelled = [], []
+            for _, response, metadata, messages, label, method in rows:
+                metadata, used = with_label(json.loads(metadata), label, method)
+                items.append((response, metadata, json.loads(messages) if needs_prompt else None))
+                labelled.append(method if used else None)
             verdicts = scorer.score(items)
+            for verdict, method in zip(verdicts, labelled):
+                if method is not None:
+                    verdict.details = {**(verdict.details or {}), "gold_source": "label",
+                                       "label_method": method}
             with db.atomic():
                 save_scores(db, [score_row(row[0], scorer.name, v) for row, v in zip(rows, verdicts)])
             for verdict in verdicts:

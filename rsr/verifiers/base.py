@@ -75,6 +75,26 @@ class Verifier:
     def check(self, answer: str, metadata: Metadata, *, prompt: Messages | None = None) -> Verdict:
         raise NotImplementedError
 
+    # True when the verifier can read an answer without gold and compare two of
+    # them (vote_answer, same_answer): what rsr label --majority needs.
+    can_vote = False
+
+    def vote_answer(self, answer: str, metadata: Metadata, *,
+                    prompt: Messages | None = None) -> str | None:
+        "The answer a final answer votes for (no gold needed), or None when it names none."
+        raise ConfigError(
+            f"Verifier {self.name!r} cannot vote: it reads no answer without gold "
+            "(majority labels work with math, mcq, mcq-multi and exact)"
+        )
+
+    def same_answer(self, first: str, second: str) -> bool:
+        "Whether two voted answers are one vote (the verifier's own equivalence)."
+        return first == second
+
+    def prepare(self) -> None:
+        """Called once before scoring starts; raises an RsrError when the verifier
+        cannot run here (the code verifier without a sandbox)."""
+
     def check_many(self, items: Iterable[Item]) -> list[Verdict]:
         "Verdicts for [(response, metadata, prompt)], a verifier bug recorded as an error."
         return [safe_call(self, *item) for item in items]

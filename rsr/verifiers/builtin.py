@@ -1,10 +1,11 @@
 """The built-in verifiers, registered as a plugin: exact, mcq, mcq-multi, math,
-judge and reward-model."""
+code, judge and reward-model."""
 
 import re
 
 from ..hookspecs import hookimpl
 from .base import Verdict, Verifier
+from .code import CodeVerifier
 from .judge import JudgeVerifier
 from .maths import MathVerifier
 from .mcq import MultipleChoice, MultipleChoiceMulti
@@ -28,6 +29,11 @@ class ExactMatch(Verifier):
         passed = _normalize(answer) == _normalize(gold)
         return Verdict(passed, float(passed), answer, {"gold": str(gold)})
 
+    can_vote = True
+
+    def vote_answer(self, answer, metadata, *, prompt=None):
+        return _normalize(answer) or None
+
 
 @hookimpl
 def register_verifiers(register):
@@ -35,5 +41,6 @@ def register_verifiers(register):
     register(MultipleChoice())
     register(MultipleChoiceMulti())
     register(MathVerifier())
+    register(CodeVerifier())
     register(JudgeVerifier())
     register(RewardModelVerifier())

@@ -523,6 +523,25 @@ class MathVerifier(Verifier):
     inline = False
     needs_prompt = False
 
+    can_vote = True
+
+    def vote_answer(self, answer, metadata, *, prompt=None):
+        "The extracted final answer; None for a hedge, two different answers or none."
+        found = extract(answer)
+        if found.undecided or found.answer is None:
+            return None
+        if found.alternatives and any(not self.same_answer(found.answer, other)
+                                      for other in found.alternatives):
+            return None
+        return found.answer
+
+    def same_answer(self, first, second):
+        "Equal as compare() decides, with the first read as the gold; too large to decide is unequal."
+        try:
+            return compare(first, second)[0]
+        except (TooLarge, RecursionError):
+            return False
+
     def check(self, answer, metadata, *, prompt=None):
         gold = metadata.get("answer")
         if gold is None or str(gold).strip() == "":

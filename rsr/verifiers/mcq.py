@@ -69,6 +69,17 @@ class MultipleChoice(Verifier):
             return Verdict(False, 0.0, None, details)
         return self.grade(reading.letters, gold, details)
 
+    can_vote = True
+
+    def vote_answer(self, answer, metadata, *, prompt=None):
+        "The letter (or, for mcq-multi, sorted letters) the answer commits to, else None."
+        if not answer.strip():
+            return None
+        reading = read_choice(answer, question_options(metadata, prompt), self.multi)
+        if reading.undecided or not reading.letters or (len(reading.letters) > 1 and not self.multi):
+            return None
+        return "".join(sorted(reading.letters))
+
     def grade(self, letters, gold, details):
         passed = letters == gold
         if len(letters) > 1:

@@ -29,6 +29,7 @@ class Scorer:
 
     def __init__(self, verifier: Verifier, workers: int = VERIFIER.workers, timeout: float | None = None,
                  chunk_size: int | None = None) -> None:
+        verifier.prepare()
         self.verifier = verifier
         self.name = verifier.name
         self.workers = workers
