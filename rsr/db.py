@@ -448,13 +448,18 @@ def m007_arms(db):
         finally:
             db.execute("pragma foreign_keys = on")
     with db.atomic():
-        if not db.execute("select count(*) from arm_progress").fetchone()[0]:
-            db.execute("insert into arm_progress (prompt_id, arm, rollouts, valid, steps, "
-                       "requested, last_step) select prompt_id, arm, rollouts, valid, steps, "
-                       "requested, last_step from arm_progress_slow")
-        if not db.execute("select count(*) from arm_verdicts").fetchone()[0]:
-            db.execute("insert into arm_verdicts select prompt_id, arm, verifier, passed, failed, "
-                       "unparsed, distinct_passed from arm_verdicts_slow")
+        backfill_arm_counters(db)
+
+
+def backfill_arm_counters(db):
+    "Fill the per-arm counters from their from-scratch views, where they are empty."
+    if not db.execute("select count(*) from arm_progress").fetchone()[0]:
+        db.execute("insert into arm_progress (prompt_id, arm, rollouts, valid, steps, "
+                   "requested, last_step) select prompt_id, arm, rollouts, valid, steps, "
+                   "requested, last_step from arm_progress_slow")
+    if not db.execute("select count(*) from arm_verdicts").fetchone()[0]:
+        db.execute("insert into arm_verdicts select prompt_id, arm, verifier, passed, failed, "
+                   "unparsed, distinct_passed from arm_verdicts_slow")
 
 
 def _arm_in_key(db):
