@@ -40,8 +40,11 @@ create table if not exists runs (
     finished_at text
 );
 
--- One row per completion, written the moment it arrives. (prompt_id,
+-- One row per completion, written the moment it arrives. (prompt_id, arm,
 -- sample_index) is unique, so a retried write can never duplicate a rollout.
+-- An arm names one sampling configuration (model, sampler, parameters): a
+-- ledger can hold several, each with its own budget per prompt (rsr sample
+-- --arm; by default the model's name).
 -- `response` is the final answer only; `reasoning` is the chain of thought (from
 -- <think> blocks or the API's reasoning_content), kept apart so verifiers never
 -- grade it. `truncated` comes from the engine's finish_reason ("length").
@@ -52,6 +55,7 @@ create table if not exists runs (
 create table if not exists rollouts (
     id integer primary key,
     prompt_id text not null references prompts(id),
+    arm text not null default 'default',
     sample_index integer not null check (sample_index >= 0),
     step integer not null default 1 check (step >= 1),
     run_id integer references runs(id),
@@ -77,7 +81,7 @@ create table if not exists rollouts (
     valid integer generated always as (
         error is null and truncated = 0 and coalesce(trim(response, char(32, 9, 10, 11, 12, 13)), '') != ''
     ) virtual,
-    unique (prompt_id, sample_index)
+    unique (prompt_id, arm, sample_index)
 );
 create index if not exists rollouts_run_id on rollouts(run_id);
 create index if not exists rollouts_prompt_hash on rollouts(prompt_id, response_hash);
@@ -100,9 +104,10 @@ create table if not exists scores (
 );
 create index if not exists scores_verifier on scores(verifier, passed);
 
--- One row per sampling step of a prompt: when it was sampled and how many came
--- back. A step cut short by a crash is completed by the next run under the same
--- step number, so `max_steps` is counted from this table.
+-- One row per sampling step of a prompt: when it was sampled, by which arm, and
+-- how many came back. Step numbers count a prompt's steps over all its arms; a
+-- step cut short by a crash is completed by the next run under the same step
+-- number, so `max_steps` (per arm) is counted from this table.
 create table if not exists steps (
     prompt_id text not null references prompts(id),
     step integer not null check (step >= 1),
@@ -111,6 +116,7 @@ create table if not exists steps (
     received integer not null default 0,
     started_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     finished_at text,
+    arm text not null default 'default',
     primary key (prompt_id, step)
 );
 
@@ -177,6 +183,32 @@ create table if not exists verdicts (
     -- passes with distinct responses (identical completions count once)
     distinct_passed integer not null default 0,
     primary key (prompt_id, verifier)
+) without rowid;
+
+-- The same budget counters per (prompt, arm): what an arm's budget and, unless
+-- a run pools its arms, its target count. last_step is the number of the
+-- arm's latest step (a step cut short is completed under it).
+create table if not exists arm_progress (
+    prompt_id text not null references prompts(id),
+    arm text not null,
+    rollouts integer not null default 0,
+    valid integer not null default 0,
+    steps integer not null default 0,
+    requested integer not null default 0,
+    last_step integer not null default 0,
+    primary key (prompt_id, arm)
+) without rowid;
+
+-- Verdict counts per (prompt, arm, verifier), over valid rollouts only.
+create table if not exists arm_verdicts (
+    prompt_id text not null references prompts(id),
+    arm text not null,
+    verifier text not null,
+    passed integer not null default 0,
+    failed integer not null default 0,
+    unparsed integer not null default 0,
+    distinct_passed integer not null default 0,
+    primary key (prompt_id, arm, verifier)
 ) without rowid;
 
 create trigger if not exists rollouts_count_insert after insert on rollouts
@@ -282,6 +314,99 @@ begin
     where prompt_id = old.prompt_id;
 end;
 
+-- The per-arm counters, kept the same way.
+create trigger if not exists rollouts_arm_count_insert after insert on rollouts
+begin
+    insert into arm_progress (prompt_id, arm) values (new.prompt_id, new.arm)
+        on conflict (prompt_id, arm) do nothing;
+    update arm_progress set rollouts = rollouts + 1, valid = valid + new.valid
+    where prompt_id = new.prompt_id and arm = new.arm;
+end;
+
+create trigger if not exists rollouts_arm_count_delete after delete on rollouts
+begin
+    update arm_progress set rollouts = rollouts - 1, valid = valid - old.valid
+    where prompt_id = old.prompt_id and arm = old.arm;
+end;
+
+create trigger if not exists scores_arm_count_insert after insert on scores
+when (select valid from rollouts where id = new.rollout_id)
+begin
+    insert into arm_verdicts (prompt_id, arm, verifier)
+        select prompt_id, arm, new.verifier from rollouts where id = new.rollout_id
+        on conflict (prompt_id, arm, verifier) do nothing;
+    update arm_verdicts set
+        passed = passed + (new.passed is 1),
+        failed = failed + (new.passed is 0),
+        unparsed = unparsed + (new.passed is null),
+        distinct_passed = distinct_passed + (new.passed is 1 and not exists (
+            select 1 from rollouts r join scores s on s.rollout_id = r.id
+            where (r.prompt_id, r.arm, r.response_hash) = (
+                      select prompt_id, arm, response_hash from rollouts where id = new.rollout_id)
+              and r.id != new.rollout_id and s.verifier = new.verifier and s.passed = 1
+              and r.valid))
+    where (prompt_id, arm) = (select prompt_id, arm from rollouts where id = new.rollout_id)
+      and verifier = new.verifier;
+end;
+
+create trigger if not exists scores_arm_count_delete after delete on scores
+when (select valid from rollouts where id = old.rollout_id)
+begin
+    update arm_verdicts set
+        passed = passed - (old.passed is 1),
+        failed = failed - (old.passed is 0),
+        unparsed = unparsed - (old.passed is null),
+        distinct_passed = distinct_passed - (old.passed is 1 and not exists (
+            select 1 from rollouts r join scores s on s.rollout_id = r.id
+            where (r.prompt_id, r.arm, r.response_hash) = (
+                      select prompt_id, arm, response_hash from rollouts where id = old.rollout_id)
+              and r.id != old.rollout_id and s.verifier = old.verifier and s.passed = 1
+              and r.valid))
+    where (prompt_id, arm) = (select prompt_id, arm from rollouts where id = old.rollout_id)
+      and verifier = old.verifier;
+end;
+
+create trigger if not exists scores_arm_count_update after update of passed on scores
+when (select valid from rollouts where id = new.rollout_id)
+begin
+    update arm_verdicts set
+        passed = passed - (old.passed is 1) + (new.passed is 1),
+        failed = failed - (old.passed is 0) + (new.passed is 0),
+        unparsed = unparsed - (old.passed is null) + (new.passed is null),
+        distinct_passed = distinct_passed
+            + ((new.passed is 1) - (old.passed is 1)) * not exists (
+            select 1 from rollouts r join scores s on s.rollout_id = r.id
+            where (r.prompt_id, r.arm, r.response_hash) = (
+                      select prompt_id, arm, response_hash from rollouts where id = new.rollout_id)
+              and r.id != new.rollout_id and s.verifier = new.verifier and s.passed = 1
+              and r.valid)
+    where (prompt_id, arm) = (select prompt_id, arm from rollouts where id = new.rollout_id)
+      and verifier = new.verifier;
+end;
+
+create trigger if not exists steps_arm_count_insert after insert on steps
+begin
+    insert into arm_progress (prompt_id, arm) values (new.prompt_id, new.arm)
+        on conflict (prompt_id, arm) do nothing;
+    update arm_progress set steps = steps + 1, requested = requested + new.requested,
+        last_step = max(last_step, new.step)
+    where prompt_id = new.prompt_id and arm = new.arm;
+end;
+
+create trigger if not exists steps_arm_count_update after update of requested on steps
+begin
+    update arm_progress set requested = requested - old.requested + new.requested
+    where prompt_id = new.prompt_id and arm = new.arm;
+end;
+
+create trigger if not exists steps_arm_count_delete after delete on steps
+begin
+    update arm_progress set steps = steps - 1, requested = requested - old.requested,
+        last_step = coalesce((select max(step) from steps
+                              where prompt_id = old.prompt_id and arm = old.arm), 0)
+    where prompt_id = old.prompt_id and arm = old.arm;
+end;
+
 -- Per-prompt progress, for people: one row per prompt with its counters (zeros
 -- for a prompt never sampled). Early stop reads the same counters.
 create view if not exists prompt_progress as
@@ -328,6 +453,37 @@ from scores
 join rollouts on rollouts.id = scores.rollout_id
 where rollouts.valid
 group by rollouts.prompt_id, scores.verifier;
+
+-- The definitions the per-arm counters must agree with, computed from scratch.
+create view if not exists arm_progress_slow as
+select
+    keys.prompt_id, keys.arm,
+    (select count(*) from rollouts r where r.prompt_id = keys.prompt_id and r.arm = keys.arm)
+        as rollouts,
+    (select coalesce(sum(r.valid), 0) from rollouts r
+     where r.prompt_id = keys.prompt_id and r.arm = keys.arm) as valid,
+    (select count(*) from steps s where s.prompt_id = keys.prompt_id and s.arm = keys.arm)
+        as steps,
+    (select coalesce(sum(s.requested), 0) from steps s
+     where s.prompt_id = keys.prompt_id and s.arm = keys.arm) as requested,
+    (select coalesce(max(s.step), 0) from steps s
+     where s.prompt_id = keys.prompt_id and s.arm = keys.arm) as last_step
+from (select prompt_id, arm from rollouts union select prompt_id, arm from steps) keys;
+
+create view if not exists arm_verdicts_slow as
+select
+    rollouts.prompt_id as prompt_id,
+    rollouts.arm as arm,
+    scores.verifier as verifier,
+    sum(scores.passed is 1) as passed,
+    sum(scores.passed is 0) as failed,
+    sum(scores.passed is null) as unparsed,
+    count(distinct case when scores.passed is 1
+          then coalesce(rollouts.response_hash, 'rollout ' || rollouts.id) end) as distinct_passed
+from scores
+join rollouts on rollouts.id = scores.rollout_id
+where rollouts.valid
+group by rollouts.prompt_id, rollouts.arm, scores.verifier;
 
 -- Pass rate per prompt and verifier: the numbers behind curricula (easy / hard).
 create view if not exists prompt_pass_rates as

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from rsr import open_db
-from rsr.db import m001_backfill_progress_counters
+from rsr.db import backfill_arm_counters, m001_backfill_progress_counters
 
 TRIGGERS_SQL = "select name from sqlite_master where type = 'trigger'"
 
@@ -132,6 +132,7 @@ def build(path, prompts=100_000, per_prompt=10, response_chars=600):
         m001_backfill_progress_counters(db)
         # No response hashes here: every passing rollout is its own kind.
         db.execute("update verdicts set distinct_passed = passed")
+        backfill_arm_counters(db)
     db.close()
     db = open_db(path)
     db.execute("pragma wal_checkpoint(truncate)")

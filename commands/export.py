@@ -60,6 +60,12 @@ rate = click.FloatRange(0, 1)
 @click.option(
     "--dedupe", is_flag=True, help="Identical completions (whitespace-normalised) count once"
 )
+@click.option("arms", "--arm", multiple=True,
+              help="Only rollouts of this arm (repeatable; default: every arm, pooled)")
+@click.option("chosen_arms", "--chosen-arm", multiple=True,
+              help="dpo: take the chosen side from this arm (repeatable)")
+@click.option("rejected_arms", "--rejected-arm", multiple=True,
+              help="dpo: take the rejected side from this arm (repeatable)")
 @click.option("--pass-rate-min", type=rate, help="Only prompts with pass rate >= this")
 @click.option("--pass-rate-max", type=rate, help="Only prompts with pass rate <= this")
 @click.option("--where", help="SQL condition on the prompts table")
@@ -91,6 +97,7 @@ def export(db_path, format_, output, print_dataset_info, json_, **options):
         rsr export run.db --format sft -o train.jsonl
         rsr export run.db --format dpo --pairs best-worst --min-margin 0.2 > pairs.jsonl
         rsr export run.db --format top-k --k 1000 --where "json_extract(metadata, '$.level') = 5"
+        rsr export run.db --format dpo --chosen-arm teacher --rejected-arm student
     """
     formatter = get_formatter(format_)
     if json_ and (output is None or output == "-"):

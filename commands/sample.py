@@ -46,6 +46,10 @@ def parse_json_object(ctx, param, value):
               show_default=True, help="Rollouts asked for per prompt per step")
 @click.option("--max-steps", type=click.IntRange(min=1), default=SAMPLING.max_steps,
               show_default=True, help="Cap on steps per prompt")
+@click.option("--arm", help="Name of this sampling configuration; budgets and targets count per "
+              "arm [the model's name]")
+@click.option("--pool", is_flag=True,
+              help="The target counts passes of every arm (stop where another arm has passed)")
 @click.option("--no-early-stop", is_flag=True, help="Sample every prompt to its budget")
 @click.option("--dedupe", is_flag=True,
               help="Identical passing completions (whitespace-normalised) count once toward the target")
@@ -75,8 +79,8 @@ def parse_json_object(ctx, param, value):
               show_default=True, help="Serve requests here, or from Ray actors (pip install 'rsr[ray]')")
 @silent_option
 @json_option
-def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts, step_size,
-           max_steps, no_early_stop, dedupe, verifier_name, verifier_options, temperature, top_p,
+def sample(db_path, sampler_name, model, base_url, api_key, target, arm, pool, max_rollouts,
+           step_size, max_steps, no_early_stop, dedupe, verifier_name, verifier_options, temperature, top_p,
            max_tokens, seed, extra_params, concurrency, limit, where, request_timeout,
            max_retries, retry_base_delay, engine_options, executor, silent, json_, **declared):
     """Sample rollouts until every prompt meets its target or runs out of budget
@@ -87,6 +91,8 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
         rsr sample run.db --verifier math --target sft
         rsr sample run.db --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen3-8B \\
             --verifier math --target dpo --max-rollouts 16 --concurrency 128
+        rsr sample run.db --base-url http://127.0.0.1:8000/v1 --model small \\
+            --verifier math --pool      # skip prompts another arm solved
         rsr sample run.db --executor ray --ray-address auto --num-workers 8 \\
             --sampler vllm --model Qwen/Qwen3-8B --verifier math --verify-on workers
     """
@@ -96,7 +102,8 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, max_rollouts
                     "timeout": request_timeout, "concurrency": concurrency,
                     "max_retries": max_retries, "retry_base_delay": retry_base_delay,
                     "engine": {**engine_options, **declared_values("sampler", declared)}},
-        "sampling": {"target": target, "max_rollouts": max_rollouts, "step_size": step_size,
+        "sampling": {"target": target, "arm": arm, "pool": pool,
+                     "max_rollouts": max_rollouts, "step_size": step_size,
                      "max_steps": max_steps, "early_stop": not no_early_stop, "dedupe": dedupe,
                      "limit": limit, "where": where, "seed": seed, "temperature": temperature,
                      "top_p": top_p, "max_tokens": max_tokens, "extra_params": extra_params},

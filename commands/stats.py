@@ -9,7 +9,8 @@ from . import cli, echo_err, echo_json, existing_db_argument, json_option
 @cli.command()
 @existing_db_argument
 @json_option
-@click.option("--by", metavar="FIELD", help="Pass rate by this prompt metadata field")
+@click.option("--by", metavar="FIELD",
+              help="Pass rate by this prompt metadata field, or by arm (--by arm)")
 @click.option("--verifier", help="Whose verdicts to count (needed when the ledger has several)")
 @click.option(
     "--target",

@@ -50,6 +50,10 @@ class SamplingSection:
     "What to sample: target, budget per prompt, which prompts, sampling parameters."
 
     target: str = "sft"
+    # The arm (one sampling configuration) this run samples: budgets and, unless
+    # pool, targets count per arm. None: the model's name.
+    arm: Optional[str] = None
+    pool: bool = False
     max_rollouts: int = 16
     step_size: int = 4
     max_steps: int = 8

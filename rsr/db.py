@@ -57,6 +57,11 @@ NEW_COLUMNS = (
     ("rollouts", "response_hash", "text"),
     ("verdicts", "distinct_passed", "integer not null default 0"),
     ("progress", "empty", "integer not null default 0"),
+    # m007: rollouts and steps say which arm drew them. Added here so that the
+    # triggers older migrations fire compile; m007 then rebuilds rollouts with
+    # (prompt_id, arm, sample_index) as its key and the arms filled in.
+    ("rollouts", "arm", "text not null default 'default'"),
+    ("steps", "arm", "text not null default 'default'"),
     # m004: the one definition of a valid rollout, as schema.sql writes it.
     ("rollouts", "valid", " ".join(re.search(  # type: ignore[union-attr]
         r"^\s*valid (integer generated always as \(.*?\) virtual)", SCHEMA_SQL,
@@ -386,3 +391,82 @@ def m006_majority_labels(db):
     # pass not have run.
     if "labels" not in db.table_names():
         db.execute(LABELS_TABLE_SQL)
+
+
+# The whole `create table rollouts` statement of schema.sql.
+ROLLOUTS_TABLE_SQL = re.search(r"create table if not exists rollouts \(.*?\n\);", SCHEMA_SQL,
+                               re.S).group(0)  # type: ignore[union-attr]
+
+# Which arm an older step belongs to: the arm most of its rollouts have, else
+# the prompt's latest rollout's, else 'default'.
+STEP_ARMS_SQL = """
+update steps set arm = coalesce(
+    (select r.arm from rollouts r where r.prompt_id = steps.prompt_id and r.step = steps.step
+     group by r.arm order by count(*) desc, r.arm limit 1),
+    (select r.arm from rollouts r where r.prompt_id = steps.prompt_id order by r.id desc limit 1),
+    'default')
+"""
+
+
+@migrations(transactional=False)
+def m007_arms(db):
+    # A ledger can hold several arms (sampling configurations), each with its
+    # own budget per prompt: rollouts are unique by (prompt_id, arm,
+    # sample_index). An older ledger's rollouts become the arm of their model
+    # ('default' where none was recorded), every row and id kept: the table is
+    # rebuilt (SQLite cannot change a unique constraint in place), its
+    # triggers and the views over it made again from schema.sql, and the
+    # per-arm counters filled once. A prompt an older ledger sampled with two
+    # models keeps its step numbers; each model's steps count for its own arm.
+    #
+    # Not in sqlite-utils' transaction: foreign keys must be off while the
+    # table scores points at is replaced (SQLite ignores the pragma inside a
+    # transaction); the rebuild is one transaction of its own, checked with
+    # foreign_key_check before it commits. Run again after a crash, it finds
+    # the new key and only fills counters that are still empty.
+    if not _arm_in_key(db):
+        copied = [row[1] for row in db.execute("pragma table_xinfo(rollouts)")
+                  if row[6] == 0 and row[1] != "arm"]
+        names = ", ".join(copied)
+        db.execute("pragma foreign_keys = off")
+        try:
+            with db.atomic():
+                for kind, name in db.execute("select type, name from sqlite_master "
+                                             "where type in ('view', 'trigger')").fetchall():
+                    db.execute(f"drop {kind} if exists {name}")
+                db.execute(ROLLOUTS_TABLE_SQL.replace("exists rollouts (", "exists rollouts_m007 (", 1))
+                db.execute(f"insert into rollouts_m007 ({names}, arm) "
+                           f"select {names}, coalesce(model, 'default') from rollouts order by id")
+                db.execute("drop table rollouts")
+                db.execute("alter table rollouts_m007 rename to rollouts")
+                _run_script(db, SCHEMA_SQL)
+                db.execute(STEP_ARMS_SQL)
+                broken = db.execute("pragma foreign_key_check").fetchall()
+                if broken:
+                    raise LedgerError(f"m007_arms would break {len(broken)} references; "
+                                      "the ledger is left as it was")
+        finally:
+            db.execute("pragma foreign_keys = on")
+    with db.atomic():
+        backfill_arm_counters(db)
+
+
+def backfill_arm_counters(db):
+    "Fill the per-arm counters from their from-scratch views, where they are empty."
+    if not db.execute("select count(*) from arm_progress").fetchone()[0]:
+        db.execute("insert into arm_progress (prompt_id, arm, rollouts, valid, steps, "
+                   "requested, last_step) select prompt_id, arm, rollouts, valid, steps, "
+                   "requested, last_step from arm_progress_slow")
+    if not db.execute("select count(*) from arm_verdicts").fetchone()[0]:
+        db.execute("insert into arm_verdicts select prompt_id, arm, verifier, passed, failed, "
+                   "unparsed, distinct_passed from arm_verdicts_slow")
+
+
+def _arm_in_key(db):
+    "True when rollouts' unique key is (prompt_id, arm, sample_index)."
+    for index in db.execute("pragma index_list(rollouts)").fetchall():
+        if index[2]:  # unique
+            names = [row[2] for row in db.execute(f"pragma index_info({index[1]!r})")]
+            if names == ["prompt_id", "arm", "sample_index"]:
+                return True
+    return False

@@ -11,7 +11,13 @@ A target says when a prompt has what the training format needs:
 The budget is `max_rollouts` rollouts and `max_steps` steps per prompt, whatever
 the target. Truncated and errored rollouts count toward the budget, never toward
 the target (the `verdicts` counters only count valid rollouts), so a prompt
-cannot loop forever. This module is the only place these rules live.
+cannot loop forever.
+
+Budgets and targets are per arm (a sampling configuration: model, sampler,
+parameters; see schema.sql): a run samples one arm, and its prompts' budgets
+and passes are that arm's. A pooled target (`--pool`) counts passes of every
+arm, so an arm stops where another has already produced what is needed. This
+module is the only place these rules live.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ SATISFIED_SQL = {
     "sft": "coalesce(v.passed, 0) >= 1",
     "dpo": "coalesce(v.passed, 0) >= 1 and coalesce(v.failed, 0) >= 1",
     "multi-sft": "coalesce(v.passed, 0) >= :k",
-    "best-of-n": "coalesce(pr.valid, 0) >= :k",
+    "best-of-n": "coalesce(t.valid, 0) >= :k",
     "none": "0",
 }
 
@@ -57,19 +63,31 @@ NEEDS_SAMPLING_SQL = "(not satisfied and within_budget) or incomplete"
 STATE_SQL = f"""case when satisfied and not incomplete then 'satisfied'
      when {NEEDS_SAMPLING_SQL} then 'pending' else 'exhausted' end"""
 
+# The arm a rollout belongs to when nothing names one (schema.sql's default).
+DEFAULT_ARM = "default"
+
+# `pr` is the budget of the run's arm (:arm), `pp` the prompt's counters over
+# all arms; the target counts the arm's own verdicts (`v`, `t`), or with a
+# pooled target every arm's. last_step and prompt_steps number the next step.
 PROMPT_STATE_SQL = """
 select
     prompts.rowid as rowid, prompts.id as id, prompts.messages as messages,
     prompts.metadata as metadata,
     coalesce(pr.rollouts, 0) as rollouts, coalesce(pr.steps, 0) as steps,
-    coalesce(pr.requested, 0) as requested,
+    coalesce(pr.requested, 0) as requested, coalesce(pr.last_step, 0) as last_step,
+    coalesce(pp.steps, 0) as prompt_steps,
     ({satisfied}) as satisfied,
     ({within_budget}) as within_budget,
     ({incomplete}) as incomplete
 from prompts
-left join progress pr on pr.prompt_id = prompts.id
-left join verdicts v on v.prompt_id = prompts.id and v.verifier = :verifier
+left join arm_progress pr on pr.prompt_id = prompts.id and pr.arm = :arm
+left join progress pp on pp.prompt_id = prompts.id
+{verdicts}
 """
+ARM_VERDICTS_SQL = (
+    "left join arm_verdicts v on v.prompt_id = prompts.id and v.arm = :arm "
+    "and v.verifier = :verifier")
+POOLED_VERDICTS_SQL = "left join verdicts v on v.prompt_id = prompts.id and v.verifier = :verifier"
 
 
 @dataclass(frozen=True)
@@ -144,20 +162,23 @@ def check_reachable(target, max_rollouts, max_steps=None, step_size=None):
         )
 
 
-def prompt_state_sql(target, where=None, limit=None, dedupe=False):
-    """SQL for the state of prompts (satisfied, within_budget) under a target.
+def prompt_state_sql(target, where=None, limit=None, dedupe=False, pool=False):
+    """SQL for the state of prompts (satisfied, within_budget) under a target,
+    for the arm :arm.
 
     where is the user's own SQL on the prompts table (as with `--where`); limit
     restricts the run to the first N prompts (in load order) that match it;
     dedupe counts identical passing completions (after whitespace
-    normalisation) once.
+    normalisation) once; pool counts the target over every arm's rollouts
+    (the budget is always the arm's own).
     """
-    satisfied = SATISFIED_SQL[target.kind]
+    satisfied = SATISFIED_SQL[target.kind].replace("t.valid", "pp.valid" if pool else "pr.valid")
     if dedupe:
         satisfied = satisfied.replace("v.passed", "v.distinct_passed")
     sql = PROMPT_STATE_SQL.format(
         satisfied=satisfied, within_budget=WITHIN_BUDGET_SQL.strip(),
         incomplete=INCOMPLETE_STEP_SQL,
+        verdicts=POOLED_VERDICTS_SQL if pool else ARM_VERDICTS_SQL,
     )
     filters = []
     if where:
@@ -170,17 +191,17 @@ def prompt_state_sql(target, where=None, limit=None, dedupe=False):
     return sql
 
 
-def states_sql(target, where=None, limit=None, dedupe=False):
+def states_sql(target, where=None, limit=None, dedupe=False, pool=False):
     """SQL: prompt_state_sql() with the needs_sampling and state columns (this
     module's one rule for each)."""
     return (f"select *, ({NEEDS_SAMPLING_SQL}) as needs_sampling, {STATE_SQL} as state from ("
-            + prompt_state_sql(target, where, limit, dedupe) + ")")
+            + prompt_state_sql(target, where, limit, dedupe, pool) + ")")
 
 
-def pending_sql(target, where=None, limit=None, dedupe=False):
+def pending_sql(target, where=None, limit=None, dedupe=False, pool=False):
     "SQL: the next page of prompts that still need sampling, after rowid :after."
     return (
-        "select * from (" + states_sql(target, where, limit, dedupe) + ")"
+        "select * from (" + states_sql(target, where, limit, dedupe, pool) + ")"
         " where needs_sampling and rowid > :after order by rowid limit :page"
     )
 
@@ -195,23 +216,25 @@ class Step:
 
 
 def next_step(state: Mapping[str, Any], max_rollouts: int, step_size: int) -> Step | None:
-    """The next step of a prompt in this state (rollouts, steps, requested), or
-    None when its budget has no room. A step cut short (rollouts < requested)
-    is completed under its own number; otherwise a new step asks for up to
-    step_size rollouts, never past max_rollouts."""
-    rollouts, steps, requested = state["rollouts"], state["steps"], state["requested"]
+    """The next step of a prompt's arm in this state (its rollouts, requested,
+    last_step, and the prompt's steps over all arms), or None when the arm's
+    budget has no room. A step cut short (rollouts < requested) is completed
+    under its own number; otherwise a new step, numbered after every step the
+    prompt has, asks for up to step_size rollouts, never past max_rollouts."""
+    rollouts, requested = state["rollouts"], state["requested"]
     room = max_rollouts - rollouts
     if room <= 0:
         return None
     if rollouts < requested:
-        return Step(steps, min(requested - rollouts, room), requested)
+        return Step(state["last_step"], min(requested - rollouts, room), requested)
     count = min(step_size, room)
-    return Step(steps + 1, count, count)
+    return Step(state["prompt_steps"] + 1, count, count)
 
 
-def state_params(target, verifier, max_rollouts, max_steps, limit=None):
+def state_params(target, verifier, max_rollouts, max_steps, limit=None, arm=DEFAULT_ARM):
     "The named parameters the SQL above needs."
     params = {
+        "arm": arm,
         "verifier": verifier,
         "k": target.k,
         "max_rollouts": max_rollouts,
@@ -235,6 +258,6 @@ from ({states}) where needs_sampling
 """
 
 
-def budget_left_sql(target, where=None, limit=None, dedupe=False):
+def budget_left_sql(target, where=None, limit=None, dedupe=False, pool=False):
     "SQL: how many rollouts the prompts a run selects may still draw (needs :step_size too)."
-    return BUDGET_LEFT_SQL.format(states=states_sql(target, where, limit, dedupe))
+    return BUDGET_LEFT_SQL.format(states=states_sql(target, where, limit, dedupe, pool))

@@ -101,7 +101,12 @@ SELECTION_OPTIONS = (
     "where",
     "pick",
     "seed",
+    "arms",
+    "chosen_arms",
+    "rejected_arms",
 )
+# Options that name arms: one name, or a list of them.
+ARM_OPTIONS = ("arms", "chosen_arms", "rejected_arms")
 FORMAT_OPTIONS = (
     "per_prompt",
     "pairs",
@@ -128,6 +133,11 @@ def make_options(db, options, formatter=None) -> ExportOptions:
         raise ConfigError(f"Unknown export option(s): {', '.join(sorted(own))}")
     extra = validate(declared, own, f"The {formatter.name} format") if declared else {}
     chosen = {k: v for k, v in options.items() if v is not None}
+    for key in ARM_OPTIONS:
+        if isinstance(chosen.get(key), str):
+            chosen[key] = (chosen[key],)
+        if key in chosen:
+            chosen[key] = tuple(chosen[key]) or None
     selection = Selection(
         resolve_verifier(db, chosen.pop("verifier", None)),
         **{k: chosen.pop(k) for k in SELECTION_OPTIONS[1:] if k in chosen},

@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .early_stop import DEFAULT_ARM
 from .errors import InputError
 from .loading import MAX_ERRORS_KEPT, normalize, read_records
 from .reasoning import split_reasoning
@@ -54,16 +55,17 @@ PROMPT_SQL = "select messages from prompts where id = :id"
 INSERT_PROMPT_SQL = """
 insert into prompts (id, messages, metadata, source) values (:id, :messages, :metadata, :source)
 """
-NEXT_INDEX_SQL = "select coalesce(max(sample_index), -1) + 1 from rollouts where prompt_id = :id"
+NEXT_INDEX_SQL = (
+    "select coalesce(max(sample_index), -1) + 1 from rollouts where prompt_id = :id and arm = :arm")
 IMPORTED_SQL = """
 select prompt_id, json_extract(params, '$.imported_from') from rollouts
 where sampler = 'import' and params is not null
 """
 INSERT_ROLLOUT_SQL = """
-insert into rollouts (prompt_id, sample_index, step, run_id, model, sampler, params, seed,
+insert into rollouts (prompt_id, arm, sample_index, step, run_id, model, sampler, params, seed,
     response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
     latency_ms, error, response_hash)
-values (:prompt_id, :sample_index, 1, :run_id, :model, 'import', :params, :seed,
+values (:prompt_id, :arm, :sample_index, 1, :run_id, :model, 'import', :params, :seed,
     :response, :reasoning, :finish_reason, :truncated, :prompt_tokens, :completion_tokens,
     :latency_ms, :error, :response_hash)
 """
@@ -212,19 +214,23 @@ class _Importer:
         if (prompt_id, source) in self.imported:
             self.result.already_imported += 1
             return
-        if prompt_id not in self.next_index:
-            self.next_index[prompt_id] = self.db.execute(
-                NEXT_INDEX_SQL, {"id": prompt_id}
+        # An imported rollout's arm is its model (the rows of one model share a budget).
+        arm = rollout.get("model") or DEFAULT_ARM
+        key = (prompt_id, arm)
+        if key not in self.next_index:
+            self.next_index[key] = self.db.execute(
+                NEXT_INDEX_SQL, {"id": prompt_id, "arm": arm}
             ).fetchone()[0]
         columns = {k: v for k, v in rollout.items() if k not in ("score", "passed")}
         columns.update(
             prompt_id=prompt_id,
-            sample_index=self.next_index[prompt_id],
+            arm=arm,
+            sample_index=self.next_index[key],
             run_id=self.run_id,
             params=json.dumps({"imported_from": source}),
             response_hash=response_hash(rollout.get("response")),
         )
-        self.next_index[prompt_id] += 1
+        self.next_index[key] += 1
         rollout_id = self.db.execute(INSERT_ROLLOUT_SQL, columns).lastrowid
         self.imported.add((prompt_id, source))
         self.result.rollouts_added += 1

@@ -8,6 +8,7 @@ it takes the ledger's writer lock, records the run and drives the sampling
 loop (rsr/sampling/).
 """
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -49,6 +50,15 @@ def make_executor(config):
     return EXECUTORS[config["executor"]["name"]].build(config)
 
 
+def arm_name(config, sampler):
+    "The arm a run samples: the one its config names, else its model's name."
+    arm = config["sampling"].get("arm")
+    if arm is not None and not str(arm).strip():
+        raise ConfigError("--arm must be a name, not empty")
+    return str(arm).strip() if arm is not None else str(
+        sampler.describe().get("model") or early_stop.DEFAULT_ARM)
+
+
 def make_settings(config):
     "SampleSettings from the sampling and sampler sections."
     sampling, sampler, executor = config["sampling"], config["sampler"], config["executor"]
@@ -78,6 +88,7 @@ def make_settings(config):
         limit=sampling["limit"],
         where=sampling["where"],
         dedupe=sampling["dedupe"],
+        pool=sampling["pool"],
         retry=RetryPolicy(max_attempts=sampler["max_retries"] + 1,
                           base_delay=sampler["retry_base_delay"]),
     )
@@ -152,9 +163,12 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
             "pass --verifier NAME ('rsr verifiers' lists them) or use --target best-of-n"
         )
     sampler = make_executor(config)
+    settings = dataclasses.replace(settings, arm=arm_name(config, sampler))
+    if record is None:
+        # The run's config records its arm.
+        record = {**config, "sampling": {**config["sampling"], "arm": settings.arm}}
     with WriterLock(db_path):
-        run_id = start_run(db, command, redact(record if record is not None else config),
-                           holds_writer_lock=True)
+        run_id = start_run(db, command, redact(record), holds_writer_lock=True)
         tick = _with_budget(db, settings, scorer, on_progress)
         try:
             report = sample(db, sampler, scorer, settings, run_id=run_id, on_progress=tick)

@@ -47,10 +47,10 @@ class BudgetLeft:
     def __init__(self, db, settings, verifier, every=5.0):
         self.db = db
         self.sql = early_stop.budget_left_sql(
-            settings.target, settings.where, settings.limit, settings.dedupe)
+            settings.target, settings.where, settings.limit, settings.dedupe, settings.pool)
         self.params = dict(
             early_stop.state_params(settings.target, verifier, settings.max_rollouts,
-                                    settings.max_steps, settings.limit),
+                                    settings.max_steps, settings.limit, settings.arm),
             step_size=settings.step_size)
         self.every = every
         self.value = None

@@ -31,6 +31,16 @@ class DataSection:
 
 
 @dataclass
+class ArmSpec:
+    """One arm of a recipe: its name and what it changes in the sampler and
+    sampling sections (e.g. another model, another temperature)."""
+
+    name: str = ""
+    sampler: dict[str, Any] = field(default_factory=dict)
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ExportSpec:
     format: str = "sft"
     file: str = "sft.jsonl"
@@ -59,6 +69,9 @@ class Recipe:
     # The executor's name and its own options (it declares and checks them).
     executor: dict[str, Any] = field(default_factory=lambda: dataclasses.asdict(ExecutorSection()))
     outputs: OutputsSection = field(default_factory=OutputsSection)
+    # Several sampling configurations in one ledger, sampled in this order
+    # (none: one arm, named after the model).
+    arms: list[ArmSpec] = field(default_factory=list)
 
 
 # What may change when a run is resumed: how to reach the engine and how hard
@@ -160,6 +173,28 @@ def incompatible_changes(stored, new):
 def sampling_config(recipe):
     "The recipe's sampler, sampling, verifier and executor sections, as rsr.pipeline takes them."
     return {key: recipe[key] for key in ("sampler", "sampling", "verifier", "executor")}
+
+
+def arm_configs(recipe):
+    """[(arm name or None, sampling config)]: one per arm of the recipe, each
+    the recipe's sections with the arm's changes, or the recipe's own config."""
+    base = sampling_config(recipe)
+    if not recipe.get("arms"):
+        return [(None, base)]
+    names = [arm["name"] for arm in recipe["arms"]]
+    if not all(name.strip() for name in names):
+        raise ConfigError("arms: each arm needs a name (arms: [{name: NAME, sampler: {...}}])")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"arms: the name {repeated[0]!r} is given twice; each arm needs its own")
+    return [
+        (arm["name"], {
+            **base,
+            "sampler": {**base["sampler"], **arm["sampler"]},
+            "sampling": {**base["sampling"], **arm["sampling"], "arm": arm["name"]},
+        })
+        for arm in recipe["arms"]
+    ]
 
 
 STORED_CONFIG_SQL = """

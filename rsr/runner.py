@@ -11,8 +11,8 @@ from pathlib import Path
 from .db import open_db
 from .errors import RsrError
 from .loading import load_prompts
-from .pipeline import make_settings, run_sampling, with_defaults
-from .recipes import sampling_config
+from .pipeline import make_settings, run_sampling, summary_line, with_defaults
+from .recipes import arm_configs
 
 
 def stored_form(recipe):
@@ -28,7 +28,9 @@ def run_recipe(recipe, db_path, on_progress=None, on_step=None, on_sampled=None)
     sampling is over (before the exports).
     """
     # A target the budget can never meet is refused before anything is loaded.
-    make_settings(with_defaults(sampling_config(recipe)))
+    arms = arm_configs(recipe)
+    for _, config in arms:
+        make_settings(with_defaults(config))
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     db = open_db(db_path)
     result = {}
@@ -44,8 +46,13 @@ def run_recipe(recipe, db_path, on_progress=None, on_step=None, on_sampled=None)
         if on_step:
             loaded = result["load"]
             on_step(f"Loaded {loaded.added:,} new prompts ({loaded.unchanged:,} already present)")
-    _, report = run_sampling(db, db_path, sampling_config(recipe), command="run",
-                             on_progress=on_progress, record=stored_form(recipe))
+    result["arms"] = []
+    for name, config in arms:
+        _, report = run_sampling(db, db_path, config, command="run", on_progress=on_progress,
+                                 record=stored_form(recipe))
+        result["arms"].append((name, report))
+        if on_step and name is not None and len(arms) > 1:
+            on_step(f"Arm {name}: {summary_line(report)}")
     result["sample"] = report
     if on_sampled is not None:
         on_sampled()

@@ -23,6 +23,7 @@ prompts table, run on a read-only connection.
 """
 
 import hashlib
+import json
 import sqlite3
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ with scored as (
         rollouts.id as rollout_id,
         rollouts.prompt_id,
         rollouts.sample_index,
+        rollouts.arm,
         length(rollouts.response) as length,
         scores.score,
         {passed} as passed,
@@ -60,6 +62,9 @@ with scored as (
 )"""
 PROMPT_FILTER = "and rollouts.prompt_id in (select id from prompts where {where})"
 ONE_PROMPT_FILTER = "and rollouts.prompt_id = :prompt_id"
+ARM_FILTER = "and rollouts.arm in (select value from json_each(:arms))"
+# A DPO pool restricted to some arms (--chosen-arm, --rejected-arm).
+POOL_ARM_FILTER = " and arm in (select value from json_each(:{side}_arms))"
 
 # The best copy of each distinct (whitespace-normalised) completion of a prompt.
 DISTINCT_SQL = """,
@@ -128,7 +133,7 @@ limit :k
 CANDIDATES_TABLE_SQL = "create temp table rsr_candidates as {candidates} select * from candidates"
 POOL_TABLE_SQL = """
 create temp table {table} as
-select prompt_id, rollout_id, score, passed, value, norm,
+select prompt_id, rollout_id, arm, score, passed, value, norm,
        row_number() over (partition by prompt_id order by {order}) as pool_rank
 from temp.rsr_candidates where {filter}
 """
@@ -214,6 +219,12 @@ class Selection:
     # One prompt only (a prompt's page in `rsr browse`): every rule is per
     # prompt, so its picks are the ones the whole export makes for it.
     prompt_id: str = None
+    # Only these arms' rollouts are candidates (None: every arm, pooled); DPO
+    # takes its chosen side from chosen_arms and its rejected side from
+    # rejected_arms when given.
+    arms: tuple = None
+    chosen_arms: tuple = None
+    rejected_arms: tuple = None
 
     def params(self, **extra):
         params = {
@@ -223,6 +234,9 @@ class Selection:
             "pass_rate_min": self.pass_rate_min,
             "pass_rate_max": self.pass_rate_max,
             "seed": self.seed,
+            "arms": json.dumps(list(self.arms or ())),
+            "chosen_arms": json.dumps(list(self.chosen_arms or ())),
+            "rejected_arms": json.dumps(list(self.rejected_arms or ())),
         }
         params.update(extra)
         return params
@@ -297,7 +311,8 @@ def candidates_sql(selection, need_norm, passing_only=False):
         passed=passed,
         norm="rsr_norm(rollouts.response)" if (need_norm or selection.dedupe) else "rollouts.id",
         prompt_filter=(PROMPT_FILTER.format(where=where) if where else "")
-        + (ONE_PROMPT_FILTER if selection.prompt_id is not None else ""),
+        + (ONE_PROMPT_FILTER if selection.prompt_id is not None else "")
+        + (ARM_FILTER if selection.arms else ""),
         prefilter=(
             f"and ({passed}) is 1" if passing_only and not (banded or selection.dedupe) else ""
         ),
@@ -359,6 +374,10 @@ def select_pairs(db, selection, strategy, max_pairs=1, min_margin=None):
         list(
             _query(db, CANDIDATES_TABLE_SQL.format(candidates=candidates), params, selection.where)
         )
+        if selection.chosen_arms:
+            chosen_filter += POOL_ARM_FILTER.format(side="chosen")
+        if selection.rejected_arms:
+            rejected_filter += POOL_ARM_FILTER.format(side="rejected")
         for table, order, where in (
             ("rsr_chosen", f"value desc, {pick}", chosen_filter),
             ("rsr_rejected", rejected_order.format(pick=pick), rejected_filter),

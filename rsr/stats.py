@@ -34,7 +34,8 @@ from .labels import label_stats
 from .selection import VERIFIERS_SQL
 
 # What a ledger without a sampling run is read with: sample's own defaults.
-DEFAULTS = {key: getattr(SAMPLING, key) for key in ("target", "max_rollouts", "max_steps", "dedupe")}
+DEFAULTS = {key: getattr(SAMPLING, key)
+            for key in ("target", "max_rollouts", "max_steps", "dedupe", "arm", "pool")}
 
 # Runs that sampled, newest first: their configuration has the target and budget
 # (under "sampling" for rsr sample and rsr run).
@@ -97,6 +98,44 @@ select json_extract(prompts.metadata, :path) as value, count(*) as prompts,
 from prompts left join verdicts v on v.prompt_id = prompts.id and v.verifier = :verifier
 group by 1 order by 1
 """
+
+# --by arm: each arm's rollouts and verdicts (passes and fails of valid rollouts).
+BY_ARM_SQL = """
+select r.arm as value, count(distinct r.prompt_id) as prompts, count(*) as rollouts,
+       coalesce(sum(r.valid), 0) as valid, coalesce(sum(r.truncated = 1), 0) as truncated,
+       coalesce(sum(r.error is not null), 0) as errored,
+       coalesce(sum(r.completion_tokens), 0) as completion_tokens,
+       coalesce(sum(s.passed is 1), 0) as passed, coalesce(sum(s.passed is 0), 0) as failed
+from rollouts r
+left join scores s on s.rollout_id = r.id and s.verifier = :verifier and r.valid
+group by r.arm order by r.arm
+"""
+
+# Each arm's pass rate on the prompts every arm has decided verdicts for: which
+# arm is better where they can be compared.
+BY_ARM_COMMON_SQL = """
+with decided as (
+    select prompt_id, arm, passed, failed from arm_verdicts
+    where verifier = :verifier and passed + failed > 0
+),
+common as (
+    select prompt_id from decided group by prompt_id
+    having count(distinct arm) = (select count(distinct arm) from rollouts)
+)
+select arm as value, count(*) as prompts, sum(passed) as passed, sum(failed) as failed
+from decided where prompt_id in (select prompt_id from common)
+group by arm order by arm
+"""
+
+# The arm the latest sampling run drew from, by its steps.
+RUN_ARM_SQL = """
+select steps.arm from steps where steps.run_id = (
+    select id from runs where command in ('sample', 'run') order by id desc limit 1)
+limit 1
+"""
+ONE_ARM_SQL = "select min(arm), count(distinct arm) from rollouts"
+# What the arm whose states are shown has drawn (its budget is per arm).
+ARM_SPENT_SQL = "select coalesce(sum(rollouts), 0) from arm_progress where arm = :arm"
 
 BUCKETS = ("0", "(0, 0.25]", "(0.25, 0.5]", "(0.5, 0.75]", "(0.75, 1)", "1")
 BUCKETS_SQL = """
@@ -167,7 +206,19 @@ def sample_settings(db, target=None, max_rollouts=None, max_steps=None) -> dict:
             break
     given = {"target": target, "max_rollouts": max_rollouts, "max_steps": max_steps}
     settings.update({k: v for k, v in given.items() if v is not None})
+    if settings["arm"] is None:
+        settings["arm"] = run_arm(db)
     return settings
+
+
+def run_arm(db) -> str:
+    """The arm the latest sampling run drew from (by its steps), else the
+    ledger's only arm, else the default one."""
+    row = db.execute(RUN_ARM_SQL).fetchone()
+    if row is not None:
+        return row[0]
+    name, count = db.execute(ONE_ARM_SQL).fetchone()
+    return name if count == 1 else early_stop.DEFAULT_ARM
 
 
 def pick_verifier(db, verifier, sampled_with=None):
@@ -232,9 +283,9 @@ def ledger_stats(
     parsed = early_stop.parse_target(settings["target"], settings["max_rollouts"])
     verifier = pick_verifier(db, verifier, settings.pop("verifier"))
     params = early_stop.state_params(
-        parsed, verifier, settings["max_rollouts"], settings["max_steps"]
+        parsed, verifier, settings["max_rollouts"], settings["max_steps"], arm=settings["arm"]
     )
-    states = early_stop.states_sql(parsed)
+    states = early_stop.states_sql(parsed, dedupe=settings["dedupe"], pool=settings["pool"])
     counts = dict(next(db.query(PROMPT_STATES_SQL.format(states=states), params)))
     counts.update(next(db.query(TOTALS_SQL)))
     total, spent = counts["total"], counts["draws_spent"]
@@ -250,7 +301,9 @@ def ledger_stats(
         **verdicts,
         "rate": _rate(verdicts["passed"], verdicts["passed"] + verdicts["failed"]),
     }
-    if by:
+    if by == "arm":
+        out["pass_rate_by"] = by_arm(db, params)
+    elif by:
         _check_field(db, by)
         out["pass_rate_by"] = {
             "field": by,
@@ -274,10 +327,12 @@ def ledger_stats(
         "empty_rate": _rate(counts["empty"], spent),
     }
     budget = total * settings["max_rollouts"]
+    arm_spent = db.execute(ARM_SPENT_SQL, params).fetchone()[0]
     # Saved is what satisfied prompts did not need. A pending prompt's unspent
     # budget is not saved: the run may still spend it.
+    out["arms"] = db.execute("select count(distinct arm) from arm_progress").fetchone()[0]
     out["draws"] = {
-        "spent": spent,
+        "spent": arm_spent,
         "budget_without_early_stop": budget,
         "saved": counts["saved"],
         "saved_fraction": _rate(counts["saved"], budget),
@@ -303,6 +358,24 @@ def ledger_stats(
     return out
 
 
+def by_arm(db, params) -> dict:
+    """Per arm: prompts, rollouts, valid, truncated, errored, tokens, passes and
+    fails, and the pass rate on the prompts every arm has verdicts for."""
+    common = {row["value"]: row for row in db.query(BY_ARM_COMMON_SQL, params)}
+    values = []
+    for row in db.query(BY_ARM_SQL, params):
+        shared = common.get(row["value"])
+        values.append({
+            **row,
+            "rate": _rate(row["passed"], row["passed"] + row["failed"]),
+            "truncation_rate": _rate(row["truncated"], row["rollouts"]),
+            "common_prompts": shared["prompts"] if shared else 0,
+            "common_rate": (_rate(shared["passed"], shared["passed"] + shared["failed"])
+                            if shared else None),
+        })
+    return {"field": "arm", "values": values}
+
+
 def prompt_states(db, prompt_ids, verifier=None) -> dict:
     """{prompt id: "satisfied" | "exhausted" | "pending"} under the target and
     budget ledger_stats uses (the latest sampling run's, else the defaults)."""
@@ -310,9 +383,10 @@ def prompt_states(db, prompt_ids, verifier=None) -> dict:
     parsed = early_stop.parse_target(settings["target"], settings["max_rollouts"])
     verifier = pick_verifier(db, verifier, settings["verifier"])
     params = early_stop.state_params(
-        parsed, verifier, settings["max_rollouts"], settings["max_steps"]
+        parsed, verifier, settings["max_rollouts"], settings["max_steps"], arm=settings["arm"]
     )
-    states = early_stop.prompt_state_sql(parsed, where=PROMPT_IDS_WHERE)
+    states = early_stop.prompt_state_sql(parsed, where=PROMPT_IDS_WHERE, dedupe=settings["dedupe"],
+                                         pool=settings["pool"])
     params["prompt_ids"] = json.dumps(list(prompt_ids))
     rows = db.query(EACH_PROMPT_STATE_SQL.format(states=states), params)
     return {row["id"]: row["state"] for row in rows}
@@ -367,10 +441,13 @@ def format_text(stats) -> str:
         + (", ".join(f"@{x['k']} {x['pass_at_k']:.3f}" for x in stats["pass_at_k"]) or "no draws"),
     ]
     for row in stats.get("pass_rate_by", {}).get("values", []):
-        lines.append(
-            f"  {stats['pass_rate_by']['field']}={row['value']}: {_pct(row['rate'])} "
-            f"({row['prompts']:,} prompts)"
-        )
+        line = (f"  {stats['pass_rate_by']['field']}={row['value']}: {_pct(row['rate'])} "
+                f"({row['prompts']:,} prompts")
+        if "rollouts" in row:
+            line += (f", {row['rollouts']:,} rollouts, truncated {_pct(row['truncation_rate'])}; "
+                     f"on the {row['common_prompts']:,} prompts every arm has verdicts for: "
+                     f"{_pct(row['common_rate'])}")
+        lines.append(line + ")")
     for key, t in stats["completion_tokens"].items():
         if not t["count"]:
             lines.append(f"Tokens ({key}): no rollouts")
@@ -384,7 +461,8 @@ def format_text(stats) -> str:
         f"errored {_pct(r['error_rate'])}, empty {_pct(r['empty_rate'])}"
     )
     lines.append(
-        f"Draws: {d['spent']:,} of {d['budget_without_early_stop']:,} without early "
+        f"Draws{' (arm ' + stats['arm'] + ')' if stats.get('arms', 0) > 1 else ''}: "
+        f"{d['spent']:,} of {d['budget_without_early_stop']:,} without early "
         f"stop (saved {_pct(d['saved_fraction'])} by satisfied prompts)"
     )
     if stats.get("labels"):

@@ -6,6 +6,7 @@ that tries to run a script.
 Screenshots go to $RSR_TEST_ARTIFACTS (or the test's tmp_path)."""
 
 import json
+import sqlite3
 import os
 import subprocess
 import sys
@@ -173,8 +174,12 @@ def test_browse_summary_prompt_page_and_tables_of_a_sampled_run(
     # the prompt's rollouts in the list, with their verdicts; each links back to its prompt
     page.click("text=in the rollouts list")
     page.wait_for_load_state()
-    assert page.locator("td.col-verdict").all_inner_texts() == [
-        "exact: fail", "exact: fail", "exact: pass", "exact: fail"]
+    # in the order they were written (rollout id), as the ledger has them
+    written = [f"exact: {'pass' if passed else 'fail'}" for (passed,) in sqlite3.connect(sampled_ledger).execute(
+        "select s.passed from rollouts r join scores s on s.rollout_id = r.id "
+        "where r.prompt_id = 'mixed/1' order by r.id")]
+    assert sorted(written) == ["exact: fail"] * 3 + ["exact: pass"]
+    assert page.locator("td.col-verdict").all_inner_texts() == written
     page.locator("td.col-prompt_id a").first.click()
     page.wait_for_load_state()
     assert page.locator(".rsr-prompt h2").inner_text().startswith("Prompt mixed/1")

@@ -105,18 +105,20 @@ def test_import_open_instruct_and_flat_shapes(db_path, invoke, tmp_path):
     assert result.stderr.startswith("Imported 3 rollouts with 3 scores (1 new prompts")
     db = open_db(db_path)
     rows = db.execute(
-        """select r.prompt_id, r.sample_index, r.model, r.response, r.reasoning, r.truncated,
-                  s.verifier, s.score, s.passed
+        """select r.prompt_id, r.arm, r.sample_index, r.model, r.response, r.reasoning,
+                  r.truncated, s.verifier, s.score, s.passed
            from rollouts r left join scores s on s.rollout_id = r.id order by r.id"""
     ).fetchall()
     new_id = prompt_id_for([{"role": "user", "content": "New?"}])
+    # Each model's rows are an arm of their own (no model: the default arm),
+    # numbered from 0 within it.
     assert rows == [
-        (pid, 0, "tulu", "4", None, 0, None, None, None),
-        (pid, 1, "tulu", "It is 4", "two plus two", 0, None, None, None),
-        (pid, 2, "tulu", "5", None, 0, None, None, None),
-        (pid, 3, None, "four", None, 0, "judge", 1.0, 1),
-        (pid, 4, None, "fo", None, 1, "judge", 0.0, 0),
-        (new_id, 0, None, "yes", None, 0, "judge", 0.25, None),
+        (pid, "tulu", 0, "tulu", "4", None, 0, None, None, None),
+        (pid, "tulu", 1, "tulu", "It is 4", "two plus two", 0, None, None, None),
+        (pid, "tulu", 2, "tulu", "5", None, 0, None, None, None),
+        (pid, "default", 0, None, "four", None, 0, "judge", 1.0, 1),
+        (pid, "default", 1, None, "fo", None, 1, "judge", 0.0, 0),
+        (new_id, "default", 0, None, "yes", None, 0, "judge", 0.25, None),
     ]
     meta = db.execute("select metadata from prompts where id = ?", [pid]).fetchone()[0]
     assert json.loads(meta) == {"reference_completion": "4"}

@@ -301,10 +301,12 @@ def test_plan_completes_a_step_cut_short(db_path):
     db.execute("insert into steps (prompt_id, step, requested, received) values ('p', 1, 4, 2)")
     add_rollout(db, "p", 1)
     add_rollout(db, "p", 3)
-    row = next(db.query("select id, messages, metadata, 2 as rollouts, 1 as steps, 4 as requested from prompts"))
+    row = next(db.query("select id, messages, metadata, 2 as rollouts, 1 as steps, 4 as requested, "
+                        "1 as last_step, 1 as prompt_steps from prompts"))
     work = plan_step(db, row, SampleSettings(max_rollouts=16, step_size=4))
     assert (work.step, work.indexes, work.requested) == (1, [0, 2], 4)
-    row = next(db.query("select id, messages, metadata, 4 as rollouts, 1 as steps, 4 as requested from prompts"))
+    row = next(db.query("select id, messages, metadata, 4 as rollouts, 1 as steps, 4 as requested, "
+                        "1 as last_step, 1 as prompt_steps from prompts"))
     add_rollout(db, "p", 0)
     add_rollout(db, "p", 2)
     work = plan_step(db, row, SampleSettings(max_rollouts=6, step_size=4))
@@ -316,7 +318,8 @@ def test_plan_reuses_the_previous_step_only_when_it_accounts_for_every_rollout(d
     add_prompt(db, "p")
     for index in (0, 1, 3):
         add_rollout(db, "p", index)
-    row = next(db.query("select id, messages, metadata, 3 as rollouts, 2 as steps, 3 as requested from prompts"))
+    row = next(db.query("select id, messages, metadata, 3 as rollouts, 2 as steps, 3 as requested, "
+                        "2 as last_step, 2 as prompt_steps from prompts"))
     settings = SampleSettings(max_rollouts=16, step_size=2)
     previous = Work("p", [{"role": "user", "content": "kept"}], {"answer": "x"}, 2, [3], 1,
                     taken={0, 1}, written=[3])
@@ -440,10 +443,12 @@ def test_step_upserts_in_one_batch_add_up(db_path):
     # in the same write: the step's row counts them all.
     db = open_db(db_path)
     add_prompt(db, "p")
-    rows = [("p", 1, None, 4, 1, "t0", None), ("p", 1, None, 4, 2, "t0", None),
-            ("p", 1, None, 4, 1, "t0", None), ("p", 2, None, 2, 2, "t1", "t2")]
+    rows = [("p", 1, "a", None, 4, 1, "t0", None), ("p", 1, "a", None, 4, 2, "t0", None),
+            ("p", 1, "a", None, 4, 1, "t0", None), ("p", 2, "a", None, 2, 2, "t1", "t2")]
     with db.atomic():
         insert_rows(db.conn, UPSERT_STEPS, rows, ("t3",))
     assert db.execute("select step, requested, received, finished_at from steps order by step"
                       ).fetchall() == [(1, 4, 4, "t3"), (2, 2, 2, "t2")]
     assert db.execute("select steps, requested from progress").fetchone() == (2, 6)
+    assert db.execute("select steps, requested, last_step from arm_progress where arm = 'a'"
+                      ).fetchone() == (2, 6, 2)

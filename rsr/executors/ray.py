@@ -7,7 +7,7 @@ sample indexes and seeds, and hands the request to the least busy of W Ray
 actors. Each actor (`SamplerWorker`) owns a real sampler built from the
 registry: `vllm` on the GPUs Ray gave it, `openai` against its endpoint, or
 `local`. Completions come back as each request finishes and the loop writes
-them keyed by (prompt_id, sample_index), so a result is ingested exactly once;
+them keyed by (prompt_id, arm, sample_index), so a result is ingested exactly once;
 the prompt is checked against its target before its next step is planned.
 
 What travels: a request (prompt id, messages, n, params, one seed per sample

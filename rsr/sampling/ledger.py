@@ -25,17 +25,18 @@ from ..verification import score_row
 # waits for the busy event loop (seconds per batch, measured).
 # Each is (head, one row's VALUES tuple, tail); rows are tuples in that order.
 INSERT_ROLLOUTS = (
-    """insert into rollouts (prompt_id, sample_index, step, run_id, model, sampler, params, seed,
-        response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
+    """insert into rollouts (prompt_id, arm, sample_index, step, run_id, model, sampler, params,
+        seed, response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
         latency_ms, error, created_at, response_hash)""",
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "",
 )
 
 # Scores of rollouts written in the same transaction, found by their key.
 INSERT_SCORES = (
     "insert into scores (rollout_id, verifier, score, passed, extracted, details, error)",
-    "((select id from rollouts where prompt_id = ? and sample_index = ?), ?, ?, ?, ?, ?, ?)",
+    "((select id from rollouts where prompt_id = ? and arm = ? and sample_index = ?), "
+    "?, ?, ?, ?, ?, ?)",
     "",
 )
 
@@ -43,8 +44,9 @@ INSERT_SCORES = (
 # server that ignores n, or a run completing a step a crash cut short) add to
 # it. The tail's one parameter is the time of the write.
 UPSERT_STEPS = (
-    "insert into steps (prompt_id, step, run_id, requested, received, started_at, finished_at)",
-    "(?, ?, ?, ?, ?, ?, ?)",
+    "insert into steps (prompt_id, step, arm, run_id, requested, received, started_at, "
+    "finished_at)",
+    "(?, ?, ?, ?, ?, ?, ?, ?)",
     """on conflict (prompt_id, step) do update set
         received = steps.received + excluded.received,
         run_id = excluded.run_id,
@@ -92,15 +94,15 @@ class PromptStates:
         self.db = db
         target = settings.target
         self.sql = early_stop.states_sql(
-            target, settings.where, settings.limit, settings.dedupe)
+            target, settings.where, settings.limit, settings.dedupe, settings.pool)
         self.pending_sql = early_stop.pending_sql(
-            target, settings.where, settings.limit, settings.dedupe)
+            target, settings.where, settings.limit, settings.dedupe, settings.pool)
         self.some_sql = (
             f"select * from ({self.sql}) where id in (select value from json_each(:ids))"
         )
         self.params = early_stop.state_params(
-            target, verifier_name, settings.max_rollouts, settings.max_steps, settings.limit
-        )
+            target, verifier_name, settings.max_rollouts, settings.max_steps, settings.limit,
+            settings.arm)
 
     def pending(self, after, page):
         "A page of the prompts that need sampling, after this rowid."
@@ -122,8 +124,9 @@ class LedgerWriter:
     that resolves once that write has committed; run() is the task that hands
     the queue to the thread, and calls on_written() after each write."""
 
-    def __init__(self, db, run_id, info, params, verifier_name, on_written):
+    def __init__(self, db, run_id, info, params, verifier_name, on_written, arm):
         self.db = db
+        self.arm = arm
         self.run_id = run_id
         self.info = info
         self.params_json = json.dumps(params, sort_keys=True)
@@ -157,9 +160,9 @@ class LedgerWriter:
                 rollouts.append(self.rollout_row(work, index, completion, now))
                 if verdict is not None:
                     row = score_row(None, self.verifier_name, verdict)
-                    scores.append((work.prompt_id, index) + row[1:])
+                    scores.append((work.prompt_id, self.arm, index) + row[1:])
             received = len(indexes)
-            steps.append((work.prompt_id, work.step, self.run_id, work.requested, received,
+            steps.append((work.prompt_id, work.step, self.arm, self.run_id, work.requested, received,
                           work.started_at, now if received >= work.requested else None))
         return rollouts, scores, steps, now
 
@@ -212,7 +215,7 @@ class LedgerWriter:
     def rollout_row(self, work, index, completion, now):
         "The INSERT_ROLLOUTS parameters of one completion."
         return (
-            work.prompt_id, index, work.step, self.run_id, self.info.get("model"),
+            work.prompt_id, self.arm, index, work.step, self.run_id, self.info.get("model"),
             self.info.get("sampler"), self.params_json, completion.seed, completion.response,
             completion.reasoning, completion.finish_reason, int(completion.truncated),
             completion.prompt_tokens, completion.completion_tokens, completion.latency_ms,

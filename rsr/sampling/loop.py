@@ -10,7 +10,7 @@ satisfied and it has budget left (rsr/early_stop.py); each step asks for up to
 prompt's step is written and scored, the prompt is checked again at once and,
 if it still needs more, goes back to the front of the queue.
 
-Exactly once: every rollout has a fixed (prompt_id, sample_index) chosen before
+Exactly once: every rollout has a fixed (prompt_id, arm, sample_index) chosen before
 it is requested, and is written (with its scores and its step) in one small
 transaction as soon as its request returns. Writes run on a thread with its own
 connection, so the event loop never waits for SQLite or the disk's fsync; a
@@ -77,6 +77,10 @@ class SampleSettings:
     where: str | None = None
     # Identical passing completions (whitespace-normalised) count once.
     dedupe: bool = False
+    # The arm this run samples (its budget), and whether its target counts
+    # every arm's passes.
+    arm: str = early_stop.DEFAULT_ARM
+    pool: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Stop the run when this many requests in a row fail for good: the server is
     # down, and writing error rows would only burn every prompt's budget.
@@ -116,7 +120,7 @@ class SamplingLoop:
         self.committing = 0
         self.state = RunState()
         self.writer = LedgerWriter(db, run_id, self.info, settings.params, self.verifier_name,
-                                   self.state.wake.set)
+                                   self.state.wake.set, settings.arm)
         self.requests = Requester(sampler, settings, self.report, self.state, self.info)
         self.stop_timer = None
         # True when the scorer runs in a helper process (set by sample()).

@@ -1,6 +1,6 @@
 """The plan: which rollouts a prompt's next step asks for, and with which seeds.
 
-Every rollout has a fixed (prompt_id, sample_index) chosen before it is
+Every rollout has a fixed (prompt_id, arm, sample_index) chosen before it is
 requested. A crash loses only the requests in flight; the next run plans the
 lowest missing sample indexes again, with the same seeds, and completes a step
 that was cut short under the same step number. Whether a prompt needs a step
@@ -16,7 +16,8 @@ from .. import early_stop
 from ..runs import utcnow
 from ..samplers import SampleRequest
 
-SAMPLE_INDEXES_SQL = "select sample_index from rollouts where prompt_id = :prompt_id"
+SAMPLE_INDEXES_SQL = (
+    "select sample_index from rollouts where prompt_id = :prompt_id and arm = :arm")
 
 
 @dataclass
@@ -59,7 +60,8 @@ def plan_step(db, row, settings, previous=None):
     if previous is not None and len(previous.taken) + len(previous.written) == rollouts:
         taken = previous.taken.union(previous.written)
     if rollouts and len(taken) != rollouts:
-        taken = {r[0] for r in db.execute(SAMPLE_INDEXES_SQL, {"prompt_id": row["id"]})}
+        taken = {r[0] for r in db.execute(SAMPLE_INDEXES_SQL,
+                                          {"prompt_id": row["id"], "arm": settings.arm})}
     indexes, candidate = [], 0
     while len(indexes) < count:
         if candidate not in taken:
