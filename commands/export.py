@@ -91,10 +91,32 @@ def export(db_path, format_, output, print_dataset_info, json_, **options):
         rsr export run.db --format sft -o train.jsonl
         rsr export run.db --format dpo --pairs best-worst --min-margin 0.2 > pairs.jsonl
         rsr export run.db --format top-k --k 1000 --where "json_extract(metadata, '$.level') = 5"
+
+    --format batch-requests writes the next round's requests instead (one per
+    rollout, the OpenAI batch input format that vllm run-batch reads too);
+    `rsr import` reads the runner's output back, and the next export holds only
+    the prompts still pending. Its settings are the latest sampling run's or
+    batch export's unless given as --format-option (model, target,
+    max_rollouts, step_size, max_steps, sampling_seed, temperature, top_p,
+    max_tokens, extra_params, url):
+
+    \b
+        rsr export run.db --format batch-requests --verifier math \\
+            --format-option model=Qwen/Qwen3-8B --format-option target=sft -o round1.jsonl
+        vllm run-batch -i round1.jsonl -o out1.jsonl --model Qwen/Qwen3-8B
+        rsr import run.db out1.jsonl --verifier math
     """
     formatter = get_formatter(format_)
     if json_ and (output is None or output == "-"):
         raise click.UsageError("--json needs -o FILE: without it stdout carries the rows")
+    if getattr(formatter, "plans", False):
+        # A format that plans the next round (batch-requests) records it.
+        with open_db(db_path) as db:
+            count, summary = formatter.plan(db, options, output)
+        echo_err(summary)
+        if json_:
+            echo_json({"format": format_, "rows": count, "output": output})
+        return
     info = dataset_info(formatter, output) if print_dataset_info else None
     with open_db(db_path, readonly=True) as db:
         export_options = make_options(db, options, formatter)

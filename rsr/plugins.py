@@ -21,6 +21,7 @@ DEFAULT_PLUGINS = (
     "rsr.samplers.local",
     "rsr.verifiers.builtin",
     "rsr.formatters",
+    "rsr.batches",
 )
 
 pm = pluggy.PluginManager("rsr")
