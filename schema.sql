@@ -37,7 +37,10 @@ create table if not exists runs (
     -- one line on how it ended: counts, or the error
     summary text,
     started_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    finished_at text
+    finished_at text,
+    -- the command line as typed, a JSON list with secrets redacted
+    -- (["rsr", "sample", "run.db", "--api-key", "***"]); NULL for a library call
+    argv text check (argv is null or json_valid(argv))
 );
 
 -- One row per completion, written the moment it arrives. (prompt_id,

@@ -14,6 +14,68 @@ from . import RegistryChoice, cli, echo_err, echo_json, existing_db_argument, js
 rate = click.FloatRange(0, 1)
 
 
+# The options export and publish share: which rollouts, and how rows look.
+SELECTION_OPTIONS = [
+    click.option("--verifier", help="Whose scores to use (needed when the ledger has several)"),
+    click.option(
+        "--pass-threshold", type=float, help="Count score >= T as a pass instead of the verdict"
+    ),
+    click.option(
+        "--per-prompt", type=click.IntRange(min=1), help="Rollouts per prompt (sft 1, multi-sft 4)"
+    ),
+    click.option(
+        "--pick",
+        type=click.Choice(list(PICK_ORDER)),
+        default="shortest",
+        show_default=True,
+        help="Tie-break between equal scores",
+    ),
+    click.option(
+        "--seed",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Seed for --pick random and --pairs best-random",
+    ),
+    click.option(
+        "--pairs",
+        type=click.Choice(list(PAIR_STRATEGIES)),
+        default="pass-fail",
+        show_default=True,
+        help="How dpo pairs are formed",
+    ),
+    click.option("--max-pairs-per-prompt", type=click.IntRange(min=1), default=1, show_default=True),
+    click.option("--min-margin", type=float, help="Smallest chosen-minus-rejected score for a pair"),
+    click.option("--k", type=click.IntRange(min=1), help="How many rollouts top-k keeps"),
+    click.option(
+        "--dedupe", is_flag=True, help="Identical completions (whitespace-normalised) count once"
+    ),
+    click.option("--pass-rate-min", type=rate, help="Only prompts with pass rate >= this"),
+    click.option("--pass-rate-max", type=rate, help="Only prompts with pass rate <= this"),
+    click.option("--where", help="SQL condition on the prompts table"),
+    click.option(
+        "--reasoning",
+        type=click.Choice(REASONING_MODES),
+        default="think-tags",
+        show_default=True,
+        help="Reasoning as <think> tags, a reasoning_content field, or dropped",
+    ),
+    click.option(
+        "--include-metadata", is_flag=True, help="Add ids, scores and prompt metadata to each row"
+    ),
+    click.option("format_options", "--format-option", multiple=True, callback=key_values,
+                 metavar="KEY=VALUE", help="An option of the format's own, e.g. one a plugin "
+                 "format declares (repeatable)"),
+]
+
+
+def selection_options(command):
+    "Add the shared export options to a command."
+    for option in reversed(SELECTION_OPTIONS):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @existing_db_argument
 @click.option(
@@ -26,61 +88,12 @@ rate = click.FloatRange(0, 1)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout"
 )
-@click.option("--verifier", help="Whose scores to use (needed when the ledger has several)")
-@click.option(
-    "--pass-threshold", type=float, help="Count score >= T as a pass instead of the verdict"
-)
-@click.option(
-    "--per-prompt", type=click.IntRange(min=1), help="Rollouts per prompt (sft 1, multi-sft 4)"
-)
-@click.option(
-    "--pick",
-    type=click.Choice(list(PICK_ORDER)),
-    default="shortest",
-    show_default=True,
-    help="Tie-break between equal scores",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed for --pick random and --pairs best-random",
-)
-@click.option(
-    "--pairs",
-    type=click.Choice(list(PAIR_STRATEGIES)),
-    default="pass-fail",
-    show_default=True,
-    help="How dpo pairs are formed",
-)
-@click.option("--max-pairs-per-prompt", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--min-margin", type=float, help="Smallest chosen-minus-rejected score for a pair")
-@click.option("--k", type=click.IntRange(min=1), help="How many rollouts top-k keeps")
-@click.option(
-    "--dedupe", is_flag=True, help="Identical completions (whitespace-normalised) count once"
-)
-@click.option("--pass-rate-min", type=rate, help="Only prompts with pass rate >= this")
-@click.option("--pass-rate-max", type=rate, help="Only prompts with pass rate <= this")
-@click.option("--where", help="SQL condition on the prompts table")
-@click.option(
-    "--reasoning",
-    type=click.Choice(REASONING_MODES),
-    default="think-tags",
-    show_default=True,
-    help="Reasoning as <think> tags, a reasoning_content field, or dropped",
-)
-@click.option(
-    "--include-metadata", is_flag=True, help="Add ids, scores and prompt metadata to each row"
-)
+@selection_options
 @click.option(
     "--print-dataset-info",
     is_flag=True,
     help="Print LLaMA-Factory's dataset_info.json entry for -o FILE",
 )
-@click.option("format_options", "--format-option", multiple=True, callback=key_values,
-              metavar="KEY=VALUE", help="An option of the format's own, e.g. one a plugin format "
-              "declares (repeatable)")
 @json_option
 def export(db_path, format_, output, print_dataset_info, json_, **options):
     """Export training data as JSONL: SFT, DPO pairs, best-of-N or top-K

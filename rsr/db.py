@@ -57,6 +57,8 @@ NEW_COLUMNS = (
     ("rollouts", "response_hash", "text"),
     ("verdicts", "distinct_passed", "integer not null default 0"),
     ("progress", "empty", "integer not null default 0"),
+    # m006: the command line a run was started with.
+    ("runs", "argv", "text check (argv is null or json_valid(argv))"),
     # m004: the one definition of a valid rollout, as schema.sql writes it.
     ("rollouts", "valid", " ".join(re.search(  # type: ignore[union-attr]
         r"^\s*valid (integer generated always as \(.*?\) virtual)", SCHEMA_SQL,
@@ -372,3 +374,13 @@ def m005_browse_views(db):
     # creates them on an older ledger; this checks that they are there.
     if set(BROWSE_VIEWS) - set(db.view_names()):
         _run_script(db, SCHEMA_SQL)
+
+
+@migrations()
+def m006_runs_command_line(db):
+    # Runs record the command line they were started with (rsr publish shows
+    # it on the dataset card). NEW_COLUMNS adds the column before schema.sql
+    # runs; this checks that it is there. Older runs keep NULL: their command
+    # lines were never recorded.
+    if "argv" not in db.table("runs").columns_dict:
+        db.execute("alter table runs add column argv text check (argv is null or json_valid(argv))")
