@@ -152,8 +152,8 @@ def plan_round(db, config: dict, url: str = batchfiles.CHAT_URL) -> Round:
                 request = request_for(work, [index], settings)
                 key = batchfiles.BatchKey(work.prompt_id, work.step, work.requested, index,
                                           request.seed)
-                planned.lines.append(batchfiles.request_line(key, model, work.messages,
-                                                             settings.params, url))
+                planned.lines.append(batchfiles.request_line(
+                    key.custom_id, model, work.messages, settings.params, key.seed, url))
         if len(rows) < page:
             return planned
 

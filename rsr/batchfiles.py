@@ -66,14 +66,14 @@ def parse_custom_id(text: Any, where: str) -> BatchKey:
     return BatchKey(parts[5], step, requested, index, seed)
 
 
-def request_line(key: BatchKey, model: str, messages: list, params: dict,
+def request_line(custom_id: str, model: str, messages: list, params: dict, seed: int | None,
                  url: str = CHAT_URL) -> dict:
-    "One batch input line: the chat request for one rollout."
+    "One batch input line: the chat request for one rollout (n = 1, its own seed)."
     body = {"model": model, "messages": messages}
     body.update({k: v for k, v in params.items() if v is not None and k not in ("n", "seed")})
-    if key.seed is not None:
-        body["seed"] = key.seed
-    return {"custom_id": key.custom_id, "method": "POST", "url": url, "body": body}
+    if seed is not None:
+        body["seed"] = seed
+    return {"custom_id": custom_id, "method": "POST", "url": url, "body": body}
 
 
 def is_output_line(raw: Any) -> bool:
@@ -103,8 +103,13 @@ def read_output_line(raw: dict, where: str) -> BatchResult:
     """A batch output line as a BatchResult: a 200 response's body, or the
     error (the line's own, or a non-200 response's body) as text."""
     key = parse_custom_id(raw.get("custom_id"), where)
+    return BatchResult(key, *read_result(raw, where))
+
+
+def read_result(raw: dict, where: str) -> tuple[dict | None, str | None]:
+    "A batch output line's (body, None) for a 200 response, else (None, the error as text)."
     if raw.get("error") is not None:
-        return BatchResult(key, None, _error_text(raw["error"]))
+        return None, _error_text(raw["error"])
     response = raw.get("response")
     if not isinstance(response, dict):
         raise InputError(f"{where}: field 'response' must be an object")
@@ -113,7 +118,7 @@ def read_output_line(raw: dict, where: str) -> BatchResult:
         raise InputError(f"{where}: field 'response.status_code' must be an integer")
     if status != 200:
         error = body.get("error", body) if isinstance(body, dict) else body
-        return BatchResult(key, None, f"HTTP {status}: {_error_text(error)}")
+        return None, f"HTTP {status}: {_error_text(error)}"
     if not isinstance(body, dict):
         raise InputError(f"{where}: field 'response.body' must be an object")
-    return BatchResult(key, body, None)
+    return body, None

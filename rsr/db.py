@@ -384,3 +384,12 @@ def m006_runs_command_line(db):
     # lines were never recorded.
     if "argv" not in db.table("runs").columns_dict:
         db.execute("alter table runs add column argv text check (argv is null or json_valid(argv))")
+
+
+@migrations()
+def m007_batches_table(db):
+    # Batches submitted to a provider's Batch API are kept in a table of their
+    # own (see schema.sql), which schema.sql creates on an older ledger just
+    # before the migrations run; this checks that it is there.
+    if "batches" not in db.table_names():
+        _run_script(db, SCHEMA_SQL)

@@ -17,6 +17,7 @@ from .errors import ConfigError
 
 DEFAULT_PLUGINS = (
     "rsr.samplers.openai",
+    "rsr.samplers.openai_batch",
     "rsr.samplers.vllm",
     "rsr.samplers.local",
     "rsr.verifiers.builtin",
