@@ -2,10 +2,13 @@
 sample would, rsr import reads a batch output file back exactly once."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from batch_runner import read_lines, run_batch
 from helpers import add_prompt, add_rollout, write_jsonl
+from vllm_support import ENGINE_OPTIONS, vllm_model  # noqa: F401 (fixture)
 
 from rsr import early_stop, open_db
 from rsr.reasoning import split_reasoning
@@ -220,3 +223,49 @@ def test_batch_requests_need_a_model_and_a_verifier_for_sft(loaded, tmp_path, in
     result = invoke("export", loaded, "--format", "batch-requests", "--format-option", "beams=2")
     assert "The batch-requests format has no option 'beams'" in result.stderr
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_stats_read_the_round_settings(loaded, tmp_path, invoke):
+    export_round(invoke, loaded, tmp_path / "r1.jsonl", *ROUND)
+    run_batch(tmp_path / "r1.jsonl", tmp_path / "o1.jsonl", answer=lambda body: "ok")
+    invoke("import", loaded, tmp_path / "o1.jsonl")
+    stats = json.loads(invoke("stats", loaded, "--json").stdout)
+    assert (stats["target"], stats["max_rollouts"]) == ("best-of-n:2", 4)
+    assert stats["prompts"]["satisfied"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_batch_round_trip_with_vllm_run_batch(vllm_model, loaded, tmp_path, invoke):  # noqa: F811
+    round_options = [a.replace("model=smollm2", f"model={vllm_model}") for a in ROUND]
+    first = export_round(invoke, loaded, tmp_path / "round1.jsonl", *round_options)
+    assert len(first) == 6
+    engine = ["--dtype", ENGINE_OPTIONS["dtype"], "--enforce-eager",
+              "--max-model-len", str(ENGINE_OPTIONS["max_model_len"]),
+              "--max-num-batched-tokens", str(ENGINE_OPTIONS["max_num_batched_tokens"]),
+              "--kv-cache-memory-bytes", str(ENGINE_OPTIONS["kv_cache_memory_bytes"])]
+    subprocess.run([sys.executable, "-m", "vllm.entrypoints.openai.run_batch",
+                    "-i", str(tmp_path / "round1.jsonl"), "-o", str(tmp_path / "out1.jsonl"),
+                    "--model", vllm_model, *engine], check=True, timeout=900,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    output = read_lines(tmp_path / "out1.jsonl")
+    assert len(output) == 6 and all(o["response"]["status_code"] == 200 for o in output)
+    # A runner that lost one result: that rollout is asked again next round.
+    lost = next(o["custom_id"] for o in output if o["custom_id"].endswith(":add-4-4")
+                and o["custom_id"].split(":")[3] == "1")
+    write_jsonl(tmp_path / "out1.jsonl", [o for o in output if o["custom_id"] != lost])
+    result = invoke("import", loaded, tmp_path / "out1.jsonl")
+    assert "Imported 5 rollouts" in result.stderr
+    again = invoke("import", loaded, tmp_path / "out1.jsonl")
+    assert "Imported 0 rollouts" in again.stderr and "5 already imported" in again.stderr
+    stored = rows(loaded, "select prompt_id, sample_index, model, response, seed from rollouts")
+    assert len(stored) == 5 and {r[2] for r in stored} == {vllm_model}
+    by_key = {(o["custom_id"].split(":", 5)[5], int(o["custom_id"].split(":")[3])): o
+              for o in output}
+    for prompt_id, index, _, response, seed in stored:
+        body = by_key[(prompt_id, index)]["response"]["body"]
+        assert response == split_reasoning(body["choices"][0]["message"]["content"])[1]
+        assert seed == derive_seed(7, prompt_id, index)
+    second = export_round(invoke, loaded, tmp_path / "round2.jsonl")
+    assert set(by_prompt(second)) == pending_ids(loaded, "best-of-n:2", "", 4, 8)
+    assert lost in [line["custom_id"] for line in second]
