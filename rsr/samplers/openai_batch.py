@@ -146,8 +146,10 @@ class OpenAIBatchSampler(Sampler):
         if self._client is None:
             import openai
 
+            # A poll that meets a dropped connection or a 5xx is retried with
+            # backoff by the client; hours of polling should not end on one.
             self._client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key,
-                                         timeout=self.timeout)
+                                         timeout=self.timeout, max_retries=SAMPLER.max_retries)
         return self._client
 
     def request_file(self, requests) -> tuple[bytes, list]:
