@@ -37,7 +37,10 @@ create table if not exists runs (
     -- one line on how it ended: counts, or the error
     summary text,
     started_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    finished_at text
+    finished_at text,
+    -- the command line as typed, a JSON list with secrets redacted
+    -- (["rsr", "sample", "run.db", "--api-key", "***"]); NULL for a library call
+    argv text check (argv is null or json_valid(argv))
 );
 
 -- One row per completion, written the moment it arrives. (prompt_id, arm,
@@ -148,6 +151,31 @@ create table if not exists labels (
     run_id integer references runs(id),
     created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 ) without rowid;
+
+-- One row per batch submitted to a provider's Batch API (`--sampler
+-- openai-batch`): the ids a killed `rsr sample` needs to resume polling the
+-- batch it submitted instead of submitting the same requests again. The same
+-- requests planned again (nothing of them was written) have the same
+-- `requests_hash`, and find their batch here.
+create table if not exists batches (
+    id integer primary key,
+    run_id integer references runs(id),
+    -- sha256 of the endpoint and the request file: the requests' identity
+    requests_hash text not null,
+    requests integer not null,
+    base_url text,
+    model text,
+    input_file_id text,
+    batch_id text,
+    -- the provider's status: validating, in_progress, finalizing, completed,
+    -- failed, expired, cancelling, cancelled (uploaded: not created yet)
+    status text not null default 'uploaded',
+    output_file_id text,
+    error_file_id text,
+    created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at text
+);
+create index if not exists batches_requests_hash on batches(requests_hash);
 
 -- Per-prompt counters kept by the triggers below in the same transaction as the
 -- rollouts, scores and steps they count, so the early-stop question ("which

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from rsr import __version__, options
+from rsr import __version__, options, runs
 from rsr import plugins as registries
 from rsr.db import describe_sqlite_error
 from rsr.errors import RsrError
@@ -27,7 +27,20 @@ class RsrGroup(click.Group):
     the SQLite errors that come from the disk or the file rather than from rsr
     (a full disk, a read-only or damaged ledger)."""
 
+    def parse_args(self, ctx, args):
+        # Every run this invocation records keeps its command line (redacted).
+        ctx.meta["rsr.command_line"] = runs.COMMAND_LINE.set(["rsr", *args])
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
+        try:
+            return self._invoke(ctx)
+        finally:
+            token = ctx.meta.pop("rsr.command_line", None)
+            if token is not None:
+                runs.COMMAND_LINE.reset(token)
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RsrError as ex:

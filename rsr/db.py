@@ -62,6 +62,8 @@ NEW_COLUMNS = (
     # (prompt_id, arm, sample_index) as its key and the arms filled in.
     ("rollouts", "arm", "text not null default 'default'"),
     ("steps", "arm", "text not null default 'default'"),
+    # m008: the command line a run was started with.
+    ("runs", "argv", "text check (argv is null or json_valid(argv))"),
     # m004: the one definition of a valid rollout, as schema.sql writes it.
     ("rollouts", "valid", " ".join(re.search(  # type: ignore[union-attr]
         r"^\s*valid (integer generated always as \(.*?\) virtual)", SCHEMA_SQL,
@@ -470,3 +472,22 @@ def _arm_in_key(db):
             if names == ["prompt_id", "arm", "sample_index"]:
                 return True
     return False
+
+
+@migrations()
+def m008_runs_command_line(db):
+    # Runs record the command line they were started with (rsr publish shows
+    # it on the dataset card). NEW_COLUMNS adds the column before schema.sql
+    # runs; this checks that it is there. Older runs keep NULL: their command
+    # lines were never recorded.
+    if "argv" not in db.table("runs").columns_dict:
+        db.execute("alter table runs add column argv text check (argv is null or json_valid(argv))")
+
+
+@migrations()
+def m009_batches_table(db):
+    # Batches submitted to a provider's Batch API are kept in a table of their
+    # own (see schema.sql), which schema.sql creates on an older ledger just
+    # before the migrations run; this checks that it is there.
+    if "batches" not in db.table_names():
+        _run_script(db, SCHEMA_SQL)

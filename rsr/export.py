@@ -39,11 +39,16 @@ def export(db, formatter, options, output=None) -> int:
     A file is written beside its final name and renamed at the end, so a failed
     export never leaves a half-written training file behind.
     """
+    return write_rows(formatter.rows(db, options), output)
+
+
+def write_rows(rows, output=None) -> int:
+    """Write rows as JSONL to output (a path) or stdout; returns how many. A file
+    is written beside its final name and renamed at the end."""
     if output is None or str(output) == "-":
-        return write_jsonl(formatter.rows(db, options), sys.stdout)
+        return write_jsonl(rows, sys.stdout)
     path = Path(output)
     check_replaceable(path)
-    rows = formatter.rows(db, options)
     partial = path.with_name(path.name + ".partial")
     try:
         with open(partial, "w", encoding="utf-8") as out:

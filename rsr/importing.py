@@ -9,6 +9,11 @@ Accepted records (JSONL, JSON arrays, gzip, Parquet: the same readers as
   model_completion, reference_completion?, model?}`, one line per completion
 - flat rows: `{prompt_id or messages (or question, prompt, ...), response,
   finish_reason?, score?, passed?}`
+- OpenAI / vLLM batch output lines (`{custom_id, response: {status_code,
+  body}, error}`) for requests `rsr export --format batch-requests` wrote:
+  each is stored under the prompt, step and sample index its custom_id names,
+  a failed request as an error row, and a result already stored is skipped
+  (rsr/batches.py)
 
 Prompts not yet in the ledger are added (ids as `rsr load` makes them, so a
 file's prompts match a loaded dataset's). A score in the file is stored in
@@ -27,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .early_stop import DEFAULT_ARM
+from . import batchfiles
+from .batches import OutputImporter, round_params
 from .errors import InputError
 from .loading import MAX_ERRORS_KEPT, normalize, read_records
 from .reasoning import split_reasoning
@@ -80,6 +87,8 @@ class ImportResult:
     rollouts_added: int = 0
     scores_added: int = 0
     already_imported: int = 0
+    # batch output lines that were failed requests (stored as error rows)
+    error_rows: int = 0
     invalid: int = 0
     errors: list = field(default_factory=list)
 
@@ -245,6 +254,17 @@ class _Importer:
             self.result.scores_added += 1
 
 
+def _add_batch_line(batch, raw, where, result):
+    "Store one batch output line, counting what it did."
+    importer, params = batch
+    before = (importer.counts.rollouts_added, importer.counts.errors)
+    importer.add(raw, where, params)
+    added = importer.counts.rollouts_added - before[0]
+    result.rollouts_added += added
+    result.error_rows += importer.counts.errors - before[1]
+    result.already_imported += 1 - added
+
+
 def import_rollouts(db, path, verifier_name="imported", skip_invalid=False, config=None):
     "Import the rollouts in a file into the ledger, in one transaction."
     result = ImportResult()
@@ -262,8 +282,17 @@ def import_rollouts(db, path, verifier_name="imported", skip_invalid=False, conf
             db, "import", config or {"file": str(path), "verifier_name": verifier_name}
         )
         importer = _Importer(db, run_id, verifier_name, result)
+        batch = None
         for where, raw in read_records(path, on_error=invalid if skip_invalid else None):
             result.read += 1
+            if batchfiles.is_output_line(raw):
+                if batch is None:
+                    batch = OutputImporter(db, run_id), round_params(db)
+                try:
+                    _add_batch_line(batch, raw, where, result)
+                except InputError as ex:
+                    invalid(ex)
+                continue
             try:
                 prompt, rollouts = parse_record(raw, where)
                 importer.check_prompt(prompt, where)
@@ -279,3 +308,16 @@ def import_rollouts(db, path, verifier_name="imported", skip_invalid=False, conf
         )
         finish_run(db, run_id, "finished", summary)
     return result
+
+
+def score_imported(db, verifier: dict):
+    """Score the rollouts that lack a score from this verifier ({name, options}),
+    as `rsr verify` would; returns its VerifyCounts."""
+    from .factory import make_scorer
+    from .verification import verify_rollouts
+
+    scorer = make_scorer(verifier)
+    try:
+        return verify_rollouts(db, scorer, config={"verifier": scorer.name, "after": "import"})
+    finally:
+        scorer.close()

@@ -169,6 +169,11 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
         record = {**config, "sampling": {**config["sampling"], "arm": settings.arm}}
     with WriterLock(db_path):
         run_id = start_run(db, command, redact(record), holds_writer_lock=True)
+        # A sampler that keeps state of its own in the ledger (a Batch API's
+        # batch ids) is told where the ledger is.
+        attach = getattr(sampler, "attach_ledger", None)
+        if attach is not None:
+            attach(str(db_path), run_id)
         tick = _with_budget(db, settings, scorer, on_progress)
         try:
             report = sample(db, sampler, scorer, settings, run_id=run_id, on_progress=tick)

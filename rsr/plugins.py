@@ -17,10 +17,12 @@ from .errors import ConfigError
 
 DEFAULT_PLUGINS = (
     "rsr.samplers.openai",
+    "rsr.samplers.openai_batch",
     "rsr.samplers.vllm",
     "rsr.samplers.local",
     "rsr.verifiers.builtin",
     "rsr.formatters",
+    "rsr.batches",
 )
 
 pm = pluggy.PluginManager("rsr")

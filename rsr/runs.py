@@ -4,6 +4,7 @@ Each row keeps the command and its full configuration, with secrets redacted, so
 a run can be reproduced, and so `rsr run --db` can resume with the same settings.
 """
 
+import contextvars
 import json
 import os
 import re
@@ -19,9 +20,13 @@ SECRET_KEY_RE = re.compile(
 REDACTED = "***"
 
 INSERT_RUN_SQL = """
-insert into runs (command, config, rsr_version, hostname, pid, status)
-values (:command, :config, :version, :hostname, :pid, 'running')
+insert into runs (command, config, rsr_version, hostname, pid, status, argv)
+values (:command, :config, :version, :hostname, :pid, 'running', :argv)
 """
+
+# The command line of this invocation, when it came from the rsr CLI (which
+# sets it): each run it starts records it, redacted.
+COMMAND_LINE: contextvars.ContextVar = contextvars.ContextVar("rsr_command_line", default=None)
 
 FINISH_RUN_SQL = """
 update runs set status = :status, summary = :summary, finished_at = :finished_at
@@ -48,6 +53,30 @@ def redact(value):
     if isinstance(value, (list, tuple)):
         return [redact(item) for item in value]
     return value
+
+
+def redact_argv(argv):
+    """A command line with the values of secret options replaced: `--api-key X`,
+    `--api-key=X` and `KEY=X` (a --*-option value) for secret-looking keys."""
+    out, hide_next = [], False
+    for arg in argv:
+        arg = str(arg)
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        name, sep, value = arg.partition("=")
+        if arg.startswith("--") and SECRET_KEY_RE.search(name.lstrip("-")):
+            if sep:
+                out.append(f"{name}={REDACTED}")
+            else:
+                out.append(arg)
+                hide_next = True
+        elif sep and not arg.startswith("-") and SECRET_KEY_RE.search(name.strip()):
+            out.append(f"{name}={REDACTED}")
+        else:
+            out.append(arg)
+    return out
 
 
 # Runs still marked running, with what they wrote.
@@ -106,6 +135,8 @@ def start_run(db, command, config, holds_writer_lock=False) -> int:
             "version": __version__,
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
+            "argv": None if COMMAND_LINE.get() is None
+            else json.dumps(redact_argv(COMMAND_LINE.get())),
         },
     )
     return cursor.lastrowid

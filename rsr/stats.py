@@ -38,8 +38,13 @@ DEFAULTS = {key: getattr(SAMPLING, key)
             for key in ("target", "max_rollouts", "max_steps", "dedupe", "arm", "pool")}
 
 # Runs that sampled, newest first: their configuration has the target and budget
-# (under "sampling" for rsr sample and rsr run).
-SAMPLE_CONFIGS_SQL = "select config from runs where command in ('sample', 'run') order by id desc"
+# (under "sampling" for rsr sample, rsr run and a batch round's export).
+SAMPLE_CONFIGS_SQL = """
+select config from runs
+where command in ('sample', 'run')
+   or (command = 'export' and json_extract(config, '$.format') = 'batch-requests')
+order by id desc
+"""
 
 # A prompt's state (satisfied, pending, exhausted) comes from early_stop, the
 # one place that rule lives.

@@ -354,7 +354,7 @@ class AnswersPlugin:
 def test_export_format_from_a_plugin(ledger, invoke):
     pm.register(AnswersPlugin, name="test-answers")
     try:
-        assert "answers|best-of-n|dpo" in invoke("export", "--help").stdout
+        assert "answers|batch-requests|best-of-n|dpo" in invoke("export", "--help").stdout
         result = invoke("export", ledger, "--format", "answers")
         assert result.stdout == '{"answer": "b"}\n{"answer": "right"}\n'
     finally:

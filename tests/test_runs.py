@@ -53,3 +53,30 @@ def test_runs_left_running_by_a_killed_process_are_marked_interrupted(tmp_path):
     start_run(db, "sample", {}, holds_writer_lock=True)
     assert [s for (s,) in db.execute("select status from runs order by id")] == [
         "interrupted", "interrupted", "running", "interrupted", "running", "running"]
+
+
+def test_runs_keep_the_command_line_with_secrets_redacted(tmp_path, invoke):
+    import json as json_
+
+    from rsr import open_db as open_ledger
+
+    db_path = tmp_path / "run.db"
+    data = tmp_path / "p.jsonl"
+    data.write_text('{"id": "a", "messages": [{"role": "user", "content": "hi"}]}\n')
+    invoke("load", db_path, data)
+    invoke("verify", db_path, "--verifier", "judge", "--verifier-option", "api_key=sk-zz-123",
+           "--verifier-option", "base_url=http://127.0.0.1:9/v1")
+    argvs = [json_.loads(row[0]) for row in
+             open_ledger(db_path).execute("select argv from runs order by id")]
+    assert argvs[0] == ["rsr", "load", str(db_path), str(data)]
+    assert argvs[1] == ["rsr", "verify", str(db_path), "--verifier", "judge", "--verifier-option",
+                        "api_key=***", "--verifier-option", "base_url=http://127.0.0.1:9/v1"]
+
+
+def test_redact_argv():
+    from rsr.runs import redact_argv
+
+    assert redact_argv(["rsr", "sample", "r.db", "--api-key", "sk-1", "--hf-token=abc",
+                        "--engine-option", "token=q", "--max-tokens", "5"]) == [
+        "rsr", "sample", "r.db", "--api-key", "***", "--hf-token=***",
+        "--engine-option", "token=***", "--max-tokens", "5"]
