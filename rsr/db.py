@@ -62,6 +62,9 @@ NEW_COLUMNS = (
     # (prompt_id, arm, sample_index) as its key and the arms filled in.
     ("rollouts", "arm", "text not null default 'default'"),
     ("steps", "arm", "text not null default 'default'"),
+    # m008: which rollouts share a request (cost charges its prompt once).
+    ("rollouts", "first_of_request",
+     "integer not null default 1 check (first_of_request in (0, 1))"),
     # m004: the one definition of a valid rollout, as schema.sql writes it.
     ("rollouts", "valid", " ".join(re.search(  # type: ignore[union-attr]
         r"^\s*valid (integer generated always as \(.*?\) virtual)", SCHEMA_SQL,
@@ -455,6 +458,45 @@ def m007_arms(db):
         if not db.execute("select count(*) from arm_verdicts").fetchone()[0]:
             db.execute("insert into arm_verdicts select prompt_id, arm, verifier, passed, failed, "
                        "unparsed, distinct_passed from arm_verdicts_slow")
+
+
+# The whole `create table runs` statement of schema.sql.
+RUNS_TABLE_SQL = re.search(r"create table if not exists runs \(.*?\n\);", SCHEMA_SQL,
+                           re.S).group(0)  # type: ignore[union-attr]
+
+
+@migrations(transactional=False)
+def m008_costs_and_caps(db):
+    # Costs: prices per arm (the prices table), the views that turn token
+    # counts into cost, and rollouts.first_of_request (added by NEW_COLUMNS;
+    # older rollouts count as requests of their own); allowances for
+    # --budget proportional. open_db's pass over schema.sql creates the new
+    # tables and views. A run stopped by a cost cap is marked 'capped', which
+    # the status check of older ledgers refuses: the runs table is rebuilt
+    # with schema.sql's definition, every row and id kept (foreign keys off
+    # meanwhile, as in m007; checked before it commits).
+    row = db.execute("select sql from sqlite_master where type = 'table' and name = 'runs'").fetchone()
+    if row is None or "'capped'" in row[0]:
+        return
+    names = ", ".join(r[1] for r in db.execute("pragma table_xinfo(runs)") if r[6] == 0)
+    db.execute("pragma foreign_keys = off")
+    try:
+        with db.atomic():
+            views = db.execute("select type, name from sqlite_master "
+                               "where type in ('view', 'trigger')").fetchall()
+            for kind, name in views:
+                db.execute(f"drop {kind} if exists {name}")
+            db.execute(RUNS_TABLE_SQL.replace("exists runs (", "exists runs_m008 (", 1))
+            db.execute(f"insert into runs_m008 ({names}) select {names} from runs order by id")
+            db.execute("drop table runs")
+            db.execute("alter table runs_m008 rename to runs")
+            _run_script(db, SCHEMA_SQL)
+            broken = db.execute("pragma foreign_key_check").fetchall()
+            if broken:
+                raise LedgerError(f"m008_costs_and_caps would break {len(broken)} references; "
+                                  "the ledger is left as it was")
+    finally:
+        db.execute("pragma foreign_keys = on")
 
 
 def _arm_in_key(db):
