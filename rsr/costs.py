@@ -1,0 +1,166 @@
+"""What sampling costs: prices per arm, the cost of what a ledger holds, and
+the meter that stops a run at a cost cap.
+
+Cost is never estimated: it is the engine's token counts (rollouts'
+prompt_tokens and completion_tokens) times the prices a run records for its
+arm in the `prices` table, plus, for a self-hosted engine, a price per
+GPU-hour times the run's time. A request with n > 1 pays its prompt once
+(rollouts.first_of_request). The SQL lives in schema.sql (rollout_costs,
+run_costs); this module records prices, reads totals and keeps a running
+count for the caps while a run samples.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from .errors import ConfigError
+from .runs import utcnow
+
+UPSERT_PRICES_SQL = """
+insert into prices (arm, per_million_in, per_million_out, per_gpu_hour, run_id, updated_at)
+values (:arm, :per_million_in, :per_million_out, :per_gpu_hour, :run_id, :updated_at)
+on conflict (arm) do update set
+    per_million_in = excluded.per_million_in, per_million_out = excluded.per_million_out,
+    per_gpu_hour = excluded.per_gpu_hour, run_id = excluded.run_id,
+    updated_at = excluded.updated_at
+"""
+
+PRICES_SQL = "select per_million_in, per_million_out, per_gpu_hour from prices where arm = :arm"
+
+# The ledger's whole spend so far: every arm, every run.
+SPENT_SQL = "select coalesce(sum(cost), 0) from rollout_costs"
+
+# A prices file's keys per entry, and the Prices field each sets.
+FILE_KEYS = {"in": "per_million_in", "out": "per_million_out", "gpu_hour": "per_gpu_hour"}
+
+
+@dataclass(frozen=True)
+class Prices:
+    "An arm's prices: currency per million input and output tokens, and per GPU-hour."
+
+    per_million_in: float = 0.0
+    per_million_out: float = 0.0
+    per_gpu_hour: float = 0.0
+
+    def tokens(self, prompt_tokens: int, completion_tokens: int) -> float:
+        "The cost of these tokens (prompt tokens as charged: once per request)."
+        return (prompt_tokens * self.per_million_in + completion_tokens * self.per_million_out) / 1e6
+
+
+def load_prices_file(path: str) -> dict[str, Prices]:
+    """{arm or model name: Prices} from a YAML or JSON file such as
+
+        Qwen/Qwen3-8B: {in: 0.05, out: 0.25}
+        local-vllm: {gpu_hour: 2.5}
+    """
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as ex:
+        raise ConfigError(f"Cannot read the prices file {path}: {ex.strerror}") from None
+    try:
+        if file.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except ValueError as ex:  # json.JSONDecodeError and yaml.YAMLError's parse errors
+        raise ConfigError(f"{path}: not valid {file.suffix.lstrip('.') or 'YAML'}: {ex}") from None
+    except Exception as ex:  # yaml.YAMLError does not derive from ValueError
+        if type(ex).__module__.startswith("yaml"):
+            raise ConfigError(f"{path}: not valid YAML: {ex}") from None
+        raise
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a prices file maps arm or model names to "
+                          "{in: ..., out: ..., gpu_hour: ...}")
+    return {str(name): _entry(path, str(name), entry) for name, entry in data.items()}
+
+
+def _entry(path: str, name: str, entry: Any) -> Prices:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}: {name}: expected a mapping such as {{in: 0.1, out: 0.4}}")
+    unknown = set(entry) - set(FILE_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: {name}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                          "use in, out, gpu_hour")
+    values = {}
+    for key, field_name in FILE_KEYS.items():
+        value = entry.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{path}: {name}.{key}: a price must be a number >= 0 (got {value!r})")
+        values[field_name] = float(value)
+    return Prices(**values)
+
+
+def configured_prices(sampling: Mapping[str, Any], arm: str, model: Optional[str]) -> Optional[Prices]:
+    """The prices a run's sampling section sets for its arm: a prices file's
+    entry for the arm (else the model), with --price-in/--price-out/
+    --price-gpu-hour over it; None when nothing sets a price."""
+    base = None
+    if sampling.get("prices"):
+        table = load_prices_file(sampling["prices"])
+        base = table.get(arm) or (table.get(model) if model else None)
+    flags = {"per_million_in": sampling.get("price_in"), "per_million_out": sampling.get("price_out"),
+             "per_gpu_hour": sampling.get("price_gpu_hour")}
+    for key, value in flags.items():
+        if value is not None and value < 0:
+            raise ConfigError(f"--{key.replace('per_million_', 'price-').replace('per_gpu_hour', 'price-gpu-hour')}"
+                              f" must be >= 0 (got {value})")
+    if base is None and all(v is None for v in flags.values()):
+        return None
+    base = base or Prices()
+    return Prices(**{key: (value if value is not None else getattr(base, key))
+                     for key, value in flags.items()})
+
+
+def record_prices(db, arm: str, prices: Prices, run_id: Optional[int]) -> None:
+    "Store an arm's prices (the latest run that sets them wins)."
+    with db.atomic():
+        db.execute(UPSERT_PRICES_SQL, {"arm": arm, "run_id": run_id, "updated_at": utcnow(),
+                                       **prices.__dict__})
+
+
+def stored_prices(db, arm: str) -> Prices:
+    "The prices the ledger holds for an arm (zeros when none were recorded)."
+    row = db.execute(PRICES_SQL, {"arm": arm}).fetchone()
+    return Prices(*row) if row else Prices()
+
+
+def spent(db) -> float:
+    "What the ledger's rollouts have cost so far, every arm and run (schema.sql's rollout_costs)."
+    return float(db.execute(SPENT_SQL).fetchone()[0])
+
+
+class CostMeter:
+    """A run's running spend for --max-cost: what the ledger had spent when the
+    run began, plus the tokens of each reply as it arrives and the run's time
+    at the arm's GPU-hour price. It counts as rollout_costs does (a request's
+    prompt once), so the ledger's total afterwards equals its reading."""
+
+    def __init__(self, base: float, prices: Prices, max_cost: Optional[float]) -> None:
+        self.base = base
+        self.prices = prices
+        self.max_cost = max_cost
+        self.tokens_cost = 0.0
+        self.started = time.monotonic()
+
+    def add(self, completions: list) -> None:
+        "Count one request's completions (the first pays the prompt)."
+        prompt = completions[0].prompt_tokens or 0 if completions else 0
+        completion = sum(c.completion_tokens or 0 for c in completions)
+        self.tokens_cost += self.prices.tokens(prompt, completion)
+
+    @property
+    def total(self) -> float:
+        hours = (time.monotonic() - self.started) / 3600
+        return self.base + self.tokens_cost + hours * self.prices.per_gpu_hour
+
+    def reached(self) -> bool:
+        "True once the cap (if any) is reached."
+        return self.max_cost is not None and self.total >= self.max_cost
