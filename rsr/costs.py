@@ -164,3 +164,102 @@ class CostMeter:
     def reached(self) -> bool:
         "True once the cap (if any) is reached."
         return self.max_cost is not None and self.total >= self.max_cost
+
+
+# -- rsr stats ----------------------------------------------------------------
+
+COST_TOTALS_SQL = """
+select coalesce(sum(cost), 0) as total, coalesce(sum(token_cost), 0) as tokens,
+       coalesce(sum(gpu_cost), 0) as gpu, count(distinct prompt_id) as prompts,
+       coalesce(sum(charged_prompt_tokens), 0) as prompt_tokens,
+       coalesce(sum(completion_tokens), 0) as completion_tokens
+from rollout_costs
+"""
+
+# Passing rollouts (valid, passed by the verifier) and the rows the target's
+# export format writes by default: one per prompt with a pass (sft), up to K
+# per prompt (multi-sft:K), one pair per prompt with a pass and a fail (dpo),
+# one per prompt with valid rollouts (best-of-n).
+YIELD_SQL = """
+select coalesce(sum(v.passed), 0) as passing,
+       coalesce(sum(case :kind
+           when 'sft' then v.passed >= 1
+           when 'multi-sft' then min(v.passed, :k)
+           when 'dpo' then v.passed >= 1 and v.failed >= 1
+           else 0 end), 0) as exported
+from verdicts v where v.verifier = :verifier
+"""
+BEST_OF_N_ROWS_SQL = "select count(*) from progress where valid > 0"
+
+COST_BY_ARM_SQL = """
+select c.arm as value, count(distinct c.prompt_id) as prompts, sum(c.cost) as cost,
+       (select count(*) from scores s join rollouts r on r.id = s.rollout_id
+        where r.arm = c.arm and s.verifier = :verifier and s.passed = 1 and r.valid) as passing
+from rollout_costs c group by c.arm order by c.arm
+"""
+
+COST_BY_FIELD_SQL = """
+with spend as (
+    select json_extract(p.metadata, :path) as value, count(distinct c.prompt_id) as prompts,
+           sum(c.cost) as cost
+    from rollout_costs c join prompts p on p.id = c.prompt_id group by 1),
+passes as (
+    select json_extract(p.metadata, :path) as value, sum(v.passed) as passing
+    from verdicts v join prompts p on p.id = v.prompt_id where v.verifier = :verifier group by 1)
+select spend.value, spend.prompts, spend.cost, coalesce(passes.passing, 0) as passing
+from spend left join passes on passes.value is spend.value order by spend.value
+"""
+
+
+def _per(total: float, count: int) -> Optional[float]:
+    return round(total / count, 8) if count else None
+
+
+def cost_stats(db, verifier: Optional[str], kind: str, k: Optional[int],
+               by: Optional[str] = None) -> dict[str, Any]:
+    """The ledger's cost in total, per sampled prompt, per passing rollout and
+    per exported row, and by arm or by a metadata field (`by`)."""
+    totals = dict(next(db.query(COST_TOTALS_SQL)))
+    params = {"verifier": verifier or "", "kind": kind, "k": k or 1}
+    yields = dict(next(db.query(YIELD_SQL, params)))
+    if kind == "best-of-n":
+        yields["exported"] = db.execute(BEST_OF_N_ROWS_SQL).fetchone()[0]
+    total = totals["total"]
+    out: dict[str, Any] = {
+        "total": round(total, 8), "tokens": round(totals["tokens"], 8),
+        "gpu": round(totals["gpu"], 8),
+        "charged_prompt_tokens": totals["prompt_tokens"],
+        "completion_tokens": totals["completion_tokens"],
+        "per_prompt": _per(total, totals["prompts"]),
+        "passing_rollouts": yields["passing"],
+        "per_passing_rollout": _per(total, yields["passing"]),
+        "exported_rows": yields["exported"],
+        "per_exported_row": _per(total, yields["exported"]),
+        "priced_arms": [row[0] for row in db.execute("select arm from prices order by arm")],
+    }
+    if by is not None:
+        sql, extra = ((COST_BY_ARM_SQL, {}) if by == "arm"
+                      else (COST_BY_FIELD_SQL, {"path": "$." + json.dumps(by)}))
+        out["by"] = {"field": by, "values": [
+            {**row, "cost": round(row["cost"] or 0, 8),
+             "per_passing_rollout": _per(row["cost"] or 0, row["passing"])}
+            for row in db.query(sql, {**params, **extra})]}
+    return out
+
+
+def format_cost(cost: Mapping[str, Any]) -> list[str]:
+    "The cost lines of rsr stats' text."
+    if not cost["priced_arms"]:
+        return ["Cost: no prices recorded (rsr sample --price-in/--price-out/--price-gpu-hour)"]
+
+    def money(value):
+        return "-" if value is None else f"{value:,.6g}"
+
+    lines = [f"Cost: {money(cost['total'])} in total ({money(cost['tokens'])} tokens, "
+             f"{money(cost['gpu'])} GPU time); per prompt {money(cost['per_prompt'])}, per passing "
+             f"rollout {money(cost['per_passing_rollout'])}, per exported row "
+             f"{money(cost['per_exported_row'])} ({cost['exported_rows']:,} rows)"]
+    for row in cost.get("by", {}).get("values", []):
+        lines.append(f"  {cost['by']['field']}={row['value']}: {money(row['cost'])} "
+                     f"({row['prompts']:,} prompts, {money(row['per_passing_rollout'])} per passing rollout)")
+    return lines

@@ -173,3 +173,29 @@ def test_capped_status_is_stored_and_json_says_so(ledger, invoke):
     assert json.loads(result.stdout)["capped"] is True
     summary = sqlite3.connect(ledger).execute("select summary from runs where status = 'capped'").fetchone()
     assert summary[0].startswith("Capped: the ledger's cost reached")
+
+
+def test_stats_reports_cost_per_passing_rollout_and_exported_row(db_path, tmp_path, invoke):
+    records = [{"id": "easy", "question": "easy", "answer": "4", "level": 1},
+               {"id": "hard", "question": "hard", "answer": "4", "level": 5}]
+    invoke("load", db_path, write_jsonl(tmp_path / "prompts.jsonl", records))
+    answer = {"easy": "4", "hard": "5"}
+    with OpenAIStub(responder=lambda body: answer[body["messages"][-1]["content"]]) as stub:
+        result = invoke(*args(db_path, stub, "--max-rollouts", "8", "--step-size", "4",
+                              "--price-in", "1000", "--price-out", "1000"))
+    assert result.exit_code == 0, result.output
+    # easy: one step (4 passes); hard: two steps, no pass. 3 requests of n=4.
+    total = 3 * (7 + 20) * 1000 / 1e6
+    data = json.loads(invoke("stats", db_path, "--json", "--by", "level").stdout)
+    cost = data["cost"]
+    assert cost["total"] == pytest.approx(total)
+    assert cost["per_prompt"] == pytest.approx(total / 2)
+    assert cost["passing_rollouts"] == 4 and cost["per_passing_rollout"] == pytest.approx(total / 4)
+    assert cost["exported_rows"] == 1 and cost["per_exported_row"] == pytest.approx(total)
+    by = {row["value"]: row for row in cost["by"]["values"]}
+    assert by[1]["cost"] == pytest.approx(total / 3) and by[5]["cost"] == pytest.approx(2 * total / 3)
+    assert by[5]["per_passing_rollout"] is None
+    arms = json.loads(invoke("stats", db_path, "--json", "--by", "arm").stdout)["cost"]["by"]
+    assert arms["values"][0]["value"] == "stub" and arms["values"][0]["passing"] == 4
+    text = invoke("stats", db_path).stdout
+    assert f"Cost: {total:,.6g} in total" in text
