@@ -211,6 +211,31 @@ from spend left join passes on passes.value is spend.value order by spend.value
 """
 
 
+# Scores of cascades (verifier names 'cascade:a>b'), by how many stages ran
+# and which one decided: each stage's calls are the scores that reached it.
+CASCADE_STAGES_SQL = """
+select verifier, json_array_length(details, '$.stages') as ran,
+       json_extract(details, '$.decided_by') as decided_by, count(*) as scores
+from scores where verifier like 'cascade:%' and json_valid(details)
+group by 1, 2, 3
+"""
+
+
+def cascade_stats(db) -> dict[str, list[dict[str, Any]]]:
+    "{cascade name: [{verifier, calls, decided}] per stage, in order}."
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in db.query(CASCADE_STAGES_SQL):
+        stages = row["verifier"][len("cascade:"):].split(">")
+        counts = out.setdefault(row["verifier"], [
+            {"verifier": name, "calls": 0, "decided": 0} for name in stages])
+        for stage in counts[: row["ran"] or 0]:
+            stage["calls"] += row["scores"]
+        for stage in counts:
+            if stage["verifier"] == row["decided_by"]:
+                stage["decided"] += row["scores"]
+    return out
+
+
 def _per(total: float, count: int) -> Optional[float]:
     return round(total / count, 8) if count else None
 
@@ -237,6 +262,9 @@ def cost_stats(db, verifier: Optional[str], kind: str, k: Optional[int],
         "per_exported_row": _per(total, yields["exported"]),
         "priced_arms": [row[0] for row in db.execute("select arm from prices order by arm")],
     }
+    cascades = cascade_stats(db)
+    if cascades:
+        out["cascades"] = cascades
     if by is not None:
         sql, extra = ((COST_BY_ARM_SQL, {}) if by == "arm"
                       else (COST_BY_FIELD_SQL, {"path": "$." + json.dumps(by)}))
@@ -259,6 +287,9 @@ def format_cost(cost: Mapping[str, Any]) -> list[str]:
              f"{money(cost['gpu'])} GPU time); per prompt {money(cost['per_prompt'])}, per passing "
              f"rollout {money(cost['per_passing_rollout'])}, per exported row "
              f"{money(cost['per_exported_row'])} ({cost['exported_rows']:,} rows)"]
+    for name, stages in cost.get("cascades", {}).items():
+        lines.append(f"Cascade {name}: " + ", ".join(
+            f"{s['verifier']} {s['calls']:,} calls ({s['decided']:,} decided)" for s in stages))
     for row in cost.get("by", {}).get("values", []):
         lines.append(f"  {cost['by']['field']}={row['value']}: {money(row['cost'])} "
                      f"({row['prompts']:,} prompts, {money(row['per_passing_rollout'])} per passing rollout)")
