@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .options import check_owner, validate
 from .samplers import ENDPOINT_SETTINGS, Sampler
 from .verifiers import get_verifier
-from .verifiers.cascade import CascadeVerifier
+from .verifiers.cascade import cascade_name
 from .verifiers.scorer import Scorer
 
 
@@ -60,28 +60,13 @@ def make_sampler(sampler_config: dict[str, Any]) -> Sampler:
     return cls(**sampler_kwargs(cls, sampler_config))
 
 
-def make_cascade(names: list[str], options: dict[str, Any]) -> CascadeVerifier:
-    """A cascade of these verifiers; an option STAGE.KEY=VALUE (judge.base_url=URL)
-    configures that stage only."""
-    per_stage: dict[str, dict[str, Any]] = {name: {} for name in names}
-    for key, value in options.items():
-        stage, dot, option = key.partition(".")
-        if not dot or stage not in per_stage:
-            raise ConfigError(f"Verifier option {key!r}: a cascade's options name their stage, "
-                              f"e.g. {names[-1]}.{key} (stages: {', '.join(names)})")
-        per_stage[stage][option] = value
-    return CascadeVerifier([get_verifier(name, **per_stage[name]) for name in names])
-
-
 def make_scorer(verifier_config: dict[str, Any]) -> Scorer | None:
     "The Scorer for the configured verifier (or cascade), or None when there is none."
     cascade = list(verifier_config.get("cascade") or [])
     if cascade:
         if verifier_config.get("name"):
             raise ConfigError("Use --verifier or --cascade, not both")
-        if len(cascade) < 2 or len(set(cascade)) != len(cascade):
-            raise ConfigError(f"A cascade needs two or more different verifiers (got {cascade})")
-        return Scorer(make_cascade(cascade, dict(verifier_config.get("options") or {})),
+        return Scorer(get_verifier(cascade_name(cascade), **(verifier_config.get("options") or {})),
                       workers=verifier_config.get("workers") or 0,
                       timeout=verifier_config.get("timeout"))
     if not verifier_config.get("name"):

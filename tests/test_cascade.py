@@ -96,3 +96,22 @@ def test_cascade_of_real_verifiers_reads_final_answers():
     cascade = CascadeVerifier([get_verifier("math"), get_verifier("exact")])
     verdict = cascade("<think>boxed{5}</think>no number here", {"answer": "no number here"})
     assert (verdict.passed, verdict.details["decided_by"]) == (True, "exact")
+
+
+def test_verify_scores_an_existing_ledger_with_a_cascade(db_path, invoke):
+    from helpers import add_prompt, add_rollout
+
+    db = open_db(db_path)
+    add_prompt(db, "p", "What is 2+2?", "4")
+    for i, text in enumerate([r"\boxed{4}", "Hmm, hard to say.", r"\boxed{5}", "No idea at all."]):
+        add_rollout(db, "p", i, text)
+    with OpenAIStub(responder=lambda body: "VERDICT: INCORRECT") as judge:
+        result = invoke("verify", db_path, "--verifier", "cascade:math>judge", "--silent",
+                        "--verifier-option", "judge.model=judge-model",
+                        "--verifier-option", f"judge.base_url={judge.url}")
+    assert result.exit_code == 0, result.output
+    assert len(judge.requests) == 2
+    rows = open_db(db_path).execute(
+        "select r.sample_index, s.passed, json_extract(s.details, '$.decided_by') from scores s "
+        "join rollouts r on r.id = s.rollout_id where s.verifier = ? order by 1", [CASCADE]).fetchall()
+    assert rows == [(0, 1, "math"), (1, 0, JUDGE), (2, 0, "math"), (3, 0, JUDGE)]

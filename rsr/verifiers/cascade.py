@@ -37,6 +37,24 @@ def open_question(verdict: Verdict) -> bool:
     return verdict.passed is None or (not verdict.passed and verdict.extracted is None)
 
 
+def build(names: Sequence[str], options: dict[str, Any], get: Any) -> "CascadeVerifier":
+    """A cascade of the verifiers named, each made by get(name, **options); an
+    option STAGE.KEY=VALUE (judge.base_url=URL) configures that stage only."""
+    from ..errors import ConfigError
+
+    names = list(names)
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError(f"A cascade needs two or more different verifiers (got {names})")
+    per_stage: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for key, value in options.items():
+        stage, dot, option = key.partition(".")
+        if not dot or stage not in per_stage:
+            raise ConfigError(f"Verifier option {key!r}: a cascade's options name their stage, "
+                              f"e.g. {names[-1]}.{key} (stages: {', '.join(names)})")
+        per_stage[stage][option] = value
+    return CascadeVerifier([get(name, **per_stage[name]) for name in names])
+
+
 def _stage_record(name: str, verdict: Verdict) -> dict[str, Any]:
     return {"verifier": name, "passed": verdict.passed, "score": verdict.score,
             "error": verdict.error}
