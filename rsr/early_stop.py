@@ -64,7 +64,7 @@ ALLOWANCES_JOIN_SQL = "left join allowances al on al.prompt_id = prompts.id and 
 # What a prompt's arm has spent on tokens (the per-prompt cost cap).
 PROMPT_COST_SQL = """(select coalesce(sum(c.token_cost), 0) from rollout_token_costs c
      where c.prompt_id = prompts.id and c.arm = :arm)"""
-COST_CAP_SQL = " and {cost} < :max_cost_per_prompt"
+UNDER_COST_CAP_SQL = PROMPT_COST_SQL + " < :max_cost_per_prompt"
 
 # A step cut short by a crash is completed even when the prompt is already
 # satisfied, so an interrupted run ends with exactly the rollouts of an
@@ -97,7 +97,7 @@ select
     coalesce(pr.requested, 0) as requested, coalesce(pr.last_step, 0) as last_step,
     coalesce(pp.steps, 0) as prompt_steps,
     coalesce(v.passed, 0) as passed, coalesce(v.failed, 0) as failed,
-    {allowance} as allowance,
+    {allowance} as allowance, ({under_cost_cap}) as under_cost_cap,
     ({satisfied}) as satisfied,
     ({within_budget}) as within_budget,
     ({incomplete}) as incomplete
@@ -207,9 +207,10 @@ def prompt_state_sql(target, where=None, limit=None, dedupe=False, pool=False,
     allowance = PROPORTIONAL_ALLOWANCE_SQL if budget == "proportional" else UNIFORM_ALLOWANCE_SQL
     within = WITHIN_BUDGET_SQL.strip().format(allowance=allowance)
     if cost_cap:
-        within += COST_CAP_SQL.format(cost=PROMPT_COST_SQL)
+        within += " and " + UNDER_COST_CAP_SQL
     sql = PROMPT_STATE_SQL.format(
         satisfied=satisfied, within_budget=within, allowance=allowance,
+        under_cost_cap=UNDER_COST_CAP_SQL if cost_cap else "1",
         incomplete=INCOMPLETE_STEP_SQL.format(allowance=allowance),
         verdicts=POOLED_VERDICTS_SQL if pool else ARM_VERDICTS_SQL,
         allowances=ALLOWANCES_JOIN_SQL if budget == "proportional" else "",
@@ -327,7 +328,8 @@ def allocate(states: list, total: int, step_size: int, max_steps: int,
 
     states are the rows of every prompt the run selects (states_sql); total
     is the whole budget (max_rollouts x prompts). What is left of it goes to
-    the prompts that still need sampling and have steps left, each asking up
+    the prompts that still need sampling and have steps left (and are under
+    the per-prompt cost cap, if any), each asking up
     to step_size more in proportion to its difficulty (at least one); when
     they ask for more than is left, each gets its share of what is left
     (rounded down, the remainder to the hardest). Allowances never add up to
@@ -335,7 +337,8 @@ def allocate(states: list, total: int, step_size: int, max_steps: int,
     used = sum(max(row["rollouts"], row["requested"]) for row in states)
     left = total - used
     eligible = [row for row in states
-                if not row["satisfied"] and row["steps"] < max_steps and not hopeless(row, rule)]
+                if not row["satisfied"] and row["steps"] < max_steps and row["under_cost_cap"]
+                and not hopeless(row, rule)]
     if left <= 0 or not eligible:
         return {}
     hardness = {row["id"]: difficulty(row["passed"], row["failed"]) for row in eligible}

@@ -93,7 +93,7 @@ def test_a_resumed_proportional_run_keeps_to_the_total(ledger, invoke):
 
 def state(id, rollouts, passed, failed, satisfied=0, steps=1):
     return {"id": id, "rollouts": rollouts, "requested": rollouts, "passed": passed,
-            "failed": failed, "satisfied": satisfied, "steps": steps}
+            "failed": failed, "satisfied": satisfied, "steps": steps, "under_cost_cap": 1}
 
 
 @pytest.mark.parametrize("total", [8, 9, 12, 20, 100])
@@ -111,3 +111,17 @@ def test_allocate_skips_satisfied_hopeless_and_out_of_steps():
               state("steps", 4, 0, 4, steps=8), state("open", 4, 1, 3)]
     assert allocate(states, 100, step_size=4, max_steps=8, rule=16) == {"open": 8}
     assert json.dumps(allocate(states, 28, step_size=4, max_steps=8, rule=16)) == '{}'
+
+
+def test_proportional_ends_when_what_it_grants_cannot_be_drawn(ledger, invoke):
+    # A per-prompt cost cap stops prompts before their allowance: the rounds
+    # give the rest to prompts under the cap, and the run ends.
+    with OpenAIStub(responder=per_prompt_pass_rate()) as stub:
+        result = run(invoke, ledger, stub, "--target", "none", "--budget", "proportional",
+                     "--price-out", "1000", "--max-cost-per-prompt", "0.03")
+    assert result.exit_code == 0, result.output
+    # A draw costs 0.005 and the cap is checked before each step: hard and
+    # hopeless pass it with their second step of 4 (8 draws), medium with its
+    # round-two share (6); easy, under the cap at 5, is then the only prompt
+    # the rounds give to, a step of 4 (9).
+    assert draws(ledger) == {"easy": 9, "medium": 6, "hard": 8, "hopeless": 8}

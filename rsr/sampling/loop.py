@@ -191,6 +191,7 @@ class SamplingLoop:
         page = max(2 * self.settings.concurrency, 256)
         capacity = 1 if self.sampler.batch else self.settings.concurrency
         after, exhausted, found = 0, False, False
+        regranted = False
         while self.state.abort_error is None and not self.state.stop_requested:
             if self.meter is not None and self.meter.reached():
                 self.cap()
@@ -209,10 +210,16 @@ class SamplingLoop:
             if exhausted and not (self.active or self.plan.ready or self.writer.queued
                                   or self.finished or self.committing):
                 # Nothing in flight: under --budget proportional, a new round
-                # of allowances; a pass that found nothing and a round that
-                # granted nothing end the run.
-                if not self.states.reallocate() and not found:
+                # of allowances. The run ends after a pass that found nothing
+                # when the round grants nothing, or when the pass came right
+                # after a round (what it granted cannot be drawn: a cost cap).
+                if found:
+                    regranted = False
+                    self.states.reallocate()
+                elif regranted or not self.states.reallocate():
                     return
+                else:
+                    regranted = True
                 # Start a new pass from the top; it ends the run if it finds nothing.
                 after, exhausted, found = 0, False, False
                 continue
