@@ -605,20 +605,25 @@ left join verdicts on verdicts.prompt_id = prompts.id;
 -- runs; a run a crash cut short ends at its last rollout) times its arm's price per GPU-hour, for runs that wrote rollouts.
 create view if not exists run_costs as
 select
-    runs.id as run_id,
-    json_extract(runs.config, '$.sampling.arm') as arm,
-    (julianday(case when runs.status = 'running' then strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-                    else coalesce(runs.finished_at, (select max(created_at) from rollouts
-                                                     where rollouts.run_id = runs.id)) end)
-     - julianday(runs.started_at)) * 24 as hours,
-    (select count(*) from rollouts where rollouts.run_id = runs.id) as rollouts,
-    (julianday(case when runs.status = 'running' then strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-                    else coalesce(runs.finished_at, (select max(created_at) from rollouts
-                                                     where rollouts.run_id = runs.id)) end)
-     - julianday(runs.started_at)) * 24 * coalesce(prices.per_gpu_hour, 0) as gpu_cost
-from runs
-left join prices on prices.arm = json_extract(runs.config, '$.sampling.arm')
-where exists (select 1 from rollouts where rollouts.run_id = runs.id);
+    r.run_id,
+    r.arm,
+    r.hours,
+    r.rollouts,
+    r.hours * coalesce(prices.per_gpu_hour, 0) as gpu_cost
+from (
+    select
+        runs.id as run_id,
+        -- a sampling run draws one arm
+        (select min(arm) from rollouts where rollouts.run_id = runs.id) as arm,
+        (julianday(case when runs.status = 'running' then strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                        else coalesce(runs.finished_at, (select max(created_at) from rollouts
+                                                         where rollouts.run_id = runs.id)) end)
+         - julianday(runs.started_at)) * 24 as hours,
+        (select count(*) from rollouts where rollouts.run_id = runs.id) as rollouts
+    from runs
+    where exists (select 1 from rollouts where rollouts.run_id = runs.id)
+) r
+left join prices on prices.arm = r.arm;
 
 -- What each rollout cost in tokens: prompt tokens once per request
 -- (first_of_request), completion tokens always, at its arm's prices.

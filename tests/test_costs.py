@@ -199,3 +199,30 @@ def test_stats_reports_cost_per_passing_rollout_and_exported_row(db_path, tmp_pa
     assert arms["values"][0]["value"] == "stub" and arms["values"][0]["passing"] == 4
     text = invoke("stats", db_path).stdout
     assert f"Cost: {total:,.6g} in total" in text
+
+
+def test_a_recipe_prices_each_arm_and_stats_gives_cost_by_arm(tmp_path, invoke):
+    write_jsonl(tmp_path / "p.jsonl", PROMPTS[:2])
+    prices = tmp_path / "prices.yml"
+    prices.write_text("cheap: {out: 1000}\n")
+    with OpenAIStub(responder=lambda body: "I think 5") as stub:
+        recipe = tmp_path / "arms.yaml"
+        recipe.write_text(f"""
+data: {{files: [p.jsonl]}}
+sampler: {{name: openai, base_url: "{stub.url}", model: m}}
+sampling: {{target: sft, max_rollouts: 4, step_size: 4, prices: {prices}}}
+verifier: {{name: exact}}
+arms:
+  - {{name: cheap}}
+  - {{name: dear, sampling: {{price_out: 4000, price_gpu_hour: 0}}}}
+outputs: {{dir: {tmp_path / 'out'}, stats: null, exports: []}}
+""")
+        result = invoke("run", str(recipe))
+    assert result.exit_code == 0, result.output
+    db_path = tmp_path / "out" / "run.db"
+    db = open_db(db_path)
+    assert dict(db.execute("select arm, per_million_out from prices")) == {"cheap": 1000.0, "dear": 4000.0}
+    # Two prompts, one request of n=4 each per arm: 40 completion tokens per arm.
+    by = json.loads(invoke("stats", db_path, "--json", "--by", "arm").stdout)["cost"]["by"]["values"]
+    assert {row["value"]: row["cost"] for row in by} == {
+        "cheap": pytest.approx(0.04), "dear": pytest.approx(0.16)}
