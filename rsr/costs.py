@@ -211,28 +211,28 @@ from spend left join passes on passes.value is spend.value order by spend.value
 """
 
 
-# Scores of cascades (verifier names 'cascade:a>b'), by how many stages ran
-# and which one decided: each stage's calls are the scores that reached it.
+# Each cascade's stages as they ran: calls, decisions and the tokens a
+# stage's server reported (a judge's usage), from the scores' details.
 CASCADE_STAGES_SQL = """
-select verifier, json_array_length(details, '$.stages') as ran,
-       json_extract(details, '$.decided_by') as decided_by, count(*) as scores
-from scores where verifier like 'cascade:%' and json_valid(details)
-group by 1, 2, 3
+select s.verifier, cast(st.key as integer) as position,
+       json_extract(st.value, '$.verifier') as stage, count(*) as calls,
+       sum(json_extract(s.details, '$.decided_by') is json_extract(st.value, '$.verifier'))
+           as decided,
+       coalesce(sum(json_extract(st.value, '$.usage.prompt_tokens')), 0) as prompt_tokens,
+       coalesce(sum(json_extract(st.value, '$.usage.completion_tokens')), 0) as completion_tokens
+from scores s, json_each(s.details, '$.stages') st
+where s.verifier like 'cascade:%' and json_valid(s.details)
+group by 1, 2, 3 order by 1, 2
 """
 
 
 def cascade_stats(db) -> dict[str, list[dict[str, Any]]]:
-    "{cascade name: [{verifier, calls, decided}] per stage, in order}."
+    "{cascade name: [{verifier, calls, decided, prompt_tokens, completion_tokens}] per stage}."
     out: dict[str, list[dict[str, Any]]] = {}
     for row in db.query(CASCADE_STAGES_SQL):
-        stages = row["verifier"][len("cascade:"):].split(">")
-        counts = out.setdefault(row["verifier"], [
-            {"verifier": name, "calls": 0, "decided": 0} for name in stages])
-        for stage in counts[: row["ran"] or 0]:
-            stage["calls"] += row["scores"]
-        for stage in counts:
-            if stage["verifier"] == row["decided_by"]:
-                stage["decided"] += row["scores"]
+        out.setdefault(row["verifier"], []).append(
+            {"verifier": row["stage"], "calls": row["calls"], "decided": row["decided"],
+             "prompt_tokens": row["prompt_tokens"], "completion_tokens": row["completion_tokens"]})
     return out
 
 
@@ -277,20 +277,24 @@ def cost_stats(db, verifier: Optional[str], kind: str, k: Optional[int],
 
 def format_cost(cost: Mapping[str, Any]) -> list[str]:
     "The cost lines of rsr stats' text."
-    if not cost["priced_arms"]:
-        return ["Cost: no prices recorded (rsr sample --price-in/--price-out/--price-gpu-hour)"]
 
     def money(value):
         return "-" if value is None else f"{value:,.6g}"
 
-    lines = [f"Cost: {money(cost['total'])} in total ({money(cost['tokens'])} tokens, "
-             f"{money(cost['gpu'])} GPU time); per prompt {money(cost['per_prompt'])}, per passing "
-             f"rollout {money(cost['per_passing_rollout'])}, per exported row "
-             f"{money(cost['per_exported_row'])} ({cost['exported_rows']:,} rows)"]
+    if not cost["priced_arms"]:
+        lines = ["Cost: no prices recorded (rsr sample --price-in/--price-out/--price-gpu-hour)"]
+    else:
+        lines = [f"Cost: {money(cost['total'])} in total ({money(cost['tokens'])} tokens, "
+                 f"{money(cost['gpu'])} GPU time); per prompt {money(cost['per_prompt'])}, per "
+                 f"passing rollout {money(cost['per_passing_rollout'])}, per exported row "
+                 f"{money(cost['per_exported_row'])} ({cost['exported_rows']:,} rows)"]
+        for row in cost.get("by", {}).get("values", []):
+            lines.append(f"  {cost['by']['field']}={row['value']}: {money(row['cost'])} "
+                         f"({row['prompts']:,} prompts, {money(row['per_passing_rollout'])} "
+                         "per passing rollout)")
     for name, stages in cost.get("cascades", {}).items():
         lines.append(f"Cascade {name}: " + ", ".join(
-            f"{s['verifier']} {s['calls']:,} calls ({s['decided']:,} decided)" for s in stages))
-    for row in cost.get("by", {}).get("values", []):
-        lines.append(f"  {cost['by']['field']}={row['value']}: {money(row['cost'])} "
-                     f"({row['prompts']:,} prompts, {money(row['per_passing_rollout'])} per passing rollout)")
+            f"{s['verifier']} {s['calls']:,} calls ({s['decided']:,} decided"
+            + (f", {s['prompt_tokens'] + s['completion_tokens']:,} tokens"
+               if s["prompt_tokens"] or s["completion_tokens"] else "") + ")" for s in stages))
     return lines

@@ -47,9 +47,11 @@ def test_judge_is_called_only_on_what_math_left_undecided(ledger, invoke):
     states = json.loads(invoke("stats", ledger, "--json").stdout)
     assert states["verifier"] == CASCADE
     assert states["prompts"]["satisfied"] == 2
+    # The judge stub reports 7 prompt and 5 completion tokens per call.
     assert states["cost"]["cascades"][CASCADE] == [
-        {"verifier": "math", "calls": 12, "decided": 8},
-        {"verifier": JUDGE, "calls": 4, "decided": 4}]
+        {"verifier": "math", "calls": 12, "decided": 8, "prompt_tokens": 0, "completion_tokens": 0},
+        {"verifier": JUDGE, "calls": 4, "decided": 4, "prompt_tokens": 28, "completion_tokens": 20}]
+    assert "judge:model=judge-model 4 calls (4 decided, 48 tokens)" in invoke("stats", ledger).stdout
 
 
 def test_cascade_options_must_name_their_stage(ledger, invoke):

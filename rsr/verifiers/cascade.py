@@ -56,8 +56,11 @@ def build(names: Sequence[str], options: dict[str, Any], get: Any) -> "CascadeVe
 
 
 def _stage_record(name: str, verdict: Verdict) -> dict[str, Any]:
-    return {"verifier": name, "passed": verdict.passed, "score": verdict.score,
-            "error": verdict.error}
+    record = {"verifier": name, "passed": verdict.passed, "score": verdict.score,
+              "error": verdict.error}
+    if isinstance(verdict.details.get("usage"), dict):  # a judge's tokens
+        record["usage"] = verdict.details["usage"]
+    return record
 
 
 class CascadeVerifier(Verifier):
