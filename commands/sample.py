@@ -128,8 +128,9 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, arm, pool, m
         rsr sample run.db --base-url http://127.0.0.1:8000/v1 --model small \\
             --verifier math --pool      # skip prompts another arm solved
         rsr sample run.db --base-url http://127.0.0.1:8000/v1 --model small \\
-            --cascade math,judge --budget proportional --hopeless 16 \\
-            --price-in 0.1 --price-out 0.4 --max-cost 5
+            --cascade math,judge --verifier-option judge.model=small \\
+            --verifier-option judge.base_url=http://127.0.0.1:8000/v1 \\
+            --budget proportional --hopeless 16 --price-in 0.1 --price-out 0.4 --max-cost 5
         rsr sample run.db --executor ray --ray-address auto --num-workers 8 \\
             --sampler vllm --model Qwen/Qwen3-8B --verifier math --verify-on workers
     """
