@@ -33,8 +33,9 @@ create table if not exists runs (
     hostname text,
     pid integer,
     status text not null default 'running'
-        check (status in ('running', 'finished', 'interrupted', 'failed')),
-    -- one line on how it ended: counts, or the error
+        check (status in ('running', 'finished', 'interrupted', 'failed', 'capped')),
+    -- one line on how it ended: counts, or the error (or, for 'capped', the
+    -- cost cap it reached: a resumed run with a higher cap continues)
     summary text,
     started_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     finished_at text,
@@ -84,6 +85,11 @@ create table if not exists rollouts (
     valid integer generated always as (
         error is null and truncated = 0 and coalesce(trim(response, char(32, 9, 10, 11, 12, 13)), '') != ''
     ) virtual,
+    -- 1 for the first rollout of its request. A request with n > 1 pays its
+    -- prompt once, yet each of its rollouts stores the request's prompt_tokens:
+    -- cost (rollout_costs) charges prompt_tokens only where this is 1.
+    -- Rollouts from before this column count as requests of their own.
+    first_of_request integer not null default 1 check (first_of_request in (0, 1)),
     unique (prompt_id, arm, sample_index)
 );
 create index if not exists rollouts_run_id on rollouts(run_id);
@@ -122,6 +128,33 @@ create table if not exists steps (
     arm text not null default 'default',
     primary key (prompt_id, step)
 );
+
+-- Prices per arm (a sampling configuration; see rollouts.arm), as the latest
+-- run that set them recorded them (rsr sample --price-in/--price-out/
+-- --price-gpu-hour or a prices file): currency per million input (prompt)
+-- and output (completion) tokens, and per GPU-hour for a self-hosted engine,
+-- charged by each run's time. Costs (rollout_costs, rsr stats) are computed
+-- from the engine's token counts and these prices, never estimated.
+create table if not exists prices (
+    arm text primary key,
+    per_million_in real not null default 0 check (per_million_in >= 0),
+    per_million_out real not null default 0 check (per_million_out >= 0),
+    per_gpu_hour real not null default 0 check (per_gpu_hour >= 0),
+    run_id integer references runs(id),
+    updated_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) without rowid;
+
+-- Per-prompt allowances of --budget proportional: how many rollouts a
+-- prompt's arm may draw so far. After a first step for every prompt, each
+-- round shares what is left of the total budget among the prompts that still
+-- need sampling, more to those whose pass rate is low (rsr/early_stop.py);
+-- the allowances never add up to more than the total.
+create table if not exists allowances (
+    prompt_id text not null references prompts(id),
+    arm text not null,
+    rollouts integer not null check (rollouts >= 0),
+    primary key (prompt_id, arm)
+) without rowid;
 
 -- Labels for prompts, made by `rsr label --majority`: the answer most of a
 -- prompt's valid rollouts agree on, their extracted answers grouped by the
@@ -595,3 +628,57 @@ select
 from prompts
 left join progress on progress.prompt_id = prompts.id
 left join verdicts on verdicts.prompt_id = prompts.id;
+
+-- What each run's engine time cost: its hours (to its end, or to now while it
+-- runs; a run a crash cut short ends at its last rollout) times its arm's price per GPU-hour, for runs that wrote rollouts.
+create view if not exists run_costs as
+select
+    r.run_id,
+    r.arm,
+    r.hours,
+    r.rollouts,
+    r.hours * coalesce(prices.per_gpu_hour, 0) as gpu_cost
+from (
+    select
+        runs.id as run_id,
+        -- a sampling run draws one arm
+        (select min(arm) from rollouts where rollouts.run_id = runs.id) as arm,
+        (julianday(case when runs.status = 'running' then strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                        else coalesce(runs.finished_at, (select max(created_at) from rollouts
+                                                         where rollouts.run_id = runs.id)) end)
+         - julianday(runs.started_at)) * 24 as hours,
+        (select count(*) from rollouts where rollouts.run_id = runs.id) as rollouts
+    from runs
+    where exists (select 1 from rollouts where rollouts.run_id = runs.id)
+) r
+left join prices on prices.arm = r.arm;
+
+-- What each rollout cost in tokens: prompt tokens once per request
+-- (first_of_request), completion tokens always, at its arm's prices.
+create view if not exists rollout_token_costs as
+select
+    rollouts.id as rollout_id,
+    rollouts.prompt_id,
+    rollouts.arm,
+    rollouts.run_id,
+    case when rollouts.first_of_request then coalesce(rollouts.prompt_tokens, 0) else 0 end
+        as charged_prompt_tokens,
+    coalesce(rollouts.completion_tokens, 0) as completion_tokens,
+    (case when rollouts.first_of_request then coalesce(rollouts.prompt_tokens, 0) else 0 end
+     * coalesce(prices.per_million_in, 0)
+     + coalesce(rollouts.completion_tokens, 0) * coalesce(prices.per_million_out, 0)) / 1e6
+        as token_cost
+from rollouts
+left join prices on prices.arm = rollouts.arm;
+
+-- Each rollout's whole cost: its tokens, plus an even share of its run's
+-- GPU-hour cost. Totals, per prompt, per passing rollout and per exported
+-- row (rsr stats) are sums over this view.
+create view if not exists rollout_costs as
+select
+    t.rollout_id, t.prompt_id, t.arm, t.run_id, t.charged_prompt_tokens, t.completion_tokens,
+    t.token_cost,
+    coalesce(rc.gpu_cost / rc.rollouts, 0) as gpu_cost,
+    t.token_cost + coalesce(rc.gpu_cost / rc.rollouts, 0) as cost
+from rollout_token_costs t
+left join run_costs rc on rc.run_id = t.run_id;

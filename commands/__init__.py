@@ -21,6 +21,11 @@ from rsr.progress import Display, SampleDisplay
 # by the group's context and the subcommand's).
 LEDGER_KEY = "rsr.ledger"
 
+# The exit code of a run a cost cap stopped (everything that arrived is
+# written; a re-run with a higher cap continues): not an error's 1, not a
+# signal's 130.
+CAPPED_EXIT_CODE = 3
+
 
 class RsrGroup(click.Group):
     """Shows RsrError as a one-line message instead of a traceback, and so too

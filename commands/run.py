@@ -5,9 +5,9 @@ import click
 from rsr.recipes import prepare
 from rsr.runner import run_recipe
 from rsr.pipeline import summary_line
-from rsr.sampling import Interrupted
+from rsr.sampling import Capped, Interrupted
 
-from . import cli, echo_err, remember_ledger, sample_display, silent_option
+from . import CAPPED_EXIT_CODE, cli, echo_err, remember_ledger, sample_display, silent_option
 
 
 @cli.command()
@@ -43,6 +43,11 @@ def run(recipe, overrides, db_path, allow_config_change, silent):
             show.close()  # the bar stays as it was, the message goes below it
         echo_err(str(ex))
         sys.exit(130)
+    except Capped as ex:
+        if show is not None:
+            show.close()
+        echo_err(str(ex))
+        sys.exit(CAPPED_EXIT_CODE)
     finally:
         if show is not None:
             show.close()

@@ -4,14 +4,25 @@ import sys
 import click
 
 from rsr import open_db, plugins
-from rsr.config import ENDPOINT_SAMPLER, EXECUTOR, SAMPLER, SAMPLING
+from rsr.config import ENDPOINT_SAMPLER, EXECUTOR, SAMPLER, SAMPLING, VERIFIER
 from rsr.executors import EXECUTORS
 from rsr.pipeline import report_dict, run_sampling, summary_line
-from rsr.sampling import Interrupted
+from rsr.early_stop import BUDGETS
+from rsr.sampling import Capped, Interrupted
 
-from . import (DeclaredOptionsCommand, RegistryChoice, cli, db_argument, declared_values, echo_err,
-               echo_json, json_option, key_values, sample_display, silent_option,
-               verifier_option)
+from . import (CAPPED_EXIT_CODE, DeclaredOptionsCommand, RegistryChoice, cli, db_argument,
+               declared_values, echo_err, echo_json, json_option, key_values, sample_display,
+               silent_option, verifier_option)
+
+
+def split_cascade(ctx, param, value):
+    "--cascade math,judge as a list of verifier names."
+    if not value:
+        return list(VERIFIER.cascade)
+    names = [name.strip() for name in value.split(",")]
+    if len(names) < 2 or not all(names):
+        raise click.BadParameter("name two or more verifiers in order, e.g. math,judge")
+    return names
 
 
 def parse_json_object(ctx, param, value):
@@ -55,6 +66,27 @@ def parse_json_object(ctx, param, value):
               help="Identical passing completions (whitespace-normalised) count once toward the target")
 @click.option("--verifier", "verifier_name", help="Score rollouts as they arrive (rsr verifiers lists them)")
 @verifier_option
+@click.option("--cascade", callback=split_cascade, metavar="V1,V2",
+              help="Verifiers in order, e.g. math,judge: each scores only what the earlier left "
+              "undecided (instead of --verifier)")
+@click.option("--budget", type=click.Choice(BUDGETS), default=SAMPLING.budget, show_default=True,
+              help="uniform: --max-rollouts each; proportional: the same total, more to prompts "
+              "with a low pass rate")
+@click.option("--hopeless", type=click.IntRange(min=1), default=SAMPLING.hopeless, metavar="N",
+              help="proportional: no more draws for a prompt with no pass in N rollouts")
+@click.option("--price-in", type=click.FloatRange(min=0), default=SAMPLING.price_in,
+              help="Price per million input (prompt) tokens")
+@click.option("--price-out", type=click.FloatRange(min=0), default=SAMPLING.price_out,
+              help="Price per million output (completion) tokens")
+@click.option("--price-gpu-hour", type=click.FloatRange(min=0), default=SAMPLING.price_gpu_hour,
+              help="Price per GPU-hour of the run's time (self-hosted engines)")
+@click.option("--prices", type=click.Path(dir_okay=False), default=SAMPLING.prices,
+              help="YAML/JSON file of prices by arm or model: {NAME: {in: X, out: Y, gpu_hour: Z}}")
+@click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), default=SAMPLING.max_cost,
+              help="Stop once the ledger's total cost reaches this (resume with a higher one)")
+@click.option("--max-cost-per-prompt", type=click.FloatRange(min=0, min_open=True),
+              default=SAMPLING.max_cost_per_prompt,
+              help="No more draws for a prompt whose tokens cost this much in this arm")
 @click.option("--temperature", type=click.FloatRange(min=0), default=SAMPLING.temperature,
               show_default=True)
 @click.option("--top-p", type=click.FloatRange(min=0, max=1))
@@ -80,7 +112,9 @@ def parse_json_object(ctx, param, value):
 @silent_option
 @json_option
 def sample(db_path, sampler_name, model, base_url, api_key, target, arm, pool, max_rollouts,
-           step_size, max_steps, no_early_stop, dedupe, verifier_name, verifier_options, temperature, top_p,
+           step_size, max_steps, no_early_stop, dedupe, verifier_name, verifier_options, cascade,
+           budget, hopeless, price_in, price_out, price_gpu_hour, prices, max_cost,
+           max_cost_per_prompt, temperature, top_p,
            max_tokens, seed, extra_params, concurrency, limit, where, request_timeout,
            max_retries, retry_base_delay, engine_options, executor, silent, json_, **declared):
     """Sample rollouts until every prompt meets its target or runs out of budget
@@ -93,6 +127,10 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, arm, pool, m
             --verifier math --target dpo --max-rollouts 16 --concurrency 128
         rsr sample run.db --base-url http://127.0.0.1:8000/v1 --model small \\
             --verifier math --pool      # skip prompts another arm solved
+        rsr sample run.db --base-url http://127.0.0.1:8000/v1 --model small \\
+            --cascade math,judge --verifier-option judge.model=small \\
+            --verifier-option judge.base_url=http://127.0.0.1:8000/v1 \\
+            --budget proportional --hopeless 16 --price-in 0.1 --price-out 0.4 --max-cost 5
         rsr sample run.db --executor ray --ray-address auto --num-workers 8 \\
             --sampler vllm --model Qwen/Qwen3-8B --verifier math --verify-on workers
     """
@@ -106,8 +144,11 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, arm, pool, m
                      "max_rollouts": max_rollouts, "step_size": step_size,
                      "max_steps": max_steps, "early_stop": not no_early_stop, "dedupe": dedupe,
                      "limit": limit, "where": where, "seed": seed, "temperature": temperature,
-                     "top_p": top_p, "max_tokens": max_tokens, "extra_params": extra_params},
-        "verifier": {"name": verifier_name, "options": verifier_options},
+                     "top_p": top_p, "max_tokens": max_tokens, "extra_params": extra_params,
+                     "budget": budget, "hopeless": hopeless, "price_in": price_in,
+                     "price_out": price_out, "price_gpu_hour": price_gpu_hour, "prices": prices,
+                     "max_cost": max_cost, "max_cost_per_prompt": max_cost_per_prompt},
+        "verifier": {"name": verifier_name, "options": verifier_options, "cascade": cascade},
         "executor": {"name": executor, **declared_values("executor", declared)},
     }
     show = sample_display(silent)
@@ -118,6 +159,13 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, arm, pool, m
             show.close()  # the bar stays as it was, the message goes below it
         echo_err(str(ex))
         sys.exit(130)
+    except Capped as ex:
+        if show is not None:
+            show.close()
+        echo_err(str(ex))
+        if json_ and ex.report is not None:
+            echo_json({**report_dict(ex.report), "capped": True})
+        sys.exit(CAPPED_EXIT_CODE)
     finally:
         if show is not None:
             show.close()

@@ -18,7 +18,8 @@ from . import (cli, echo_err, echo_json, existing_db_argument, json_option, prog
 @cli.command()
 @existing_db_argument
 @click.option("verifier_names", "--verifier", "-V", multiple=True, required=True, metavar="NAME",
-              help="Verifier to run (see 'rsr verifiers'), or PATH.py:FUNCTION; repeatable")
+              help="Verifier to run (see 'rsr verifiers'), PATH.py:FUNCTION, or a cascade "
+              "cascade:V1>V2 (each later one only where the earlier are undecided); repeatable")
 @verifier_option
 @click.option("--rescore", is_flag=True, help="Score again rollouts that already have a score")
 @click.option("--workers", "-w", type=click.IntRange(min=0), default=VERIFIER.workers, show_default=True,
@@ -46,6 +47,8 @@ def verify(db_path, verifier_names, verifier_options, rescore, workers, timeout,
             --verifier-option base_url=http://127.0.0.1:8000/v1
         rsr verify run.db --verifier my_checks.py:check --timeout 30
         rsr verify run.db --verifier math --gold label
+        rsr verify run.db --verifier "cascade:math>judge" --verifier-option judge.model=qwen \\
+            --verifier-option judge.base_url=http://127.0.0.1:8000/v1
     """
     if len(verifier_names) > 1 and verifier_options:
         raise ConfigError("--verifier-option applies to one verifier; run rsr verify once per verifier")

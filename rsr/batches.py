@@ -232,7 +232,9 @@ class OutputImporter:
                    json.dumps(params or {}, sort_keys=True), completion.seed, completion.response,
                    completion.reasoning, completion.finish_reason, int(completion.truncated),
                    completion.prompt_tokens, completion.completion_tokens, None,
-                   completion.error, now, response_hash(completion.response))
+                   completion.error, now, response_hash(completion.response),
+                   # one rollout per request: each pays its own prompt
+                   1)
         step = (key.prompt_id, key.step, key.arm, self.run_id, key.requested, 1, now,
                 now if key.requested == 1 else None)
         insert_rows(self.db.conn, INSERT_ROLLOUTS, [rollout])

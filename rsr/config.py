@@ -66,6 +66,22 @@ class SamplingSection:
     top_p: Optional[float] = None
     max_tokens: int = 1024
     extra_params: dict[str, Any] = field(default_factory=dict)
+    # How the budget is shared: uniform (max_rollouts each) or proportional
+    # (the same total, more to prompts with a low pass rate; rsr/early_stop.py).
+    budget: str = "uniform"
+    # proportional: no more draws for a prompt with no pass in this many rollouts.
+    hopeless: Optional[int] = None
+    # Prices of this arm, in currency per million input (prompt) and output
+    # (completion) tokens, and per GPU-hour of a run's time (self-hosted
+    # engines); a prices file maps arm or model names to them (rsr/costs.py).
+    price_in: Optional[float] = None
+    price_out: Optional[float] = None
+    price_gpu_hour: Optional[float] = None
+    prices: Optional[str] = None
+    # Cost caps: the ledger's total (what earlier runs spent counts), and a
+    # prompt's own token cost in this arm.
+    max_cost: Optional[float] = None
+    max_cost_per_prompt: Optional[float] = None
 
 
 @dataclass
@@ -74,6 +90,10 @@ class VerifierSection:
 
     name: Optional[str] = None
     options: dict[str, Any] = field(default_factory=dict)
+    # Several verifiers in order (math, then judge): each later one scores only
+    # what the ones before left undecided; the verdict is stored as
+    # "cascade:math>judge" (rsr/verifiers/cascade.py). Instead of name.
+    cascade: list[str] = field(default_factory=list)
     workers: int = 0
     # Seconds one check may take in a worker process.
     timeout: float = 10.0

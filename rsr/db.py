@@ -64,6 +64,9 @@ NEW_COLUMNS = (
     ("steps", "arm", "text not null default 'default'"),
     # m008: the command line a run was started with.
     ("runs", "argv", "text check (argv is null or json_valid(argv))"),
+    # m010: which rollouts share a request (cost charges its prompt once).
+    ("rollouts", "first_of_request",
+     "integer not null default 1 check (first_of_request in (0, 1))"),
     # m004: the one definition of a valid rollout, as schema.sql writes it.
     ("rollouts", "valid", " ".join(re.search(  # type: ignore[union-attr]
         r"^\s*valid (integer generated always as \(.*?\) virtual)", SCHEMA_SQL,
@@ -381,8 +384,6 @@ def m005_browse_views(db):
         _run_script(db, SCHEMA_SQL)
 
 
-LABELS_TABLE_SQL = SCHEMA_SQL[SCHEMA_SQL.index("create table if not exists labels"):]
-LABELS_TABLE_SQL = LABELS_TABLE_SQL[: LABELS_TABLE_SQL.index(";") + 1]
 
 
 @migrations()
@@ -392,12 +393,50 @@ def m006_majority_labels(db):
     # ledgers; this records the schema change, and makes the table should that
     # pass not have run.
     if "labels" not in db.table_names():
-        db.execute(LABELS_TABLE_SQL)
+        db.execute(table_sql("labels"))
 
 
-# The whole `create table rollouts` statement of schema.sql.
-ROLLOUTS_TABLE_SQL = re.search(r"create table if not exists rollouts \(.*?\n\);", SCHEMA_SQL,
-                               re.S).group(0)  # type: ignore[union-attr]
+def table_sql(table):
+    "The whole `create table` statement of schema.sql for a table."
+    return re.search(rf"create table if not exists {table} \(.*?\n\)[^;]*;", SCHEMA_SQL,
+                     re.S).group(0)  # type: ignore[union-attr]
+
+
+def rebuild_table(db, table, migration, computed=None, then=None):
+    """Replace a table by schema.sql's definition of it, every row and id kept:
+    the way to change a constraint SQLite cannot alter in place. computed gives
+    SQL for new columns, from the old row's; then runs after the copy.
+
+    Outside any transaction of sqlite-utils': foreign keys must be off while a
+    table others point at is replaced (SQLite ignores the pragma inside a
+    transaction). The rebuild is one transaction of its own, checked with
+    foreign_key_check before it commits; triggers and views are dropped and made
+    again from schema.sql (SQLite would refuse the rename with them in place)."""
+    computed = computed or {}
+    kept = [row[1] for row in db.execute(f"pragma table_xinfo({table})")
+            if row[6] == 0 and row[1] not in computed]
+    columns = ", ".join(kept + list(computed))
+    values = ", ".join(kept + list(computed.values()))
+    temporary = f"{table}_{migration.split('_')[0]}"
+    db.execute("pragma foreign_keys = off")
+    try:
+        with db.atomic():
+            for kind, name in db.execute("select type, name from sqlite_master "
+                                         "where type in ('view', 'trigger')").fetchall():
+                db.execute(f"drop {kind} if exists {name}")
+            db.execute(table_sql(table).replace(f"exists {table} (", f"exists {temporary} (", 1))
+            db.execute(f"insert into {temporary} ({columns}) select {values} from {table} order by id")
+            db.execute(f"drop table {table}")
+            db.execute(f"alter table {temporary} rename to {table}")
+            _run_script(db, SCHEMA_SQL)
+            if then:
+                db.execute(then)
+            broken = db.execute("pragma foreign_key_check").fetchall()
+            if broken:
+                raise LedgerError(f"{migration} would break {len(broken)} references; "
+                                  "the ledger is left as it was")
+    finally:
+        db.execute("pragma foreign_keys = on")
 
 # Which arm an older step belongs to: the arm most of its rollouts have, else
 # the prompt's latest rollout's, else 'default'.
@@ -420,35 +459,11 @@ def m007_arms(db):
     # triggers and the views over it made again from schema.sql, and the
     # per-arm counters filled once. A prompt an older ledger sampled with two
     # models keeps its step numbers; each model's steps count for its own arm.
-    #
-    # Not in sqlite-utils' transaction: foreign keys must be off while the
-    # table scores points at is replaced (SQLite ignores the pragma inside a
-    # transaction); the rebuild is one transaction of its own, checked with
-    # foreign_key_check before it commits. Run again after a crash, it finds
-    # the new key and only fills counters that are still empty.
+    # (rebuild_table says how). Run again after a crash, it finds the new key
+    # and only fills counters that are still empty.
     if not _arm_in_key(db):
-        copied = [row[1] for row in db.execute("pragma table_xinfo(rollouts)")
-                  if row[6] == 0 and row[1] != "arm"]
-        names = ", ".join(copied)
-        db.execute("pragma foreign_keys = off")
-        try:
-            with db.atomic():
-                for kind, name in db.execute("select type, name from sqlite_master "
-                                             "where type in ('view', 'trigger')").fetchall():
-                    db.execute(f"drop {kind} if exists {name}")
-                db.execute(ROLLOUTS_TABLE_SQL.replace("exists rollouts (", "exists rollouts_m007 (", 1))
-                db.execute(f"insert into rollouts_m007 ({names}, arm) "
-                           f"select {names}, coalesce(model, 'default') from rollouts order by id")
-                db.execute("drop table rollouts")
-                db.execute("alter table rollouts_m007 rename to rollouts")
-                _run_script(db, SCHEMA_SQL)
-                db.execute(STEP_ARMS_SQL)
-                broken = db.execute("pragma foreign_key_check").fetchall()
-                if broken:
-                    raise LedgerError(f"m007_arms would break {len(broken)} references; "
-                                      "the ledger is left as it was")
-        finally:
-            db.execute("pragma foreign_keys = on")
+        rebuild_table(db, "rollouts", "m007_arms", {"arm": "coalesce(model, 'default')"},
+                      then=STEP_ARMS_SQL)
     with db.atomic():
         backfill_arm_counters(db)
 
@@ -491,3 +506,19 @@ def m009_batches_table(db):
     # before the migrations run; this checks that it is there.
     if "batches" not in db.table_names():
         _run_script(db, SCHEMA_SQL)
+
+
+@migrations(transactional=False)
+def m010_costs_and_caps(db):
+    # Costs: prices per arm (the prices table), the views that turn token
+    # counts into cost, and rollouts.first_of_request (added by NEW_COLUMNS;
+    # older rollouts count as requests of their own); allowances for
+    # --budget proportional. open_db's pass over schema.sql creates the new
+    # tables and views. A run stopped by a cost cap is marked 'capped', which
+    # the status check of older ledgers refuses: the runs table is rebuilt
+    # with schema.sql's definition, every row and id kept (foreign keys off
+    # meanwhile, as in m007; checked before it commits).
+    row = db.execute("select sql from sqlite_master where type = 'table' and name = 'runs'").fetchone()
+    if row is None or "'capped'" in row[0]:
+        return
+    rebuild_table(db, "runs", "m010_costs_and_caps")

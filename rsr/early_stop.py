@@ -18,6 +18,15 @@ parameters; see schema.sql): a run samples one arm, and its prompts' budgets
 and passes are that arm's. A pooled target (`--pool`) counts passes of every
 arm, so an arm stops where another has already produced what is needed. This
 module is the only place these rules live.
+
+Two budget modes (`--budget`): uniform gives every prompt the same
+`max_rollouts`; proportional (DART-Math's Prop2Diff) gives a first step to
+every prompt, then shares what is left of the same total (`max_rollouts` x
+prompts) in rounds, more to prompts whose observed pass rate is low and none
+to those the user's rule calls hopeless (`--hopeless N`: no pass in N
+rollouts). Its per-prompt allowances live in the `allowances` table
+(`reallocate()`). A cost cap per prompt (`--max-cost-per-prompt`) ends a
+prompt's budget once its tokens cost that much (schema.sql's rollout_token_costs).
 """
 
 from __future__ import annotations
@@ -42,15 +51,26 @@ SATISFIED_SQL = {
 # A prompt has budget left while it is under both caps, or while its last step
 # was cut short (rollouts < requested): finishing that step starts no new one.
 WITHIN_BUDGET_SQL = """
-coalesce(pr.rollouts, 0) < :max_rollouts
+coalesce(pr.rollouts, 0) < {allowance}
 and (coalesce(pr.steps, 0) < :max_steps or coalesce(pr.rollouts, 0) < coalesce(pr.requested, 0))
 """
+
+# The rollouts a prompt's arm may draw: max_rollouts under --budget uniform;
+# under proportional, its allowance, or a first step before it has one.
+UNIFORM_ALLOWANCE_SQL = ":max_rollouts"
+PROPORTIONAL_ALLOWANCE_SQL = "coalesce(al.rollouts, min(:step_size, :max_rollouts))"
+ALLOWANCES_JOIN_SQL = "left join allowances al on al.prompt_id = prompts.id and al.arm = :arm"
+
+# What a prompt's arm has spent on tokens (the per-prompt cost cap).
+PROMPT_COST_SQL = """(select coalesce(sum(c.token_cost), 0) from rollout_token_costs c
+     where c.prompt_id = prompts.id and c.arm = :arm)"""
+UNDER_COST_CAP_SQL = PROMPT_COST_SQL + " < :max_cost_per_prompt"
 
 # A step cut short by a crash is completed even when the prompt is already
 # satisfied, so an interrupted run ends with exactly the rollouts of an
 # uninterrupted one.
 INCOMPLETE_STEP_SQL = (
-    "coalesce(pr.rollouts, 0) < coalesce(pr.requested, 0) and coalesce(pr.rollouts, 0) < :max_rollouts"
+    "coalesce(pr.rollouts, 0) < coalesce(pr.requested, 0) and coalesce(pr.rollouts, 0) < {allowance}"
 )
 
 # A prompt needs sampling while it is not satisfied and has budget left, or
@@ -76,6 +96,8 @@ select
     coalesce(pr.rollouts, 0) as rollouts, coalesce(pr.steps, 0) as steps,
     coalesce(pr.requested, 0) as requested, coalesce(pr.last_step, 0) as last_step,
     coalesce(pp.steps, 0) as prompt_steps,
+    coalesce(v.passed, 0) as passed, coalesce(v.failed, 0) as failed,
+    {allowance} as allowance, ({under_cost_cap}) as under_cost_cap,
     ({satisfied}) as satisfied,
     ({within_budget}) as within_budget,
     ({incomplete}) as incomplete
@@ -83,6 +105,7 @@ from prompts
 left join arm_progress pr on pr.prompt_id = prompts.id and pr.arm = :arm
 left join progress pp on pp.prompt_id = prompts.id
 {verdicts}
+{allowances}
 """
 ARM_VERDICTS_SQL = (
     "left join arm_verdicts v on v.prompt_id = prompts.id and v.arm = :arm "
@@ -162,7 +185,11 @@ def check_reachable(target, max_rollouts, max_steps=None, step_size=None):
         )
 
 
-def prompt_state_sql(target, where=None, limit=None, dedupe=False, pool=False):
+BUDGETS = ("uniform", "proportional")
+
+
+def prompt_state_sql(target, where=None, limit=None, dedupe=False, pool=False,
+                     budget=SAMPLING.budget, cost_cap=False):
     """SQL for the state of prompts (satisfied, within_budget) under a target,
     for the arm :arm.
 
@@ -170,15 +197,23 @@ def prompt_state_sql(target, where=None, limit=None, dedupe=False, pool=False):
     restricts the run to the first N prompts (in load order) that match it;
     dedupe counts identical passing completions (after whitespace
     normalisation) once; pool counts the target over every arm's rollouts
-    (the budget is always the arm's own).
+    (the budget is always the arm's own). budget "proportional" reads each
+    prompt's allowance (needs :step_size); cost_cap ends a prompt's budget at
+    :max_cost_per_prompt.
     """
     satisfied = SATISFIED_SQL[target.kind].replace("t.valid", "pp.valid" if pool else "pr.valid")
     if dedupe:
         satisfied = satisfied.replace("v.passed", "v.distinct_passed")
+    allowance = PROPORTIONAL_ALLOWANCE_SQL if budget == "proportional" else UNIFORM_ALLOWANCE_SQL
+    within = WITHIN_BUDGET_SQL.strip().format(allowance=allowance)
+    if cost_cap:
+        within += " and " + UNDER_COST_CAP_SQL
     sql = PROMPT_STATE_SQL.format(
-        satisfied=satisfied, within_budget=WITHIN_BUDGET_SQL.strip(),
-        incomplete=INCOMPLETE_STEP_SQL,
+        satisfied=satisfied, within_budget=within, allowance=allowance,
+        under_cost_cap=UNDER_COST_CAP_SQL if cost_cap else "1",
+        incomplete=INCOMPLETE_STEP_SQL.format(allowance=allowance),
         verdicts=POOLED_VERDICTS_SQL if pool else ARM_VERDICTS_SQL,
+        allowances=ALLOWANCES_JOIN_SQL if budget == "proportional" else "",
     )
     filters = []
     if where:
@@ -191,17 +226,17 @@ def prompt_state_sql(target, where=None, limit=None, dedupe=False, pool=False):
     return sql
 
 
-def states_sql(target, where=None, limit=None, dedupe=False, pool=False):
+def states_sql(target, where=None, limit=None, dedupe=False, pool=False, **budget):
     """SQL: prompt_state_sql() with the needs_sampling and state columns (this
     module's one rule for each)."""
     return (f"select *, ({NEEDS_SAMPLING_SQL}) as needs_sampling, {STATE_SQL} as state from ("
-            + prompt_state_sql(target, where, limit, dedupe, pool) + ")")
+            + prompt_state_sql(target, where, limit, dedupe, pool, **budget) + ")")
 
 
-def pending_sql(target, where=None, limit=None, dedupe=False, pool=False):
+def pending_sql(target, where=None, limit=None, dedupe=False, pool=False, **budget):
     "SQL: the next page of prompts that still need sampling, after rowid :after."
     return (
-        "select * from (" + states_sql(target, where, limit, dedupe, pool) + ")"
+        "select * from (" + states_sql(target, where, limit, dedupe, pool, **budget) + ")"
         " where needs_sampling and rowid > :after order by rowid limit :page"
     )
 
@@ -222,6 +257,8 @@ def next_step(state: Mapping[str, Any], max_rollouts: int, step_size: int) -> St
     under its own number; otherwise a new step, numbered after every step the
     prompt has, asks for up to step_size rollouts, never past max_rollouts."""
     rollouts, requested = state["rollouts"], state["requested"]
+    if "allowance" in state.keys():
+        max_rollouts = state["allowance"]  # the prompt's own under --budget proportional
     room = max_rollouts - rollouts
     if room <= 0:
         return None
@@ -231,7 +268,8 @@ def next_step(state: Mapping[str, Any], max_rollouts: int, step_size: int) -> St
     return Step(state["prompt_steps"] + 1, count, count)
 
 
-def state_params(target, verifier, max_rollouts, max_steps, limit=None, arm=DEFAULT_ARM):
+def state_params(target, verifier, max_rollouts, max_steps, limit=None, arm=DEFAULT_ARM,
+                 step_size=SAMPLING.step_size, max_cost_per_prompt=None):
     "The named parameters the SQL above needs."
     params = {
         "arm": arm,
@@ -239,6 +277,8 @@ def state_params(target, verifier, max_rollouts, max_steps, limit=None, arm=DEFA
         "k": target.k,
         "max_rollouts": max_rollouts,
         "max_steps": max_steps,
+        "step_size": step_size,
+        "max_cost_per_prompt": max_cost_per_prompt,
     }
     if limit is not None:
         params["limit"] = limit
@@ -258,6 +298,75 @@ from ({states}) where needs_sampling
 """
 
 
-def budget_left_sql(target, where=None, limit=None, dedupe=False, pool=False):
+def budget_left_sql(target, where=None, limit=None, dedupe=False, pool=False, **budget):
     "SQL: how many rollouts the prompts a run selects may still draw (needs :step_size too)."
-    return BUDGET_LEFT_SQL.format(states=states_sql(target, where, limit, dedupe, pool))
+    return BUDGET_LEFT_SQL.format(states=states_sql(target, where, limit, dedupe, pool, **budget))
+
+
+# -- --budget proportional ----------------------------------------------------
+
+UPSERT_ALLOWANCE_SQL = """
+insert into allowances (prompt_id, arm, rollouts) values (:prompt_id, :arm, :rollouts)
+on conflict (prompt_id, arm) do update set rollouts = excluded.rollouts
+"""
+
+
+def difficulty(passed: int, failed: int) -> float:
+    """A prompt's estimated difficulty: 1 minus its pass rate, smoothed so
+    that a prompt with few verdicts sits near the middle (Laplace's rule)."""
+    return 1.0 - (passed + 1) / (passed + failed + 2)
+
+
+def hopeless(state: Mapping[str, Any], rule: int | None) -> bool:
+    "True when the user's rule (no pass in `rule` rollouts) gives up on this prompt."
+    return rule is not None and state["passed"] == 0 and state["rollouts"] >= rule
+
+
+def allocate(states: list, total: int, step_size: int, max_steps: int,
+             rule: int | None = None) -> dict[str, int]:
+    """One round of --budget proportional: {prompt id: its new allowance}.
+
+    states are the rows of every prompt the run selects (states_sql); total
+    is the whole budget (max_rollouts x prompts). What is left of it goes to
+    the prompts that still need sampling and have steps left (and are under
+    the per-prompt cost cap, if any), each asking up
+    to step_size more in proportion to its difficulty (at least one); when
+    they ask for more than is left, each gets its share of what is left
+    (rounded down, the remainder to the hardest). Allowances never add up to
+    more than total."""
+    used = sum(max(row["rollouts"], row["requested"]) for row in states)
+    left = total - used
+    eligible = [row for row in states
+                if not row["satisfied"] and row["steps"] < max_steps and row["under_cost_cap"]
+                and not hopeless(row, rule)]
+    if left <= 0 or not eligible:
+        return {}
+    hardness = {row["id"]: difficulty(row["passed"], row["failed"]) for row in eligible}
+    hardest = max(hardness.values())
+    want = {key: max(1, round(step_size * d / hardest)) for key, d in hardness.items()}
+    asked = sum(want.values())
+    if asked > left:
+        shares = {key: left * w / asked for key, w in want.items()}
+        want = {key: int(share) for key, share in shares.items()}
+        rest = left - sum(want.values())
+        for key in sorted(want, key=lambda k: (-hardness[k], -(shares[k] - want[k]), k))[:rest]:
+            want[key] += 1
+    by_id = {row["id"]: row for row in eligible}
+    return {key: max(by_id[key]["rollouts"], by_id[key]["requested"]) + w
+            for key, w in want.items() if w > 0}
+
+
+def reallocate(db, states_query: str, params: Mapping[str, Any], total: int, step_size: int,
+               max_steps: int, rule: int | None = None) -> int:
+    """Run a round of allocate() over the ledger (states_query: states_sql()
+    with its params) and store the allowances; returns the rollouts granted."""
+    states = list(db.query(states_query, dict(params)))
+    allowances = allocate(states, total, step_size, max_steps, rule)
+    if not allowances:
+        return 0
+    rows = {row["id"]: row for row in states}
+    with db.atomic():
+        for prompt_id, rollouts in allowances.items():
+            db.execute(UPSERT_ALLOWANCE_SQL, {"prompt_id": prompt_id, "arm": params["arm"],
+                                              "rollouts": rollouts})
+    return sum(n - max(rows[k]["rollouts"], rows[k]["requested"]) for k, n in allowances.items())

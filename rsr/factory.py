@@ -16,6 +16,7 @@ from .errors import ConfigError
 from .options import check_owner, validate
 from .samplers import ENDPOINT_SETTINGS, Sampler
 from .verifiers import get_verifier
+from .verifiers.cascade import cascade_name
 from .verifiers.scorer import Scorer
 
 
@@ -60,7 +61,14 @@ def make_sampler(sampler_config: dict[str, Any]) -> Sampler:
 
 
 def make_scorer(verifier_config: dict[str, Any]) -> Scorer | None:
-    "The Scorer for the configured verifier, or None when there is none."
+    "The Scorer for the configured verifier (or cascade), or None when there is none."
+    cascade = list(verifier_config.get("cascade") or [])
+    if cascade:
+        if verifier_config.get("name"):
+            raise ConfigError("Use --verifier or --cascade, not both")
+        return Scorer(get_verifier(cascade_name(cascade), **(verifier_config.get("options") or {})),
+                      workers=verifier_config.get("workers") or 0,
+                      timeout=verifier_config.get("timeout"))
     if not verifier_config.get("name"):
         return None
     verifier = get_verifier(verifier_config["name"], **(verifier_config.get("options") or {}))

@@ -15,7 +15,7 @@ import os
 import sqlite3
 
 from . import config as settings_config
-from . import early_stop
+from . import costs, early_stop
 from .client import RetryPolicy
 from .errors import ConfigError, RsrError
 from .executors import EXECUTORS
@@ -23,7 +23,7 @@ from .factory import make_scorer
 from .options import check_owner, validate
 from .progress import BudgetLeft, SampleProgress
 from .runs import finish_run, redact, start_run
-from .sampling import Interrupted, SampleReport, SampleSettings, sample
+from .sampling import Capped, Interrupted, SampleReport, SampleSettings, sample
 
 __all__ = ["make_executor", "make_scorer", "make_settings", "run_sampling", "with_defaults"]
 
@@ -75,6 +75,11 @@ def make_settings(config):
     params.update(extra)
     params = {k: v for k, v in params.items() if v is not None}
     workers = EXECUTORS[executor["name"]].workers(executor)
+    if sampling["budget"] not in early_stop.BUDGETS:
+        raise ConfigError(f"Unknown budget {sampling['budget']!r}: use {' or '.join(early_stop.BUDGETS)}")
+    for key in ("max_cost", "max_cost_per_prompt", "hopeless"):
+        if sampling[key] is not None and sampling[key] <= 0:
+            raise ConfigError(f"--{key.replace('_', '-')} must be more than 0 (got {sampling[key]})")
     return SampleSettings(
         target=target,
         max_rollouts=sampling["max_rollouts"],
@@ -89,6 +94,10 @@ def make_settings(config):
         where=sampling["where"],
         dedupe=sampling["dedupe"],
         pool=sampling["pool"],
+        budget=sampling["budget"],
+        hopeless=sampling["hopeless"],
+        max_cost=sampling["max_cost"],
+        max_cost_per_prompt=sampling["max_cost_per_prompt"],
         retry=RetryPolicy(max_attempts=sampler["max_retries"] + 1,
                           base_delay=sampler["retry_base_delay"]),
     )
@@ -164,6 +173,7 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
         )
     sampler = make_executor(config)
     settings = dataclasses.replace(settings, arm=arm_name(config, sampler))
+    prices = costs.configured_prices(config["sampling"], settings.arm, config["sampler"].get("model"))
     if record is None:
         # The run's config records its arm.
         record = {**config, "sampling": {**config["sampling"], "arm": settings.arm}}
@@ -174,6 +184,8 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
         attach = getattr(sampler, "attach_ledger", None)
         if attach is not None:
             attach(str(db_path), run_id)
+        if prices is not None:
+            costs.record_prices(db, settings.arm, prices, run_id)
         tick = _with_budget(db, settings, scorer, on_progress)
         try:
             report = sample(db, sampler, scorer, settings, run_id=run_id, on_progress=tick)
@@ -181,6 +193,11 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
                 tick(report, final=True)
         except Interrupted as ex:
             _record_end(db, run_id, "interrupted", str(ex))
+            raise
+        except Capped as ex:
+            if tick is not None and ex.report is not None:
+                tick(ex.report, final=True)
+            _record_end(db, run_id, "capped", str(ex))
             raise
         except BaseException as ex:
             _record_end(db, run_id, "failed", f"{type(ex).__name__}: {ex}")

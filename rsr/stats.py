@@ -27,7 +27,7 @@ import json
 import math
 from pathlib import Path
 
-from . import early_stop
+from . import costs, early_stop
 from .config import SAMPLING
 from .errors import ConfigError
 from .labels import label_stats
@@ -343,6 +343,7 @@ def ledger_stats(
         "saved_fraction": _rate(counts["saved"], budget),
         "unspent_pending": counts["unspent_pending"],
     }
+    out["cost"] = costs.cost_stats(db, verifier, parsed.kind, parsed.k, by)
     labels = label_stats(db)
     if labels is not None:
         out["labels"] = labels
@@ -470,6 +471,7 @@ def format_text(stats) -> str:
         f"{d['spent']:,} of {d['budget_without_early_stop']:,} without early "
         f"stop (saved {_pct(d['saved_fraction'])} by satisfied prompts)"
     )
+    lines.extend(costs.format_cost(stats["cost"]))
     if stats.get("labels"):
         lab = stats["labels"]
         line = (f"Labels: {lab['labelled']:,} of {lab['without_gold']:,} prompts without gold "

@@ -106,3 +106,17 @@ def test_vllm_offline():
 def test_code_verifier():
     out = run("code_verifier.py", "--problems", 4, "--workers", 1)
     assert "workers 1: 4/4 passed" in out and "rsr verify --verifier code --workers 1, rollouts/s" in out
+
+
+def test_economics():
+    import json
+
+    out = run("economics.py", "--prompts", 10, "--budget", 8, "--json")
+    rows = json.loads(out[out.index("["):])
+    assert len(rows) == 10
+    by = {(r["verifier"], r["early_stop"], r["budget"]): r for r in rows}
+    # Fixed N spends the whole budget in both modes; the cascade asks the judge
+    # about fewer rollouts than judging every one.
+    assert by[("math", False, "uniform")]["draws"] == by[("math", False, "proportional")]["draws"] == 80
+    assert 0 < by[("math>judge", True, "uniform")]["judge_calls"] < by[("judge", True, "uniform")]["judge_calls"]
+    assert by[("math", True, "uniform")]["judge_calls"] == 0

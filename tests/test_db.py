@@ -42,7 +42,7 @@ def test_open_db_creates_schema(db_path):
     )
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     assert db.execute("pragma foreign_keys").fetchone()[0] == 1
-    assert schema_version(db) == "m009_batches_table"
+    assert schema_version(db) == "m010_costs_and_caps"
 
 
 def test_open_db_twice_changes_nothing(db_path):
@@ -71,6 +71,25 @@ def test_upgraded_ledger_from_before_response_hashes(tmp_path, copy_fixture):
     assert old.execute("select prompt_id, passed, distinct_passed from verdicts order by 1").fetchall() == [
         ("a", 3, 2), ("b", 2, 1)]
     assert old.execute("select count(*) from rollouts where response_hash is null").fetchone()[0] == 0
+
+
+def test_upgraded_ledger_takes_capped_runs_and_keeps_its_runs(tmp_path, copy_fixture):
+    # Older ledgers' runs table refuses status 'capped' (a run a cost cap
+    # stopped); m008 rebuilds it with every row, id and reference kept.
+    path = copy_fixture("ledger_v1.db")
+    before = sqlite3.connect(path).execute("select * from runs order by id").fetchall()
+    refs = sqlite3.connect(path).execute("select id, run_id from rollouts order by id").fetchall()
+    conn = sqlite3.connect(path, isolation_level=None)
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("insert into runs (command, status) values ('sample', 'capped')")
+    conn.close()
+    old = open_db(path)
+    assert old.execute("select * from runs order by id").fetchall() == before
+    assert old.execute("select id, run_id from rollouts order by id").fetchall() == refs
+    old.execute("insert into runs (command, status) values ('sample', 'capped')")
+    assert old.execute("pragma foreign_key_check").fetchall() == []
+    # Older rollouts each pay their own prompt.
+    assert {r[0] for r in old.execute("select first_of_request from rollouts")} == {1}
 
 
 def counters(db):
@@ -212,7 +231,7 @@ def test_info_command(db_path, invoke, tmp_path):
     result = invoke("info", db_path, "--json")
     data = json.loads(result.stdout)
     assert data["counts"]["prompts"] == 1
-    assert data["schema_version"] == "m009_batches_table"
+    assert data["schema_version"] == "m010_costs_and_caps"
     assert data["runs"][0]["command"] == "load"
     text = invoke("info", db_path).stdout
     assert "prompts: 1" in text and "#1 load finished" in text
@@ -293,7 +312,7 @@ def test_newer_ledger_is_refused_for_writing_and_readable(db_path, invoke):
     before = sqlite3.connect(db_path).execute("select count(*) from runs").fetchone()
     with pytest.raises(LedgerError, match=(
             r"written by a newer rsr: it has schema migration m999_from_the_future, and rsr \S+ "
-            r"knows up to m009_batches_table. Upgrade rsr")):
+            r"knows up to m010_costs_and_caps. Upgrade rsr")):
         open_db(db_path)
     result = invoke("verify", db_path, "--verifier", "exact")
     assert result.exit_code == 1 and "newer rsr" in result.stderr

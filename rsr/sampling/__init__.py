@@ -9,6 +9,7 @@ from here.
 
 from .ledger import UPSERT_STEPS, insert_rows
 from .loop import (
+    Capped,
     Interrupted,
     SampleSettings,
     sample,
@@ -18,6 +19,7 @@ from .plan import Work, derive_seed, plan_step
 from .report import SampleReport
 
 __all__ = [
+    "Capped",
     "Interrupted",
     "SampleReport",
     "SampleSettings",

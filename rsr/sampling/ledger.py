@@ -27,8 +27,8 @@ from ..verification import score_row
 INSERT_ROLLOUTS = (
     """insert into rollouts (prompt_id, arm, sample_index, step, run_id, model, sampler, params,
         seed, response, reasoning, finish_reason, truncated, prompt_tokens, completion_tokens,
-        latency_ms, error, created_at, response_hash)""",
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        latency_ms, error, created_at, response_hash, first_of_request)""",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "",
 )
 
@@ -93,16 +93,28 @@ class PromptStates:
     def __init__(self, db, settings, verifier_name):
         self.db = db
         target = settings.target
+        budget = {"budget": settings.budget, "cost_cap": settings.max_cost_per_prompt is not None}
         self.sql = early_stop.states_sql(
-            target, settings.where, settings.limit, settings.dedupe, settings.pool)
+            target, settings.where, settings.limit, settings.dedupe, settings.pool, **budget)
         self.pending_sql = early_stop.pending_sql(
-            target, settings.where, settings.limit, settings.dedupe, settings.pool)
+            target, settings.where, settings.limit, settings.dedupe, settings.pool, **budget)
         self.some_sql = (
             f"select * from ({self.sql}) where id in (select value from json_each(:ids))"
         )
         self.params = early_stop.state_params(
             target, verifier_name, settings.max_rollouts, settings.max_steps, settings.limit,
-            settings.arm)
+            settings.arm, settings.step_size, settings.max_cost_per_prompt)
+        self.settings = settings
+
+    def reallocate(self):
+        """Under --budget proportional, a new round of allowances (rsr/early_stop.py);
+        returns the rollouts it granted (0 under uniform)."""
+        if self.settings.budget != "proportional":
+            return 0
+        total = self.settings.max_rollouts * next(self.db.query(
+            f"select count(*) as n from ({self.sql})", self.params))["n"]
+        return early_stop.reallocate(self.db, self.sql, self.params, total, self.settings.step_size,
+                                     self.settings.max_steps, self.settings.hopeless)
 
     def pending(self, after, page):
         "A page of the prompts that need sampling, after this rowid."
@@ -156,8 +168,9 @@ class LedgerWriter:
         now = utcnow()
         rollouts, scores, steps = [], [], []
         for work, indexes, completions, verdicts in batch:
-            for index, completion, verdict in zip(indexes, completions, verdicts):
-                rollouts.append(self.rollout_row(work, index, completion, now))
+            # Each item is one request's reply: its first rollout pays the prompt.
+            for position, (index, completion, verdict) in enumerate(zip(indexes, completions, verdicts)):
+                rollouts.append(self.rollout_row(work, index, completion, now) + (int(position == 0),))
                 if verdict is not None:
                     row = score_row(None, self.verifier_name, verdict)
                     scores.append((work.prompt_id, self.arm, index) + row[1:])

@@ -38,7 +38,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 
-from .. import early_stop
+from .. import costs, early_stop
 from ..client import RetryPolicy
 from ..config import SAMPLER, SAMPLING
 from ..errors import ConfigError, RsrError
@@ -57,6 +57,14 @@ STOP_GRACE_S = 1.0
 
 class Interrupted(RsrError):
     "Sampling stopped on a signal after writing everything that had arrived."
+
+
+class Capped(RsrError):
+    "Sampling stopped at a cost cap after writing everything that had arrived."
+
+    def __init__(self, message, report=None):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -81,6 +89,13 @@ class SampleSettings:
     # every arm's passes.
     arm: str = early_stop.DEFAULT_ARM
     pool: bool = False
+    # uniform or proportional (rsr/early_stop.py), and proportional's rule:
+    # no more draws after this many rollouts without a pass.
+    budget: str = SAMPLING.budget
+    hopeless: int | None = SAMPLING.hopeless
+    # Cost caps (rsr/costs.py): the ledger's total, and a prompt's token cost.
+    max_cost: float | None = SAMPLING.max_cost
+    max_cost_per_prompt: float | None = SAMPLING.max_cost_per_prompt
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Stop the run when this many requests in a row fail for good: the server is
     # down, and writing error rows would only burn every prompt's budget.
@@ -123,6 +138,10 @@ class SamplingLoop:
                                    self.state.wake.set, settings.arm)
         self.requests = Requester(sampler, settings, self.report, self.state, self.info)
         self.stop_timer = None
+        self.meter = None
+        if settings.max_cost is not None:
+            self.meter = costs.CostMeter(costs.spent(db), costs.stored_prices(db, settings.arm),
+                                         settings.max_cost)
         # True when the scorer runs in a helper process (set by sample()).
         self.offloaded = False
 
@@ -172,7 +191,11 @@ class SamplingLoop:
         page = max(2 * self.settings.concurrency, 256)
         capacity = 1 if self.sampler.batch else self.settings.concurrency
         after, exhausted, found = 0, False, False
+        regranted = False
         while self.state.abort_error is None and not self.state.stop_requested:
+            if self.meter is not None and self.meter.reached():
+                self.cap()
+                break
             if self.finished:
                 self.requeue_finished()
             if not exhausted and len(self.plan.ready) < page:
@@ -186,8 +209,17 @@ class SamplingLoop:
                 self.launch()
             if exhausted and not (self.active or self.plan.ready or self.writer.queued
                                   or self.finished or self.committing):
-                if not found:
+                # Nothing in flight: under --budget proportional, a new round
+                # of allowances. The run ends after a pass that found nothing
+                # when the round grants nothing, or when the pass came right
+                # after a round (what it granted cannot be drawn: a cost cap).
+                if found:
+                    regranted = False
+                    self.states.reallocate()
+                elif regranted or not self.states.reallocate():
                     return
+                else:
+                    regranted = True
                 # Start a new pass from the top; it ends the run if it finds nothing.
                 after, exhausted, found = 0, False, False
                 continue
@@ -202,6 +234,16 @@ class SamplingLoop:
         is already writing what arrived and closing by then)."""
         self.state.stop_requested = True
         self.stop_timer = asyncio.get_running_loop().call_later(grace, on_timeout)
+        self.state.wake.set()
+
+    def cap(self):
+        """Stop at the cost cap: no new request starts; those in flight (paid
+        for) are awaited and written, as after a first signal."""
+        if self.state.capped is None:
+            self.state.capped = (
+                f"Capped: the ledger's cost reached {self.meter.total:,.4f} "
+                f"(--max-cost {self.settings.max_cost:g})")
+        self.state.stop_requested = True
         self.state.wake.set()
 
     async def drain(self):
@@ -302,6 +344,10 @@ class SamplingLoop:
         future = self.writer.queue((work, indexes, completions, verdicts))
         work.written.extend(indexes)
         self.report.count(completions, verdicts)
+        if self.meter is not None:
+            self.meter.add(completions)
+            if self.meter.reached():
+                self.cap()
         if stopped:
             raise asyncio.CancelledError()
         return future
@@ -403,6 +449,9 @@ def sample(db, sampler, scorer, settings, run_id=None, on_progress=None) -> Samp
                 report = await loop_runner.run()
             if received:
                 raise interrupted()
+            if loop_runner.state.capped is not None:
+                raise Capped(f"{loop_runner.state.capped}: {report.rollouts:,} rollouts written; "
+                             "re-run with a higher --max-cost to continue", report)
             return report
         except asyncio.CancelledError:
             if received:

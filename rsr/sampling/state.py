@@ -18,5 +18,8 @@ class RunState:
     # Set by a first SIGINT/SIGTERM: no new request starts, and replies on
     # their way are awaited (for up to STOP_GRACE_S) and written.
     stop_requested: bool = False
+    # Set with a message when a cost cap stops the run (like a signal, with
+    # no deadline for the requests in flight: they are paid for).
+    capped: str | None = None
     # Set once the run only writes what arrived and closes.
     stopping: bool = False

@@ -28,8 +28,13 @@ def is_user_spec(name):
 
 
 def get_verifier(name, **options) -> Verifier:
-    "The registered verifier called name (options configure it), or a user's path.py:func."
+    """The registered verifier called name (options configure it), a user's
+    path.py:func, or a cascade, cascade:a>b (options STAGE.KEY configure a stage)."""
     from .. import plugins
+    from . import cascade
+
+    if name.startswith(cascade.PREFIX):
+        return cascade.build(cascade.stage_names(name), options, get_verifier)
 
     if is_user_spec(name):
         from .user import UserFunctionVerifier

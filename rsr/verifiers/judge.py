@@ -156,6 +156,8 @@ class JudgeVerifier(Verifier):
     async def _judge(self, client, answer, metadata, prompt):
         messages = self._messages(answer, metadata, prompt)
         replies = []
+        # The judge's tokens over all asks, as its server reports them.
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
         params = {"temperature": 0.0}
         if self.max_tokens:
             params["max_tokens"] = self.max_tokens
@@ -166,7 +168,11 @@ class JudgeVerifier(Verifier):
                 )
             except RequestFailed as ex:
                 return undecided(f"judge request failed: {ex}", reason="request failed",
-                                 replies=replies)
+                                 replies=replies, usage=usage)
+            counted = completion.get("usage") if isinstance(completion, dict) else None
+            for key in usage:
+                value = counted.get(key) if isinstance(counted, dict) else None
+                usage[key] += value if isinstance(value, int) else 0
             try:
                 reply = choices_of(completion)[0][1]
             except RequestFailed:
@@ -174,11 +180,12 @@ class JudgeVerifier(Verifier):
             replies.append(reply)
             verdict = parse_verdict(reply)
             if verdict is not None:
-                details = {"reason": "judge verdict", "asks": attempt + 1, "reply": reply[-2000:]}
+                details = {"reason": "judge verdict", "asks": attempt + 1, "reply": reply[-2000:],
+                           "usage": usage}
                 return Verdict(verdict, float(verdict), "CORRECT" if verdict else "INCORRECT", details)
             messages = messages + [{"role": "assistant", "content": reply},
                                    {"role": "user", "content": REASK_MESSAGE}]
         return Verdict(None, None, None,
                        {"reason": "unparsable verdict", "asks": len(replies),
-                        "replies": [r[-1000:] for r in replies]},
+                        "replies": [r[-1000:] for r in replies], "usage": usage},
                        f"unparsable judge verdict after {len(replies)} asks")
