@@ -37,7 +37,12 @@ create table if not exists runs (
     -- one line on how it ended: counts, or the error
     summary text,
     started_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    finished_at text
+    finished_at text,
+    -- what an in-process engine reported about the run, as JSON (vllm-async:
+    -- {"occupancy": mean running sequences over the time it had work,
+    -- "capacity": sequences it can run at once, "seconds", "requests"}); NULL
+    -- for samplers that report nothing
+    engine_stats text check (engine_stats is null or json_valid(engine_stats))
 );
 
 -- One row per completion, written the moment it arrives. (prompt_id,

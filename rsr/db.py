@@ -372,3 +372,16 @@ def m005_browse_views(db):
     # creates them on an older ledger; this checks that they are there.
     if set(BROWSE_VIEWS) - set(db.view_names()):
         _run_script(db, SCHEMA_SQL)
+
+
+# m006: the column an in-process engine's report of a run goes in, as schema.sql declares it.
+RUN_ENGINE_STATS = "engine_stats text check (engine_stats is null or json_valid(engine_stats))"
+
+
+@migrations()
+def m006_run_engine_stats(db):
+    # Runs of the vllm-async sampler record the engine's occupancy (mean running
+    # sequences) in runs.engine_stats, which `rsr stats` shows. Older ledgers
+    # get the (empty) column; no row changes.
+    if "engine_stats" not in {row[1] for row in db.execute("pragma table_xinfo(runs)")}:
+        db.execute(f"alter table runs add column {RUN_ENGINE_STATS}")

@@ -18,6 +18,7 @@ from .errors import ConfigError
 DEFAULT_PLUGINS = (
     "rsr.samplers.openai",
     "rsr.samplers.vllm",
+    "rsr.samplers.vllm_async",
     "rsr.samplers.local",
     "rsr.verifiers.builtin",
     "rsr.formatters",
