@@ -132,7 +132,7 @@ def test_vllm_async_resumes_exactly_after_sigkill(async_run, vllm_model, tmp_pat
     assert 0 < partial < len(QUESTIONS) * 6  # killed mid-run
     run_sampling(open_db(db_path), db_path, config_for("vllm-async", vllm_model))
     assert rollouts(db_path) == rollouts(async_db)
-    statuses = [r[0] for r in open_db(db_path).execute("select status from runs order by id")]
+    statuses = [r[0] for r in open_db(db_path).execute("select status from runs where command = 'sample' order by id")]
     assert statuses == ["interrupted", "finished"]
 
 
@@ -166,11 +166,12 @@ def pass_if():
 @pytest.mark.slow
 @pytest.mark.vllm
 def test_vllm_async_stops_a_satisfied_prompt_while_others_generate(vllm_model, tmp_path, pass_if):
-    # p0 asks for a number (short answers) and passes; p1 and p2 invite long
-    # answers and fail, so they sample their whole budget.
-    questions = [QUESTIONS[0], "Write a long essay on the history of Rome.", QUESTIONS[2]]
+    # p0 is a greeting (answered in about ten tokens with these seeds) and
+    # passes; p1 and p2 invite long answers and fail, so they sample their
+    # whole budget.
+    questions = ["Hi!", "Write a long essay on the history of Rome.", QUESTIONS[2]]
     db_path = load(tmp_path, "stop", questions, metadata={0: {"pass": True}})
-    config = config_for("vllm-async", vllm_model, target="sft", max_rollouts=6, max_tokens=40)
+    config = config_for("vllm-async", vllm_model, target="sft", max_rollouts=6, max_tokens=48)
     config["verifier"] = {"name": "test-pass-if"}
     run_sampling(open_db(db_path), db_path, config)
     db = open_db(db_path)
