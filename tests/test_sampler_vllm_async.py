@@ -184,3 +184,21 @@ def test_vllm_async_stops_a_satisfied_prompt_while_others_generate(vllm_model, t
     tokens = dict(db.execute("select prompt_id, max(completion_tokens) from rollouts "
                              "group by prompt_id"))
     assert tokens["p0"] < tokens["p1"] and tokens["p0"] < tokens["p2"]
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_async_data_parallel_gives_the_same_rollouts(async_run, vllm_model, tmp_path):
+    # Two engines, each with one of the two CPU cores; each step goes whole to
+    # the engine with fewer sequences in flight, and the seeds decide the rest.
+    async_db, run_id, _ = async_run
+    single = json.loads(open_db(async_db).execute(
+        "select engine_stats from runs where id = ?", [run_id]).fetchone()[0])
+    db_path = load(tmp_path, "dp", QUESTIONS)
+    config = config_for("vllm-async", vllm_model)
+    config["sampler"]["engine"] = {**ENGINE_OPTIONS, "data_parallel_size": 2}
+    dp_run, _ = run_sampling(open_db(db_path), db_path, config)
+    assert rollouts(db_path) == rollouts(async_db)
+    stats = json.loads(open_db(db_path).execute(
+        "select engine_stats from runs where id = ?", [dp_run]).fetchone()[0])
+    assert stats["capacity"] == 2 * single["capacity"]

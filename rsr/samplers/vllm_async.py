@@ -76,6 +76,7 @@ class VLLMAsyncSampler(VLLMSampler):
         super().__init__(model=model, **options)
         self._engines = None
         self._starting = None
+        self._loop = None
         self._meter = Occupancy()
 
     async def complete(self, request):
@@ -93,9 +94,13 @@ class VLLMAsyncSampler(VLLMSampler):
 
     async def _started(self):
         "The engines, started on first use (once, however many steps ask at once)."
+        if self._engines is not None and self._loop is not asyncio.get_running_loop():
+            raise RsrError("The vllm-async sampler's engines serve the event loop they started "
+                           "on; close the sampler before sampling from another one")
         if self._engines is None:
             if self._starting is None:
-                self._starting = asyncio.get_running_loop().create_future()
+                self._loop = asyncio.get_running_loop()
+                self._starting = self._loop.create_future()
                 try:
                     self._engines = start_engines(self.model, self.engine_options,
                                                   self.data_parallel_size, self._meter)
@@ -256,7 +261,8 @@ class AsyncEngine:
 class Occupancy:
     """The engines' running sequences, integrated over time from vLLM's own
     scheduler stats (reported after each engine step), and the span in which
-    rsr had requests in them."""
+    rsr had requests in them. Their ratio is the occupancy: the time-weighted
+    mean number of running sequences while rsr had work in the engines."""
 
     def __init__(self):
         self.capacity = {}
@@ -266,6 +272,8 @@ class Occupancy:
         self.busy_seconds = 0.0
         self.open = 0
         self.requests = 0
+        # Seconds each finished sequence spent running, summed (vLLM's inference_time).
+        self.sequence_seconds = 0.0
 
     def logger_factory(self, rank):
         "A vLLM StatLoggerFactory whose loggers report to this meter as engine rank."
@@ -280,6 +288,9 @@ class Occupancy:
             def record(self, scheduler_stats, iteration_stats, mm_cache_stats=None, engine_idx=0):
                 if scheduler_stats is not None:
                     meter.record(rank, scheduler_stats.num_running_reqs)
+                if iteration_stats is not None:
+                    meter.sequence_seconds += sum(r.inference_time
+                                                  for r in iteration_stats.finished_requests)
 
             def log_engine_initialized(self):
                 pass
