@@ -78,6 +78,50 @@ def test_vllm_async_concurrency_defaults_to_what_the_engine_holds():
 
 
 
+def test_occupancy_is_the_time_weighted_mean_of_running_sequences():
+    from rsr.samplers.vllm_async import Occupancy
+
+    meter = Occupancy()
+    meter.capacity = {0: 8, 1: 8}
+    meter.started(0, now=10.0)
+    meter.started(1, now=10.0)
+    # Engine 0 runs 4 sequences for 2 s, then 2 for 2 s; engine 1 runs 8 for 1 s.
+    for rank, now, running in ((0, 10.0, 4), (0, 12.0, 2), (0, 14.0, 0),
+                               (1, 10.0, 8), (1, 11.0, 0)):
+        meter.record(rank, running, now=now)
+    meter.finished(now=11.0)
+    meter.finished(now=14.0)
+    # (4*2 + 2*2 + 8*1) sequence-seconds over the 4 s rsr had work in them.
+    assert meter.summary() == {"occupancy": 5.0, "capacity": 16, "seconds": 4.0, "requests": 2,
+                               "requests_per_engine": [1, 1]}
+    # Idle time between runs of work does not count.
+    meter.started(0, now=100.0)
+    meter.record(0, 8, now=100.0)
+    meter.record(0, 0, now=101.0)
+    meter.finished(now=101.0)
+    assert meter.summary()["occupancy"] == 5.6 and meter.summary()["seconds"] == 5.0
+    assert Occupancy().summary() is None
+
+
+def test_rsr_stats_shows_a_runs_engine_occupancy(tmp_path, invoke):
+    from rsr.runs import record_engine_stats, start_run
+
+    db_path = load(tmp_path, "stats", QUESTIONS[:1])
+    db = open_db(db_path)
+    run_id = start_run(db, "sample", {})
+    db.execute("insert into rollouts (prompt_id, sample_index, run_id, response, completion_tokens)"
+               " values ('p0', 0, ?, 'x', 10)", [run_id])
+    record_engine_stats(db, run_id, {"occupancy": 97.5, "capacity": 128, "seconds": 3.0,
+                                     "requests": 1})
+    result = invoke("stats", db_path)
+    assert result.exit_code == 0, result.output
+    assert f"Run #{run_id} sample" in result.output
+    assert "engine occupancy 97.5 of 128 sequences" in result.output
+    result = invoke("stats", db_path, "--json")
+    runs = json.loads(result.output)["runs"]
+    assert [r["engine_stats"]["occupancy"] for r in runs if r["id"] == run_id] == [97.5]
+
+
 @pytest.mark.slow
 @pytest.mark.vllm
 def test_vllm_async_gives_the_batch_samplers_rollouts_for_the_same_seeds(async_run, vllm_model,
@@ -202,3 +246,7 @@ def test_vllm_async_data_parallel_gives_the_same_rollouts(async_run, vllm_model,
     stats = json.loads(open_db(db_path).execute(
         "select engine_stats from runs where id = ?", [dp_run]).fetchone()[0])
     assert stats["capacity"] == 2 * single["capacity"]
+    # Both engines served steps: whole steps, so an even count each.
+    per_engine = stats["requests_per_engine"]
+    assert len(per_engine) == 2 and sum(per_engine) == len(QUESTIONS) * 6
+    assert all(count > 0 and count % 2 == 0 for count in per_engine)

@@ -233,7 +233,7 @@ class AsyncEngine:
 
         request_id = f"rsr-{self.rank}-{next(self.ids)}"
         started = time.perf_counter()
-        meter.started()
+        meter.started(self.rank)
         final = None
         try:
             async for output in self.llm.generate(prompt, params, request_id):
@@ -272,6 +272,7 @@ class Occupancy:
         self.busy_seconds = 0.0
         self.open = 0
         self.requests = 0
+        self.per_engine = {}
         # Seconds each finished sequence spent running, summed (vLLM's inference_time).
         self.sequence_seconds = 0.0
 
@@ -304,11 +305,12 @@ class Occupancy:
             self.area += before * (now - then)
         self.last[rank] = (now, running)
 
-    def started(self, now=None):
+    def started(self, rank=0, now=None):
         if self.open == 0:
             self.busy_since = time.monotonic() if now is None else now
         self.open += 1
         self.requests += 1
+        self.per_engine[rank] = self.per_engine.get(rank, 0) + 1
 
     def finished(self, now=None):
         self.open -= 1
@@ -317,7 +319,7 @@ class Occupancy:
             self.busy_since = None
 
     def summary(self):
-        "{occupancy, capacity, seconds, requests}, or None when nothing ran."
+        "{occupancy, capacity, seconds, requests, requests_per_engine}, or None when nothing ran."
         seconds = self.busy_seconds
         if self.busy_since is not None:
             seconds += time.monotonic() - self.busy_since
@@ -328,6 +330,7 @@ class Occupancy:
             "capacity": sum(self.capacity.values()),
             "seconds": round(seconds, 3),
             "requests": self.requests,
+            "requests_per_engine": [self.per_engine.get(rank, 0) for rank in sorted(self.capacity)],
         }
 
 
