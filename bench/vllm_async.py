@@ -1,8 +1,10 @@
 """vLLM without round barriers: the `vllm` batch sampler vs `vllm-async` vs one bare call.
 
-A workload of varied lengths with early stop on: prompts that invite a short
-answer (a greeting, a one-word question) alternate with prompts that invite a
-long one (a story, an essay); target sft, several steps per prompt, and a
+A workload of varied lengths with early stop on: questions that invite a short
+answer, which the model gives in a few words or rambles on to max_tokens (a
+prompt's lengths vary from sample to sample, as a reasoning model's do), with
+`--long-every N` every Nth prompt one that invites a long answer (a story, an
+essay: always max_tokens); target sft, several steps per prompt, and a
 stand-in verifier that passes about a third of the answers (by a hash of the
 text), so prompts stop at different steps as they would with a real verifier.
 
@@ -40,22 +42,32 @@ from common import ROOT, figure, fresh_ledger, machine
 
 CPU_ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 1024,
               "kv_cache_memory_bytes": 256 * 1024 * 1024}
-SHORT = ["Hi!", "What is the capital of France? One word.", "Say OK.",
-         "What color is the sky? One word."]
-LONG = ["Write a long story about a dragon who learns to bake bread.",
-        "Write a long essay on the history of Rome.",
-        "Explain in detail how a steam engine works.",
-        "Describe, step by step, a long journey across a desert."]
-
-
 EVENT_LOOP = asyncio.new_event_loop()
 
+# Questions that invite a short answer, which the model sometimes gives in a
+# few words and sometimes rambles on to max_tokens: a prompt's lengths vary
+# from sample to sample, as a reasoning model's traces do.
+QUESTIONS = ["Hi!", "What is the capital of France? One word.", "Name a fruit.",
+             "What is 7 times 8?", "Give a synonym of happy.", "Which planet is the largest?",
+             "Tell me a fun fact.", "Summarize the plot of Hamlet in one sentence."]
+# Questions that invite a long answer (always max_tokens from this model).
+LONG = ["Write a long story about a dragon who learns to bake bread.",
+        "Write a long essay on the history of Rome."]
 
-def workload(count):
-    "count prompts alternating short-answer and long-answer questions."
-    return [{"id": f"q{i}", "messages": [{"role": "user", "content":
-             (SHORT if i % 2 == 0 else LONG)[(i // 2) % 4] + ("" if i < 8 else f" (#{i})")}],
-             "metadata": {}} for i in range(count)]
+
+def workload(count, long_every=0):
+    """count prompts of QUESTIONS (every long_every-th one from LONG instead)."""
+    prompts = []
+    for i in range(count):
+        if long_every and i % long_every == long_every - 1:
+            text = LONG[(i // long_every) % len(LONG)]
+        else:
+            text = QUESTIONS[i % len(QUESTIONS)]
+        if i >= len(QUESTIONS):
+            text += f" (#{i})"
+        prompts.append({"id": f"q{i}", "messages": [{"role": "user", "content": text}],
+                        "metadata": {}})
+    return prompts
 
 
 def register_verifier():
@@ -137,7 +149,7 @@ def serve(kind, model, args):
     from rsr.samplers.vllm import VLLMSampler
     from rsr.samplers.vllm_async import VLLMAsyncSampler
 
-    prompts = workload(args.prompts)
+    prompts = workload(args.prompts, args.long_every)
     if kind == "batch":
         sampler, name = VLLMSampler(model=model, **args.engine_options), "vllm"
         llm = sampler.engine().llm
@@ -187,11 +199,13 @@ def main():
     parser.add_argument("--model", help="model id or folder (default: the embedded model, converted)")
     parser.add_argument("--engine", type=json.loads, help="engine options as JSON "
                         "(default for the embedded model: float32, eager, small KV cache)")
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--max-rollouts", type=int, default=4)
-    parser.add_argument("--step-size", type=int, default=2)
+    parser.add_argument("--prompts", type=int, default=24)
+    parser.add_argument("--max-rollouts", type=int, default=6)
+    parser.add_argument("--step-size", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--long-every", type=int, default=0,
+                        help="every Nth prompt invites a long answer (default: none)")
     parser.add_argument("--serve", choices=("batch", "async"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -254,7 +268,7 @@ def main():
             worker.stdin.close()
         for worker in workers.values():
             worker.wait(timeout=120)
-    print(f"# {machine()}; {model}; {args.prompts} prompts (short and long answers alternate), "
+    print(f"# {machine()}; {model}; {args.prompts} prompts (long every {args.long_every or '-'}), "
           f"target sft, max_rollouts {args.max_rollouts}, step {args.step_size}, max_tokens "
           f"{args.max_tokens}, {args.rounds} paired rounds; engine holds {capacity} sequences")
     for side, label in (("old", "vllm (batch)"), ("new", "vllm-async"), ("bare", "bare LLM.chat")):
