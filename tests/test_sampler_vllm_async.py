@@ -157,7 +157,7 @@ def test_vllm_async_resumes_exactly_after_sigkill(async_run, vllm_model, tmp_pat
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                start_new_session=True)
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 480  # an engine start on a busy machine
         written = 0
         while time.monotonic() < deadline and process.poll() is None:
             written = open_db(db_path, readonly=True).execute(
