@@ -41,7 +41,12 @@ create table if not exists runs (
     finished_at text,
     -- the command line as typed, a JSON list with secrets redacted
     -- (["rsr", "sample", "run.db", "--api-key", "***"]); NULL for a library call
-    argv text check (argv is null or json_valid(argv))
+    argv text check (argv is null or json_valid(argv)),
+    -- what an in-process engine reported about the run, as JSON (vllm-async:
+    -- {"occupancy": mean running sequences over the time it had work,
+    -- "capacity": sequences it can run at once, "seconds", "requests"}); NULL
+    -- for samplers that report nothing
+    engine_stats text check (engine_stats is null or json_valid(engine_stats))
 );
 
 -- One row per completion, written the moment it arrives. (prompt_id, arm,

@@ -45,8 +45,9 @@ def parse_json_object(ctx, param, value):
 @db_argument
 @click.option("--sampler", "sampler_name", type=RegistryChoice(plugins.get_samplers),
               help="Engine: local (embedded model; the default), openai (any OpenAI-compatible "
-              "server; the default when --base-url is given) or vllm (offline, in-process)")
-@click.option("--model", help="Model name for the server, path for vllm/local")
+              "server; the default when --base-url is given), vllm (offline, in-process, one "
+              "engine call per batch) or vllm-async (vLLM's async engine, no batch barrier)")
+@click.option("--model", help="Model name for the server, path for vllm/vllm-async/local")
 @click.option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
 @click.option("--api-key", help="API key (default: $OPENAI_API_KEY); never stored")
 @click.option("--target", default=SAMPLING.target, show_default=True,
@@ -96,7 +97,8 @@ def parse_json_object(ctx, param, value):
 @click.option("--extra-params", callback=parse_json_object, metavar="JSON",
               help="More sampling parameters, e.g. '{\"top_k\": 20}'")
 @click.option("--concurrency", type=click.IntRange(min=1), default=SAMPLER.concurrency,
-              show_default=True, help="Requests in flight (openai sampler)")
+              show_default=True, help="Steps in flight (openai, vllm-async); left at the default, "
+              "vllm-async keeps as many as its engine holds")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N prompts (in load order)")
 @click.option("--where", help="SQL on prompts, e.g. \"json_extract(metadata, '$.level') >= 4\"")
 @click.option("--request-timeout", type=click.FloatRange(min=0.1), default=SAMPLER.timeout,
@@ -131,6 +133,7 @@ def sample(db_path, sampler_name, model, base_url, api_key, target, arm, pool, m
             --cascade math,judge --verifier-option judge.model=small \\
             --verifier-option judge.base_url=http://127.0.0.1:8000/v1 \\
             --budget proportional --hopeless 16 --price-in 0.1 --price-out 0.4 --max-cost 5
+        rsr sample run.db --sampler vllm-async --model Qwen/Qwen3-8B --verifier math
         rsr sample run.db --executor ray --ray-address auto --num-workers 8 \\
             --sampler vllm --model Qwen/Qwen3-8B --verifier math --verify-on workers
     """

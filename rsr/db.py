@@ -522,3 +522,16 @@ def m010_costs_and_caps(db):
     if row is None or "'capped'" in row[0]:
         return
     rebuild_table(db, "runs", "m010_costs_and_caps")
+
+
+# m011: the column an in-process engine's report of a run goes in, as schema.sql declares it.
+RUN_ENGINE_STATS = "engine_stats text check (engine_stats is null or json_valid(engine_stats))"
+
+
+@migrations()
+def m011_run_engine_stats(db):
+    # Runs of the vllm-async sampler record the engine's occupancy (mean running
+    # sequences) in runs.engine_stats, which `rsr stats` shows. Older ledgers
+    # get the (empty) column; no row changes.
+    if "engine_stats" not in {row[1] for row in db.execute("pragma table_xinfo(runs)")}:
+        db.execute(f"alter table runs add column {RUN_ENGINE_STATS}")

@@ -54,6 +54,16 @@ def sampler_kwargs(cls: type[Sampler], sampler_config: dict[str, Any]) -> dict[s
     return kwargs
 
 
+def sampler_concurrency(sampler_config: dict[str, Any], step_size: int) -> int:
+    """Steps one sampler keeps in flight: `concurrency` as set, or, left at its
+    default, what the sampler says its engine holds (Sampler.preferred_concurrency)."""
+    configured = sampler_config.get("concurrency") or SAMPLER.concurrency
+    if configured != SAMPLER.concurrency:
+        return configured
+    cls = sampler_class(sampler_config["name"])
+    return cls.preferred_concurrency(dict(sampler_config.get("engine") or {}), step_size) or configured
+
+
 def make_sampler(sampler_config: dict[str, Any]) -> Sampler:
     "Instantiate the configured sampler from the registry."
     cls = sampler_class(sampler_config["name"])

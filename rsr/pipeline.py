@@ -19,10 +19,10 @@ from . import costs, early_stop
 from .client import RetryPolicy
 from .errors import ConfigError, RsrError
 from .executors import EXECUTORS
-from .factory import make_scorer
+from .factory import make_scorer, sampler_concurrency
 from .options import check_owner, validate
 from .progress import BudgetLeft, SampleProgress
-from .runs import finish_run, redact, start_run
+from .runs import finish_run, record_engine_stats, redact, start_run
 from .sampling import Capped, Interrupted, SampleReport, SampleSettings, sample
 
 __all__ = ["make_executor", "make_scorer", "make_settings", "run_sampling", "with_defaults"]
@@ -88,7 +88,7 @@ def make_settings(config):
         params=params,
         seed=sampling["seed"],
         # Each worker (a Ray actor) keeps `concurrency` requests in flight.
-        concurrency=sampler["concurrency"] * workers,
+        concurrency=sampler_concurrency(sampler, sampling["step_size"]) * workers,
         batch_prompts=sampler["batch_prompts"],
         limit=sampling["limit"],
         where=sampling["where"],
@@ -205,6 +205,7 @@ def run_sampling(db, db_path, config, command="sample", on_progress=None, record
         finally:
             if scorer is not None:
                 scorer.close()
+            _record_engine_stats(db, run_id, sampler)
         finish_run(db, run_id, "finished", summary_line(report))
     return run_id, report
 
@@ -229,6 +230,17 @@ def _record_end(db, run_id, status, summary):
         finish_run(db, run_id, status, summary)
     except sqlite3.Error as ex:
         log.warning("could not record run %s as %s: %s", run_id, status, ex)
+
+
+def _record_engine_stats(db, run_id, sampler):
+    "What an engine that measures itself (vllm-async) says about the run, kept with it."
+    stats = getattr(sampler, "engine_stats", None)
+    if stats is None:
+        return
+    try:
+        record_engine_stats(db, run_id, stats())
+    except sqlite3.Error as ex:
+        log.warning("could not record the engine's stats for run %s: %s", run_id, ex)
 
 
 def summary_line(report):

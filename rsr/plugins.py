@@ -19,6 +19,7 @@ DEFAULT_PLUGINS = (
     "rsr.samplers.openai",
     "rsr.samplers.openai_batch",
     "rsr.samplers.vllm",
+    "rsr.samplers.vllm_async",
     "rsr.samplers.local",
     "rsr.verifiers.builtin",
     "rsr.formatters",

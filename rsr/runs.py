@@ -148,3 +148,12 @@ def finish_run(db, run_id, status="finished", summary=None):
         FINISH_RUN_SQL,
         {"id": run_id, "status": status, "summary": summary, "finished_at": utcnow()},
     )
+
+
+ENGINE_STATS_SQL = "update runs set engine_stats = :stats where id = :id"
+
+
+def record_engine_stats(db, run_id, stats) -> None:
+    "Keep what the run's engine reported about itself (occupancy), if anything."
+    if stats:
+        db.execute(ENGINE_STATS_SQL, {"id": run_id, "stats": json.dumps(stats, sort_keys=True)})

@@ -179,7 +179,7 @@ group by scores.passed, rollouts.completion_tokens
 
 RUNS_SQL = """
 select runs.id, runs.command, runs.status, runs.started_at, runs.finished_at,
-       t.rollouts, t.completion_tokens,
+       t.rollouts, t.completion_tokens, {engine_stats} as engine_stats,
        round((julianday(coalesce(runs.finished_at, t.last_at)) - julianday(runs.started_at))
              * 86400, 3) as seconds
 from runs join (
@@ -189,6 +189,12 @@ from runs join (
 ) t on t.run_id = runs.id
 order by runs.id
 """
+
+
+def _runs_sql(db):
+    "RUNS_SQL for this ledger: one opened read-only from before m006 has no engine_stats."
+    columns = {row[1] for row in db.execute("pragma table_info(runs)")}
+    return RUNS_SQL.format(engine_stats="runs.engine_stats" if "engine_stats" in columns else "null")
 
 
 def _sampling_section(config):
@@ -355,11 +361,12 @@ def ledger_stats(
     out["runs"] = [
         {
             **run,
+            "engine_stats": json.loads(run["engine_stats"]) if run["engine_stats"] else None,
             "tokens_per_second": (
                 round(run["completion_tokens"] / run["seconds"], 2) if run["seconds"] else None
             ),
         }
-        for run in db.query(RUNS_SQL)
+        for run in db.query(_runs_sql(db))
     ]
     return out
 
@@ -490,8 +497,14 @@ def format_text(stats) -> str:
             else "time not recorded"
         )
         status = "" if run["status"] == "finished" else f" ({run['status']})"
+        engine = run.get("engine_stats") or {}
+        occupancy = (
+            f"; engine occupancy {engine['occupancy']} of {engine['capacity']} sequences"
+            if engine.get("occupancy") is not None else ""
+        )
         lines.append(
             f"Run #{run['id']} {run['command']}{status}: {run['rollouts']:,} rollouts in {timing}"
+            + occupancy
         )
     return "\n".join(lines)
 

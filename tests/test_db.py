@@ -42,7 +42,7 @@ def test_open_db_creates_schema(db_path):
     )
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     assert db.execute("pragma foreign_keys").fetchone()[0] == 1
-    assert schema_version(db) == "m010_costs_and_caps"
+    assert schema_version(db) == "m011_run_engine_stats"
 
 
 def test_open_db_twice_changes_nothing(db_path):
@@ -231,7 +231,7 @@ def test_info_command(db_path, invoke, tmp_path):
     result = invoke("info", db_path, "--json")
     data = json.loads(result.stdout)
     assert data["counts"]["prompts"] == 1
-    assert data["schema_version"] == "m010_costs_and_caps"
+    assert data["schema_version"] == "m011_run_engine_stats"
     assert data["runs"][0]["command"] == "load"
     text = invoke("info", db_path).stdout
     assert "prompts: 1" in text and "#1 load finished" in text
@@ -312,7 +312,7 @@ def test_newer_ledger_is_refused_for_writing_and_readable(db_path, invoke):
     before = sqlite3.connect(db_path).execute("select count(*) from runs").fetchone()
     with pytest.raises(LedgerError, match=(
             r"written by a newer rsr: it has schema migration m999_from_the_future, and rsr \S+ "
-            r"knows up to m010_costs_and_caps. Upgrade rsr")):
+            r"knows up to m011_run_engine_stats. Upgrade rsr")):
         open_db(db_path)
     result = invoke("verify", db_path, "--verifier", "exact")
     assert result.exit_code == 1 and "newer rsr" in result.stderr

@@ -31,7 +31,7 @@ from pydantic import Field
 
 from ..client import RequestFailed
 from ..errors import ConfigError, RsrError
-from ..factory import make_sampler, make_scorer, sampler_class
+from ..factory import make_sampler, make_scorer, sampler_class, sampler_concurrency
 from ..samplers import Sampler
 from .base import Executor, ExecutorOptions
 
@@ -351,5 +351,5 @@ class Ray(Executor):
         if options["num_gpus"] is None:
             options["num_gpus"] = sampler_cls.resources(dict(sampler.get("engine") or {}))["num_gpus"]
         return RayExecutor(sampler, verifier_config=config["verifier"],
-                           concurrency=sampler["concurrency"],
+                           concurrency=sampler_concurrency(sampler, config["sampling"]["step_size"]),
                            batch_prompts=sampler["batch_prompts"], **options)

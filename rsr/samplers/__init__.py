@@ -20,7 +20,10 @@ A sampler describes itself, so the core never asks for it by name:
   of `rsr sample` and a key under a recipe's `sampler.engine`, validated before
   the sampler is built, and passed to its constructor as keyword arguments;
 - `resources(options)`: what one Ray worker running it needs (GPUs), and
-  `worker_options(options, num_cpus)`: how it should use the CPUs a worker has.
+  `worker_options(options, num_cpus)`: how it should use the CPUs a worker has;
+- `preferred_concurrency(options, step_size)`: the steps in flight its engine
+  can hold (an in-process engine fed one step at a time), used when
+  `concurrency` is left at its default.
 """
 
 from __future__ import annotations
@@ -143,6 +146,12 @@ class Sampler:
     def resources(cls, options: dict[str, Any]) -> dict[str, float]:
         "What one Ray worker running this sampler with these options needs."
         return {"num_gpus": 0}
+
+    @classmethod
+    def preferred_concurrency(cls, options: dict[str, Any], step_size: int) -> int | None:
+        """The steps in flight that keep this sampler's engine busy with these
+        options, used when `concurrency` is left at its default (None: the default)."""
+        return None
 
     @classmethod
     def worker_options(cls, options: dict[str, Any], num_cpus: float) -> dict[str, Any]:
