@@ -72,7 +72,7 @@ def redact_argv(argv):
             else:
                 out.append(arg)
                 hide_next = True
-        elif sep and not arg.startswith("-") and SECRET_KEY_RE.search(name.strip()):
+        elif sep and not arg.startswith("-") and SECRET_KEY_RE.search(name.strip().rsplit(".", 1)[-1]):
             out.append(f"{name}={REDACTED}")
         else:
             out.append(arg)
