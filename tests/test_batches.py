@@ -265,12 +265,12 @@ def test_batch_round_trip_with_vllm_run_batch(vllm_model, loaded, tmp_path, invo
     assert "Imported 0 rollouts" in again.stderr and "5 already imported" in again.stderr
     stored = rows(loaded, "select prompt_id, sample_index, model, response, seed from rollouts")
     assert len(stored) == 5 and {r[2] for r in stored} == {vllm_model}
-    by_key = {(o["custom_id"].split(":", 5)[5], int(o["custom_id"].split(":")[3])): o
-              for o in output}
+    by_key = {(key.prompt_id, key.sample_index): o
+              for o in output for key in [parse_custom_id(o["custom_id"], "test")]}
     for prompt_id, index, _, response, seed in stored:
         body = by_key[(prompt_id, index)]["response"]["body"]
         assert response == split_reasoning(body["choices"][0]["message"]["content"])[1]
         assert seed == derive_seed(7, prompt_id, index)
     second = export_round(invoke, loaded, tmp_path / "round2.jsonl")
-    assert set(by_prompt(second)) == pending_ids(loaded, "best-of-n:2", "", 4, 8)
+    assert set(by_prompt(second)) == pending_ids(loaded, "best-of-n:2", "", 4, 8, arm=vllm_model)
     assert lost in [line["custom_id"] for line in second]
