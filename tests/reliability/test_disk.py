@@ -137,7 +137,7 @@ def test_read_only_folder(ledger, args):
 
 def test_full_disk_while_sampling(tmp_path):
     "The disk fills mid-run: a clear error, the run marked failed, every row written kept."
-    with small_disk(tmp_path / "disk", "600k") as disk:
+    with small_disk(tmp_path / "disk", "900k") as disk:
         db_path = disk / "run.db"
         prompts = tmp_path / "p.jsonl"
         prompts.write_text("".join(f'{{"id": "p{i:03d}", "question": "{"q" * 300} {i}", "answer": "right"}}\n'
